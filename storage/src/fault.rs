@@ -1,0 +1,97 @@
+//! Fault injection for tests: a [`DocStore`] wrapper whose k-th append or flush fails.
+//!
+//! Test-only in purpose, but an ordinary public module so that the server's integration tests
+//! can wrap a real store with it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{CompactionReport, DocInfo, DocStore, HistoryEntry, StoreError, StoredDoc};
+
+pub struct FaultyStore<S> {
+    inner: S,
+    appends: AtomicU64,
+    flushes: AtomicU64,
+    fail_append_at: AtomicU64,
+    fail_flush_at: AtomicU64,
+}
+
+impl<S: DocStore> FaultyStore<S> {
+    pub fn new(inner: S) -> Self {
+        FaultyStore {
+            inner,
+            appends: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            fail_append_at: AtomicU64::new(0),
+            fail_flush_at: AtomicU64::new(0),
+        }
+    }
+
+    /// The k-th append from now on (counted from 1 since creation) fails; 0 disables.
+    pub fn fail_append_at(&self, k: u64) {
+        self.fail_append_at.store(k, Ordering::SeqCst);
+    }
+
+    /// The k-th flush (counted from 1 since creation) fails; 0 disables.
+    pub fn fail_flush_at(&self, k: u64) {
+        self.fail_flush_at.store(k, Ordering::SeqCst);
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+fn hit(counter: &AtomicU64, target: &AtomicU64) -> bool {
+    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+    n == target.load(Ordering::SeqCst)
+}
+
+impl<S: DocStore> DocStore for FaultyStore<S> {
+    fn append(
+        &self,
+        doc: &str,
+        author: &str,
+        time_ms: u64,
+        update: &[u8],
+    ) -> Result<u64, StoreError> {
+        if hit(&self.appends, &self.fail_append_at) {
+            return Err(StoreError::Injected(format!("append to {doc}")));
+        }
+        self.inner.append(doc, author, time_ms, update)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        if hit(&self.flushes, &self.fail_flush_at) {
+            return Err(StoreError::Injected("flush".into()));
+        }
+        self.inner.flush()
+    }
+    fn load(&self, doc: &str) -> Result<Option<StoredDoc>, StoreError> {
+        self.inner.load(doc)
+    }
+    fn needs_compaction(&self, doc: &str) -> Result<bool, StoreError> {
+        self.inner.needs_compaction(doc)
+    }
+    fn compact(&self, doc: &str) -> Result<CompactionReport, StoreError> {
+        self.inner.compact(doc)
+    }
+    fn list(&self) -> Result<Vec<DocInfo>, StoreError> {
+        self.inner.list()
+    }
+    fn info(&self, doc: &str) -> Result<Option<DocInfo>, StoreError> {
+        self.inner.info(doc)
+    }
+    fn delete(&self, doc: &str) -> Result<bool, StoreError> {
+        self.inner.delete(doc)
+    }
+    fn history(
+        &self,
+        doc: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(doc, after, limit)
+    }
+    fn state_at(&self, doc: &str, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.state_at(doc, seq)
+    }
+}
