@@ -1,0 +1,399 @@
+//! `/api/docs/<doc>/...`: document operations over plain HTTP, with the same tokens, roles and
+//! limits as the websocket. Document names contain `/`, so the operation is read from the end
+//! of the path:
+//!
+//! | method | path | role | what |
+//! |---|---|---|---|
+//! | POST | `<doc>/sync` | read (write to send edits) | one-round-trip sync for offline clients |
+//! | GET | `<doc>/history?after=&limit=` | admin | versions: seq, author, time, size |
+//! | GET | `<doc>/at/<version>` | admin | the document as it was (a Yjs v1 update) |
+//! | POST | `<doc>/restore/<version>` | admin | that content, restored as a new forward edit |
+//! | DELETE | `<doc>` | admin | delete the document (its sockets are closed with 4404) |
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::json;
+use tandem_crdt_model::protocol::{self, ClientUpdate, Inbound};
+use tokio::sync::oneshot;
+use warp::http::{Method, StatusCode};
+use warp::path::Tail;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+use yrs::updates::decoder::Decode;
+
+use crate::app::App;
+use crate::auth::{Principal, Role};
+use crate::doc_name;
+use crate::http::{authorize, credentials, ApiError};
+use crate::room::{HttpSync, HttpSyncError, HttpSyncReply, RoomCmd, RoomError};
+
+/// Largest page of history entries.
+const HISTORY_PAGE_LEN_MAX: usize = 1000;
+
+/// One request under `/api/docs/`.
+struct Request {
+    method: Method,
+    tail: String,
+    query: HashMap<String, String>,
+    token: Option<String>,
+    remote: Option<SocketAddr>,
+    if_none_match: Option<String>,
+    body: Bytes,
+}
+
+pub fn routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let frame_max = u64::try_from(app.config.limits.frame_size_max_bytes).unwrap_or(u64::MAX);
+    let with_app = warp::any().map(move || Arc::clone(&app));
+    let query = warp::query::<HashMap<String, String>>()
+        .or(warp::any().map(HashMap::new))
+        .unify();
+    warp::path!("api" / "docs" / ..)
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(query)
+        .and(credentials())
+        .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and(warp::body::content_length_limit(frame_max))
+        .and(warp::body::bytes())
+        .and(with_app)
+        .then(
+            |tail: Tail, method, query, token, remote, if_none_match, body, app: Arc<App>| async move {
+                let request = Request {
+                    method,
+                    tail: tail.as_str().to_string(),
+                    query,
+                    token,
+                    remote,
+                    if_none_match,
+                    body,
+                };
+                dispatch(request, app)
+                    .await
+                    .unwrap_or_else(ApiError::into_response)
+            },
+        )
+}
+
+async fn dispatch(req: Request, app: Arc<App>) -> Result<Response, ApiError> {
+    let tail = req.tail.as_str();
+    let (doc, op): (&str, Op) = if let Some(doc) = tail.strip_suffix("/sync") {
+        (doc, Op::Sync)
+    } else if let Some(doc) = tail.strip_suffix("/history") {
+        (doc, Op::History)
+    } else if let Some((doc, v)) = split_version(tail, "/at/") {
+        (doc, Op::At(v?))
+    } else if let Some((doc, v)) = split_version(tail, "/restore/") {
+        (doc, Op::Restore(v?))
+    } else {
+        (tail, Op::Document)
+    };
+    let expected = match op {
+        Op::Sync | Op::Restore(_) => Method::POST,
+        Op::History | Op::At(_) => Method::GET,
+        Op::Document => Method::DELETE,
+    };
+    if req.method != expected {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("use {expected} here"),
+        ));
+    }
+    doc_name::validate(doc)
+        .map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, "invalid_document_name", why))?;
+    let (principal, role) = authorize(&app, req.remote, req.token.as_deref(), doc)?;
+    if !matches!(op, Op::Sync) && role < Role::Admin && app.config.auth.is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_required",
+            "this operation needs the admin role on the document",
+        ));
+    }
+    match op {
+        Op::Sync => sync(doc, &principal, role, req.if_none_match, &req.body, &app).await,
+        Op::History => history(doc, &req.query, &app).await,
+        Op::At(version) => at(doc, version, &app).await,
+        Op::Restore(version) => restore(doc, version, &principal, &app).await,
+        Op::Document => delete(doc, &app).await,
+    }
+}
+
+enum Op {
+    Sync,
+    History,
+    At(u64),
+    Restore(u64),
+    Document,
+}
+
+/// `notes/1/at/42` → `("notes/1", Ok(42))`.
+fn split_version<'a>(tail: &'a str, marker: &str) -> Option<(&'a str, Result<u64, ApiError>)> {
+    let at = tail.rfind(marker)?;
+    let version = tail[at + marker.len()..].parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_version",
+            "version: a history seq number",
+        )
+    });
+    Some((&tail[..at], version))
+}
+
+async fn sync(
+    doc: &str,
+    principal: &Principal,
+    role: Role,
+    if_none_match: Option<String>,
+    body: &[u8],
+    app: &Arc<App>,
+) -> Result<Response, ApiError> {
+    let malformed = |what: String| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", what);
+    let mut messages = protocol::decode_frame(body, app.config.limits.frame_size_max_bytes)
+        .map_err(|e| malformed(e.to_string()))?
+        .into_iter();
+    let Some(Inbound::SyncStep1(state_vector)) = messages.next() else {
+        return Err(malformed(
+            "the body must start with a SyncStep1 message (the client's state vector)".into(),
+        ));
+    };
+    let mut updates = Vec::new();
+    for message in messages {
+        match message {
+            Inbound::Update(update) => updates.push(update),
+            other => {
+                return Err(malformed(format!(
+                    "only sync Update messages may follow the SyncStep1, not {}",
+                    describe(&other)
+                )))
+            }
+        }
+    }
+    let answer = room_sync(
+        app,
+        doc,
+        HttpSyncParts {
+            state_vector,
+            updates,
+            author: &principal.sub,
+            can_write: role >= Role::Write,
+            if_none_match,
+        },
+    )
+    .await?;
+    let mut response = match answer.body {
+        None => warp::reply::with_status(Vec::new(), StatusCode::NOT_MODIFIED).into_response(),
+        Some(body) => {
+            let mut r = warp::reply::with_header(body, "content-type", "application/octet-stream")
+                .into_response();
+            r.headers_mut().insert(
+                "x-tandem-refused-updates",
+                warp::http::HeaderValue::from(answer.refused_updates),
+            );
+            r
+        }
+    };
+    if let Ok(etag) = warp::http::HeaderValue::from_str(&answer.etag) {
+        response.headers_mut().insert("etag", etag);
+    }
+    Ok(response)
+}
+
+struct HttpSyncParts<'a> {
+    state_vector: yrs::StateVector,
+    updates: Vec<ClientUpdate>,
+    author: &'a str,
+    can_write: bool,
+    if_none_match: Option<String>,
+}
+
+/// Sends edits through the document's room (so they are persisted, attributed and broadcast
+/// like socket edits) and waits for the durable answer.
+async fn room_sync(
+    app: &Arc<App>,
+    doc: &str,
+    parts: HttpSyncParts<'_>,
+) -> Result<HttpSyncReply, ApiError> {
+    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
+    let (reply, answer) = oneshot::channel();
+    room.send(RoomCmd::HttpSync(HttpSync {
+        state_vector: parts.state_vector,
+        updates: parts.updates,
+        author: Arc::from(parts.author),
+        can_write: parts.can_write,
+        if_none_match: parts.if_none_match,
+        reply,
+    }))
+    .await
+    .map_err(room_error)?;
+    answer
+        .await
+        .map_err(|_| room_error(RoomError::Gone))?
+        .map_err(|e| match e {
+            HttpSyncError::TooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "document_too_large",
+                e.to_string(),
+            ),
+            HttpSyncError::Invalid(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_update", e.to_string())
+            }
+            HttpSyncError::Storage => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_failure",
+                "the edits could not be made durable; retry",
+            ),
+            HttpSyncError::Room(e) => room_error(e),
+        })
+}
+
+async fn history(
+    doc: &str,
+    query: &HashMap<String, String>,
+    app: &Arc<App>,
+) -> Result<Response, ApiError> {
+    let bad =
+        |what: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", what.to_string());
+    let after: u64 = match query.get("after") {
+        Some(v) => v.parse().map_err(|_| bad("after: a version number"))?,
+        None => 0,
+    };
+    let limit: usize = match query.get("limit") {
+        Some(v) => v.parse().map_err(|_| bad("limit: a number"))?,
+        None => 100,
+    };
+    let limit = limit.clamp(1, HISTORY_PAGE_LEN_MAX);
+    let store = Arc::clone(&app.store);
+    let name = doc.to_string();
+    let entries = tokio::task::spawn_blocking(move || store.history(&name, after, limit + 1))
+        .await
+        .map_err(|_| storage_error())?
+        .map_err(|_| storage_error())?;
+    let more = entries.len() > limit;
+    let page: Vec<_> = entries.into_iter().take(limit).collect();
+    let next = if more {
+        page.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    let versions: Vec<_> = page
+        .iter()
+        .map(|e| json!({ "version": e.seq, "author": e.author, "time_ms": e.time_ms, "size": e.size }))
+        .collect();
+    Ok(
+        warp::reply::json(&json!({ "doc": doc, "versions": versions, "next_after": next }))
+            .into_response(),
+    )
+}
+
+async fn past_state(doc: &str, version: u64, app: &Arc<App>) -> Result<Vec<u8>, ApiError> {
+    let store = Arc::clone(&app.store);
+    let name = doc.to_string();
+    tokio::task::spawn_blocking(move || store.state_at(&name, version))
+        .await
+        .map_err(|_| storage_error())?
+        .map_err(|_| storage_error())?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "version_not_found",
+                "no such version, or its history is no longer kept",
+            )
+        })
+}
+
+async fn at(doc: &str, version: u64, app: &Arc<App>) -> Result<Response, ApiError> {
+    let state = past_state(doc, version, app).await?;
+    Ok(warp::reply::with_header(state, "content-type", "application/octet-stream").into_response())
+}
+
+async fn restore(
+    doc: &str,
+    version: u64,
+    principal: &Principal,
+    app: &Arc<App>,
+) -> Result<Response, ApiError> {
+    let past = past_state(doc, version, app).await?;
+    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
+    let (tx, rx) = oneshot::channel();
+    room.send(RoomCmd::State(tx)).await.map_err(room_error)?;
+    let current = rx.await.map_err(|_| room_error(RoomError::Gone))?;
+    // The revert is computed here, off the room's task; edits that land meanwhile survive it.
+    let revert =
+        tokio::task::spawn_blocking(move || tandem_crdt_model::history::revert_to(&current, &past))
+            .await
+            .map_err(|_| storage_error())?
+            .map_err(|e| ApiError::new(StatusCode::CONFLICT, "restore_failed", e.to_string()))?;
+    let decoded = yrs::Update::decode_v1(&revert)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "restore_failed", e.to_string()))?;
+    let sv = decoded.state_vector();
+    let answer = room_sync(
+        app,
+        doc,
+        HttpSyncParts {
+            state_vector: sv,
+            updates: vec![ClientUpdate {
+                bytes: revert,
+                decoded,
+            }],
+            author: &principal.sub,
+            can_write: true,
+            if_none_match: None,
+        },
+    )
+    .await?;
+    Ok(
+        warp::reply::json(&json!({ "doc": doc, "restored": version, "etag": answer.etag }))
+            .into_response(),
+    )
+}
+
+async fn delete(doc: &str, app: &Arc<App>) -> Result<Response, ApiError> {
+    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
+    let (tx, rx) = oneshot::channel();
+    room.send(RoomCmd::Delete(tx)).await.map_err(room_error)?;
+    match rx.await.map_err(|_| room_error(RoomError::Gone))? {
+        Ok(true) => Ok(warp::reply::json(&json!({ "doc": doc, "deleted": true })).into_response()),
+        Ok(false) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "document_not_found",
+            "no such document",
+        )),
+        Err(_) => Err(storage_error()),
+    }
+}
+
+fn describe(message: &Inbound) -> &'static str {
+    match message {
+        Inbound::SyncStep1(_) => "a second SyncStep1",
+        Inbound::Update(_) => "an update",
+        Inbound::Awareness(_) => "an awareness message",
+        Inbound::QueryAwareness => "a query-awareness message",
+        Inbound::Auth => "an auth message",
+        Inbound::Unknown(_) => "a message of unknown type",
+    }
+}
+
+fn storage_error() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_failure",
+        "storage is unavailable; retry",
+    )
+}
+
+fn room_error(e: RoomError) -> ApiError {
+    match e {
+        RoomError::Load { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "document_unavailable",
+            "the document could not be loaded from storage",
+        ),
+        RoomError::Gone => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "room_busy", "retry"),
+    }
+}

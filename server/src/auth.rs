@@ -1,0 +1,465 @@
+//! Who may open which document: JWT verification and per-document roles.
+//!
+//! A token's claims carry `sub` (the author written next to every update), an optional `name`,
+//! and `docs`, a map from document-name patterns to roles. `*` matches within one path segment,
+//! `**` across segments, and the most specific matching pattern decides. Documents under
+//! `private/<sub>/` belong to that `sub` alone, whatever the patterns say.
+//!
+//! Time is passed in (`now` in seconds since the epoch) so that expiry is tested exactly.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// What a socket or request may do with a document. Ordered: each role includes the previous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Receives the document and presence; may publish its own presence; its edits are refused.
+    Read,
+    Write,
+    /// Write, plus deleting documents and reading history over HTTP.
+    Admin,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "read" => Ok(Role::Read),
+            "write" => Ok(Role::Write),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("unknown role {other:?} (read, write or admin)")),
+        }
+    }
+}
+
+/// The claims tandem reads from a token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub docs: HashMap<String, Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub sub: String,
+    pub name: Option<String>,
+    docs: Vec<(Pattern, Role)>,
+    /// Seconds since the epoch; the socket is closed then.
+    pub expires_at: Option<u64>,
+    /// Open development mode: every document, write access.
+    dev: bool,
+}
+
+impl Principal {
+    /// The caller of open development mode.
+    pub fn dev(sub: &str) -> Self {
+        Principal {
+            sub: sub.to_string(),
+            name: None,
+            docs: Vec::new(),
+            expires_at: None,
+            dev: true,
+        }
+    }
+
+    /// The role this caller has on `doc`, or `None` for no access.
+    pub fn role_for(&self, doc: &str) -> Option<Role> {
+        if self.dev {
+            return Some(Role::Write);
+        }
+        if let Some(rest) = doc.strip_prefix("private/") {
+            // A private space belongs to its owner alone. The owner may always write there; a
+            // pattern may raise that to admin but never lower it.
+            let owner = rest.split('/').next().unwrap_or_default();
+            if owner != self.sub || owner.is_empty() {
+                return None;
+            }
+            return Some(
+                self.pattern_role(doc)
+                    .map_or(Role::Write, |r| r.max(Role::Write)),
+            );
+        }
+        self.pattern_role(doc)
+    }
+
+    fn pattern_role(&self, doc: &str) -> Option<Role> {
+        self.docs
+            .iter()
+            .filter(|(p, _)| p.matches(doc))
+            .max_by_key(|(p, role)| (p.specificity(), *role))
+            .map(|(_, role)| *role)
+    }
+}
+
+/// A document-name pattern from a token's `docs` claim.
+#[derive(Debug, Clone)]
+struct Pattern {
+    segments: Vec<String>,
+}
+
+impl Pattern {
+    fn new(raw: &str) -> Self {
+        Pattern {
+            segments: raw.split('/').map(str::to_string).collect(),
+        }
+    }
+
+    fn matches(&self, doc: &str) -> bool {
+        let doc: Vec<&str> = doc.split('/').collect();
+        match_segments(&self.segments, &doc)
+    }
+
+    /// Literal characters first (a longer literal is more specific), then fewer `**`, then
+    /// fewer `*`: `notes/42` beats `notes/*` beats `notes/**` beats `**`.
+    fn specificity(&self) -> (usize, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>) {
+        let literal = self
+            .segments
+            .iter()
+            .map(|s| s.chars().filter(|c| *c != '*').count())
+            .sum();
+        let globstars = self.segments.iter().filter(|s| *s == "**").count();
+        let stars = self
+            .segments
+            .iter()
+            .map(|s| s.matches('*').count())
+            .sum::<usize>();
+        (
+            literal,
+            std::cmp::Reverse(globstars),
+            std::cmp::Reverse(stars),
+        )
+    }
+}
+
+fn match_segments(pattern: &[String], doc: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => doc.is_empty(),
+        Some((first, rest)) if first == "**" => {
+            // `**` takes zero or more whole segments (at least one when it is the last one).
+            (0..=doc.len()).any(|k| (k > 0 || !rest.is_empty()) && match_segments(rest, &doc[k..]))
+        }
+        Some((first, rest)) => match doc.split_first() {
+            Some((seg, doc_rest)) => {
+                match_segment(first.as_bytes(), seg.as_bytes()) && match_segments(rest, doc_rest)
+            }
+            None => false,
+        },
+    }
+}
+
+/// Glob within one segment: `*` matches any run of characters (not `/`, which cannot occur here).
+fn match_segment(pattern: &[u8], seg: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => seg.is_empty(),
+        Some((b'*', rest)) => (0..=seg.len()).any(|k| match_segment(rest, &seg[k..])),
+        Some((c, rest)) => seg
+            .split_first()
+            .is_some_and(|(s, seg_rest)| s == c && match_segment(rest, seg_rest)),
+    }
+}
+
+/// Why a token was refused. Each maps to HTTP 401 with a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("a token is required (?token= or Authorization: Bearer)")]
+    Missing,
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's issuer or audience is not accepted")]
+    WrongIssuerOrAudience,
+}
+
+impl AuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "token_missing",
+            AuthError::Malformed => "token_malformed",
+            AuthError::BadSignature => "token_bad_signature",
+            AuthError::Expired => "token_expired",
+            AuthError::NotYetValid => "token_not_yet_valid",
+            AuthError::WrongIssuerOrAudience => "token_wrong_issuer_or_audience",
+        }
+    }
+}
+
+/// Allowed clock difference between token issuer and this server, in seconds.
+const CLOCK_SKEW_LEEWAY_S: u64 = 30;
+
+/// How tokens are checked; `None` in [`crate::config::Config`] means open development mode.
+#[derive(Clone)]
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    leeway_s: u64,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// HS256 with a shared secret.
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self::with(DecodingKey::from_secret(secret), vec![Algorithm::HS256])
+    }
+
+    /// RS256 or EdDSA with a PEM public key (the kind is read from the PEM).
+    pub fn public_key_pem(path: &Path) -> anyhow::Result<Self> {
+        let pem = std::fs::read(path)?;
+        if let Ok(key) = DecodingKey::from_ed_pem(&pem) {
+            return Ok(Self::with(key, vec![Algorithm::EdDSA]));
+        }
+        let key = DecodingKey::from_rsa_pem(&pem).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is neither an Ed25519 nor an RSA public key: {e}",
+                path.display()
+            )
+        })?;
+        Ok(Self::with(key, vec![Algorithm::RS256]))
+    }
+
+    fn with(key: DecodingKey, algorithms: Vec<Algorithm>) -> Self {
+        let mut validation = Validation::new(algorithms[0]);
+        validation.algorithms = algorithms;
+        // Expiry and not-before are checked by `verify` against the `now` it is given.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        Verifier {
+            key,
+            validation,
+            leeway_s: CLOCK_SKEW_LEEWAY_S,
+        }
+    }
+
+    /// Overrides the allowed clock skew (tests use 0 to make expiry exact).
+    pub fn with_leeway_s(mut self, leeway_s: u64) -> Self {
+        self.leeway_s = leeway_s;
+        self
+    }
+
+    pub fn with_issuer(mut self, issuer: &str) -> Self {
+        self.validation.set_issuer(&[issuer]);
+        self
+    }
+
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        self.validation.set_audience(&[audience]);
+        self.validation.validate_aud = true;
+        self
+    }
+
+    pub fn verify(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
+            |e| match e.kind() {
+                ErrorKind::InvalidSignature
+                | ErrorKind::InvalidAlgorithm
+                | ErrorKind::InvalidKeyFormat => AuthError::BadSignature,
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
+                    AuthError::WrongIssuerOrAudience
+                }
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                _ => AuthError::Malformed,
+            },
+        )?;
+        let claims = data.claims;
+        if claims
+            .exp
+            .is_some_and(|exp| now > exp.saturating_add(self.leeway_s))
+        {
+            return Err(AuthError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| now.saturating_add(self.leeway_s) < nbf)
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        if claims.sub.is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        Ok(Principal {
+            sub: claims.sub,
+            name: claims.name,
+            docs: claims
+                .docs
+                .iter()
+                .map(|(p, r)| (Pattern::new(p), *r))
+                .collect(),
+            expires_at: claims.exp.map(|e| e.saturating_add(self.leeway_s)),
+            dev: false,
+        })
+    }
+}
+
+/// Seconds since the epoch, the `now` of token checks.
+pub fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Signs a token with an HS256 secret: the dev token helper (`tandem token`).
+pub fn mint_hs256(secret: &[u8], claims: &Claims) -> anyhow::Result<String> {
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"test-secret";
+    const NOW: u64 = 1_800_000_000;
+
+    fn claims(sub: &str, docs: &[(&str, Role)]) -> Claims {
+        Claims {
+            sub: sub.into(),
+            name: None,
+            docs: docs.iter().map(|(p, r)| (p.to_string(), *r)).collect(),
+            exp: Some(NOW + 3600),
+            nbf: None,
+            iss: None,
+            aud: None,
+        }
+    }
+
+    fn principal(sub: &str, docs: &[(&str, Role)]) -> Principal {
+        let token = mint_hs256(SECRET, &claims(sub, docs)).expect("mints");
+        Verifier::hs256(SECRET)
+            .verify(&token, NOW)
+            .expect("verifies")
+    }
+
+    // Table of (patterns, document, expected role): one function checks every case.
+    #[test]
+    fn roles_from_patterns() {
+        use Role::*;
+        type Case<'a> = (&'a [(&'a str, Role)], &'a str, Option<Role>);
+        let cases: &[Case] = &[
+            (&[("notes/1", Write)], "notes/1", Some(Write)),
+            (&[("notes/1", Write)], "notes/2", None),
+            (&[("notes/*", Write)], "notes/2", Some(Write)),
+            (&[("notes/*", Write)], "notes/2/x", None),
+            (&[("notes/**", Read)], "notes/2/x", Some(Read)),
+            (&[("notes/**", Read)], "notes", None),
+            (&[("*", Read)], "a", Some(Read)),
+            (&[("*", Read)], "a/b", None),
+            (&[("**", Read)], "a/b/c", Some(Read)),
+            (
+                &[("notes/*", Write), ("contacts/42", Read), ("*", Read)],
+                "contacts/42",
+                Some(Read),
+            ),
+            (
+                &[("notes/*", Read), ("notes/42", Admin)],
+                "notes/42",
+                Some(Admin),
+            ),
+            (
+                &[("notes/42", Read), ("notes/*", Admin)],
+                "notes/42",
+                Some(Read),
+            ),
+            (&[("**", Admin), ("notes/*", Read)], "notes/7", Some(Read)),
+            (&[("n*s/*", Write)], "notes/7", Some(Write)),
+            (&[("private/**", Admin)], "private/bob/x", None),
+            (&[("**", Write)], "private/bob/x", None),
+            (&[], "private/alice/x", Some(Write)),
+            (
+                &[("private/alice/**", Admin)],
+                "private/alice/x",
+                Some(Admin),
+            ),
+            (
+                &[("private/alice/**", Read)],
+                "private/alice/x",
+                Some(Write),
+            ),
+        ];
+        for (docs, doc, expected) in cases {
+            assert_eq!(
+                principal("alice", docs).role_for(doc),
+                *expected,
+                "{docs:?} on {doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let v = Verifier::hs256(SECRET);
+        let good = mint_hs256(SECRET, &claims("a", &[])).expect("mints");
+        assert!(v.verify(&good, NOW).is_ok());
+        assert_eq!(
+            v.verify("not.a.token", NOW).err(),
+            Some(AuthError::Malformed)
+        );
+        let forged = mint_hs256(b"other", &claims("a", &[])).expect("mints");
+        assert_eq!(v.verify(&forged, NOW).err(), Some(AuthError::BadSignature));
+        let mut late = claims("a", &[]);
+        late.exp = Some(NOW - 100);
+        let late = mint_hs256(SECRET, &late).expect("mints");
+        assert_eq!(v.verify(&late, NOW).err(), Some(AuthError::Expired));
+        let mut early = claims("a", &[]);
+        early.nbf = Some(NOW + 100);
+        let early = mint_hs256(SECRET, &early).expect("mints");
+        assert_eq!(v.verify(&early, NOW).err(), Some(AuthError::NotYetValid));
+        let mut with_iss = claims("a", &[]);
+        with_iss.iss = Some("someone".into());
+        let with_iss = mint_hs256(SECRET, &with_iss).expect("mints");
+        assert_eq!(
+            Verifier::hs256(SECRET)
+                .with_issuer("tandem")
+                .verify(&with_iss, NOW)
+                .err(),
+            Some(AuthError::WrongIssuerOrAudience)
+        );
+    }
+
+    // Expiry is exact at the edge (with the documented leeway).
+    #[test]
+    fn expiry_edge() {
+        let v = Verifier::hs256(SECRET);
+        let token = mint_hs256(SECRET, &claims("a", &[])).expect("mints");
+        let exp = NOW + 3600;
+        assert!(v.verify(&token, exp + CLOCK_SKEW_LEEWAY_S).is_ok());
+        assert_eq!(
+            v.verify(&token, exp + CLOCK_SKEW_LEEWAY_S + 1).err(),
+            Some(AuthError::Expired)
+        );
+    }
+}

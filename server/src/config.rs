@@ -1,0 +1,116 @@
+//! Every tunable of a running server, in one place: the CLI and the tests fill a [`Config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tandem_storage::StoreConfig;
+
+/// The bounds that keep one client, document or burst from exhausting the server.
+/// Each has a test at its edge (see the README's "Guarantees").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest websocket message accepted. 16 MiB carries a large paste or the first sync of a
+    /// big document, while bounding what one frame can make the server buffer.
+    pub frame_size_max_bytes: usize,
+    /// Largest document (snapshot plus log, an upper bound of its encoded size). 64 MiB is far
+    /// beyond any note or issue, yet keeps one room's memory in the hundreds of MiB.
+    pub doc_size_max_bytes: u64,
+    /// Frames waiting to be written to one socket. A reader this far behind is closed (and
+    /// resyncs on reconnect) instead of making the room buffer without bound.
+    pub outbound_queue_len_max: usize,
+    /// Commands waiting for one room. When full, connections wait, which pushes back on
+    /// the clients that flood the room rather than on memory.
+    pub room_inbox_len_max: usize,
+    /// Open websocket connections for the whole server; the next upgrade gets HTTP 503.
+    pub connections_max: usize,
+    /// Awareness client IDs one socket may introduce. A browser tab uses one; a few more
+    /// cover client-ID changes during a session, and the bound stops a socket from filling the
+    /// room's presence table.
+    pub awareness_clients_per_conn_max: usize,
+    /// Messages per second one socket may send on average. Fast typing with cursor presence is
+    /// under 50; 500 leaves room for scripted clients while stopping a flood.
+    pub messages_per_sec_per_conn: u32,
+    /// Messages one socket may send in a burst (a reconnect, a paste split in many updates).
+    pub messages_burst_per_conn: u32,
+    /// New websocket connections per client IP per minute (HTTP 429 beyond). Generous because
+    /// offices share one address; it stops reconnect storms, not users.
+    pub connections_per_ip_per_min: u32,
+    /// Failed authentications per client IP per minute before every request from it gets
+    /// HTTP 429 for the rest of the minute (slows token guessing).
+    pub auth_failures_per_ip_per_min: u32,
+    /// Open sockets per user (`sub`) when authentication is on (HTTP 429 beyond).
+    pub sockets_per_user_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            frame_size_max_bytes: 16 * 1024 * 1024,
+            doc_size_max_bytes: 64 * 1024 * 1024,
+            outbound_queue_len_max: 1024,
+            room_inbox_len_max: 1024,
+            connections_max: 20_000,
+            awareness_clients_per_conn_max: 16,
+            messages_per_sec_per_conn: 500,
+            messages_burst_per_conn: 5000,
+            connections_per_ip_per_min: 6000,
+            auth_failures_per_ip_per_min: 30,
+            sockets_per_user_max: 64,
+        }
+    }
+}
+
+/// Timers.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Websocket ping period. A peer that has not answered the previous ping by the next tick is
+    /// closed. 30 s matches what stock clients expect (they drop a socket silent for 30 s).
+    pub ping_interval: Duration,
+    /// How long a room with no sockets stays loaded, so a page reload does not reload the doc.
+    pub room_idle_grace: Duration,
+    /// How long a close handshake or a final write may take before the socket is dropped.
+    pub close_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            ping_interval: Duration::from_secs(30),
+            room_idle_grace: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    pub timing: Timing,
+    pub store: StoreConfig,
+    /// How tokens are verified; `None` is open development mode (everyone may write everything).
+    pub auth: Option<crate::auth::Verifier>,
+    /// With an HS256 secret: lets `POST /api/dev/token` mint write tokens for any name (a
+    /// sign-in for demos and local development; never enable it in production).
+    pub dev_login_secret: Option<Vec<u8>>,
+    /// The built web demo served at `/`; `None` serves nothing there.
+    pub static_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// The embedded defaults: loopback, `./data`, no auth.
+    pub fn new(addr: SocketAddr, data_dir: PathBuf) -> Self {
+        Config {
+            addr,
+            data_dir,
+            limits: Limits::default(),
+            timing: Timing::default(),
+            store: StoreConfig::default(),
+            auth: None,
+            dev_login_secret: None,
+            static_dir: None,
+        }
+    }
+}

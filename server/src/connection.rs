@@ -1,0 +1,253 @@
+//! One websocket speaking the y-websocket dialect: frames in, decoded messages to the room;
+//! frames from the room, out to the socket; keep-alive pings; and a clean close with a code.
+//!
+//! The connection task decodes and validates every frame itself, so the room only ever sees
+//! well-formed messages and a hostile client spends its own task's time, not the room's.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tandem_crdt_model::protocol::{self, DecodeError};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+
+use crate::abuse::{SocketSlot, TokenBucket};
+use tokio::time::Instant;
+use warp::ws::{Message, WebSocket};
+
+use crate::app::App;
+use crate::close_code::CloseCode;
+use crate::room::{ConnId, Peer, RoomCmd};
+use crate::rooms::RoomHandle;
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Who is on the other end, as established before the upgrade.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub author: Arc<str>,
+    pub can_write: bool,
+    /// When the token expires (seconds since the epoch): the socket is closed then.
+    pub expires_at: Option<u64>,
+}
+
+/// What a connection holds for its whole life and gives back when it ends.
+pub struct Guards {
+    pub permit: OwnedSemaphorePermit,
+    pub user_slot: Option<SocketSlot>,
+}
+
+/// Why the read loop ended.
+enum End {
+    /// The peer closed or vanished: nothing to send.
+    PeerGone,
+    /// We close with this code.
+    Close(CloseCode),
+}
+
+pub async fn serve(
+    ws: WebSocket,
+    app: Arc<App>,
+    room: RoomHandle,
+    identity: Identity,
+    _guards: Guards,
+) {
+    let conn: ConnId = NEXT_CONN_ID.fetch_add(1, Relaxed);
+    app.metrics.connections_open.fetch_add(1, Relaxed);
+    app.metrics.connections_total.fetch_add(1, Relaxed);
+    let (outbound_tx, outbound_rx) = mpsc::channel(app.config.limits.outbound_queue_len_max);
+    let (close_tx, close_rx) = watch::channel(None);
+    let peer = Peer {
+        id: conn,
+        author: identity.author,
+        can_write: identity.can_write,
+        outbound: outbound_tx,
+        close: close_tx,
+    };
+    let expiry = identity.expires_at.map(instant_of_epoch_s);
+    let end = match room.join(peer).await {
+        Ok(()) => pump(ws, &app, &room, conn, outbound_rx, close_rx, expiry).await,
+        Err(_) => {
+            close_socket(
+                ws,
+                CloseCode::InternalError,
+                app.config.timing.close_timeout,
+            )
+            .await;
+            End::PeerGone
+        }
+    };
+    let _ = end;
+    let _ = room.send(RoomCmd::Leave { conn }).await;
+    app.metrics.connections_open.fetch_sub(1, Relaxed);
+    tracing::debug!(doc = %room.name, conn, "connection closed");
+}
+
+async fn pump(
+    ws: WebSocket,
+    app: &Arc<App>,
+    room: &RoomHandle,
+    conn: ConnId,
+    mut outbound: mpsc::Receiver<Bytes>,
+    mut close_rx: watch::Receiver<Option<CloseCode>>,
+    expiry: Option<Instant>,
+) -> End {
+    let limits = &app.config.limits;
+    let timing = &app.config.timing;
+    let (mut sink, mut stream) = ws.split();
+    let mut ping =
+        tokio::time::interval_at(Instant::now() + timing.ping_interval, timing.ping_interval);
+    let mut pong_pending = false;
+    let mut bucket = TokenBucket::new(
+        limits.messages_per_sec_per_conn,
+        limits.messages_burst_per_conn,
+        Instant::now().into_std(),
+    );
+    let end = loop {
+        tokio::select! {
+            biased;
+            changed = close_rx.changed() => {
+                let code = match changed {
+                    Ok(()) => close_rx.borrow().unwrap_or(CloseCode::InternalError),
+                    Err(_) => CloseCode::InternalError, // the room dropped us without a word
+                };
+                // Deliver what the room queued before closing (e.g. a shutdown's last updates).
+                if code != CloseCode::SlowConsumer {
+                    while let Ok(frame) = outbound.try_recv() {
+                        if send_timed(&mut sink, Message::binary(frame), timing.close_timeout).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                break End::Close(code);
+            }
+            frame = outbound.recv() => {
+                let Some(frame) = frame else { break End::Close(CloseCode::InternalError) };
+                if sink.send(Message::binary(frame)).await.is_err() {
+                    break End::PeerGone;
+                }
+            }
+            incoming = stream.next() => {
+                let msg = match incoming {
+                    None => break End::PeerGone,
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        if is_capacity_error(&e) {
+                            app.metrics.frames_rejected.fetch_add(1, Relaxed);
+                            tracing::warn!(doc = %room.name, conn, "frame over the size limit");
+                            break End::Close(CloseCode::TooBig);
+                        }
+                        break End::PeerGone;
+                    }
+                };
+                pong_pending = false; // any traffic proves the peer alive
+                if msg.is_binary() {
+                    let bytes = msg.as_bytes();
+                    app.metrics.bytes_in.fetch_add(u64::try_from(bytes.len()).unwrap_or(0), Relaxed);
+                    match protocol::decode_frame(bytes, limits.frame_size_max_bytes) {
+                        Ok(messages) if messages.is_empty() => {}
+                        Ok(messages) => {
+                            let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+                            if !bucket.try_take(n, Instant::now().into_std()) {
+                                app.metrics.rate_limited.fetch_add(1, Relaxed);
+                                tracing::warn!(doc = %room.name, conn, "closing connection: rate limit");
+                                break End::Close(CloseCode::RateLimited);
+                            }
+                            if room.send(RoomCmd::Inbound { conn, messages }).await.is_err() {
+                                break End::Close(CloseCode::InternalError);
+                            }
+                        }
+                        Err(err) => {
+                            app.metrics.frames_rejected.fetch_add(1, Relaxed);
+                            tracing::warn!(doc = %room.name, conn, cause = %err, "closing connection: bad frame");
+                            break End::Close(match err {
+                                DecodeError::TooLarge { .. } => CloseCode::TooBig,
+                                _ => CloseCode::InvalidPayload,
+                            });
+                        }
+                    }
+                } else if msg.is_text() {
+                    app.metrics.frames_rejected.fetch_add(1, Relaxed);
+                    break End::Close(CloseCode::Unsupported);
+                } else if msg.is_close() {
+                    break End::PeerGone;
+                }
+                // Pings are answered by the websocket layer; pongs only refresh liveness.
+            }
+            _ = sleep_until_opt(expiry) => break End::Close(CloseCode::TokenExpired),
+            _ = ping.tick() => {
+                if pong_pending {
+                    break End::Close(CloseCode::PingTimeout);
+                }
+                pong_pending = true;
+                if send_timed(&mut sink, Message::ping(Bytes::new()), timing.close_timeout).await.is_err() {
+                    break End::PeerGone;
+                }
+            }
+        }
+    };
+    if let End::Close(code) = end {
+        let _ = send_timed(
+            &mut sink,
+            Message::close_with(code.code(), code.reason()),
+            timing.close_timeout,
+        )
+        .await;
+        // Give the peer a moment to answer the close handshake, bounded.
+        let _ = tokio::time::timeout(timing.close_timeout, async {
+            while let Some(Ok(msg)) = stream.next().await {
+                if msg.is_close() {
+                    break;
+                }
+            }
+        })
+        .await;
+        let _ = sink.close().await;
+        return End::Close(code);
+    }
+    end
+}
+
+async fn send_timed<S>(sink: &mut S, msg: Message, limit: Duration) -> Result<(), ()>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    match tokio::time::timeout(limit, sink.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn close_socket(mut ws: WebSocket, code: CloseCode, limit: Duration) {
+    let _ = send_timed(
+        &mut ws,
+        Message::close_with(code.code(), code.reason()),
+        limit,
+    )
+    .await;
+    let _ = ws.close().await;
+}
+
+/// True when the websocket layer refused a frame for exceeding `max_message_size`.
+fn is_capacity_error(err: &warp::Error) -> bool {
+    use std::error::Error as _;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    err.source()
+        .and_then(|e| e.downcast_ref::<WsError>())
+        .is_some_and(|e| matches!(e, WsError::Capacity(_)))
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The monotonic instant at which the wall clock reads `epoch_s`.
+fn instant_of_epoch_s(epoch_s: u64) -> Instant {
+    let now_s = crate::auth::now_s();
+    Instant::now() + Duration::from_secs(epoch_s.saturating_sub(now_s))
+}

@@ -1,0 +1,425 @@
+//! The HTTP surface: the websocket endpoint, health, stats, metrics, the demo page, and the
+//! JSON error bodies every refusal carries.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::path::Tail;
+use warp::reply::{Reply, Response};
+use warp::ws::Ws;
+use warp::Filter;
+
+use crate::app::App;
+use crate::auth::{self, AuthError, Principal, Role};
+use crate::connection::{self, Guards, Identity};
+use crate::doc_name;
+use crate::room::RoomError;
+
+/// A JSON error body with a stable machine-readable `code` and a human message.
+pub fn error_reply(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = warp::reply::json(&json!({ "error": { "code": code, "message": message } }));
+    warp::reply::with_status(body, status).into_response()
+}
+
+/// A refusal on its way to becoming an [`error_reply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        error_reply(self.status, self.code, &self.message)
+    }
+}
+
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let with_app = {
+        let app = Arc::clone(&app);
+        warp::any().map(move || Arc::clone(&app))
+    };
+    let optional_ws = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
+    let sync = warp::path("sync")
+        .and(warp::path::tail())
+        .and(warp::get())
+        .and(credentials())
+        .and(warp::addr::remote())
+        .and(optional_ws)
+        .and(with_app.clone())
+        .then(sync_socket);
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(with_app.clone())
+        .map(health);
+    let stats = warp::path!("api" / "stats")
+        .and(warp::get())
+        .and(with_app.clone())
+        .map(stats);
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_app.clone())
+        .map(|app: Arc<App>| {
+            warp::reply::with_header(
+                app.metrics.render(),
+                "content-type",
+                "text/plain; version=0.0.4",
+            )
+            .into_response()
+        });
+    let index = warp::path::end()
+        .and(warp::get())
+        .map(|| warp::reply::html(LANDING_PAGE).into_response());
+    let session = warp::path!("api" / "session")
+        .and(warp::get())
+        .and(with_app.clone())
+        .map(|app: Arc<App>| {
+            warp::reply::json(&json!({
+                "auth": app.config.auth.is_some(),
+                "dev_login": app.config.dev_login_secret.is_some(),
+            }))
+            .into_response()
+        });
+    let dev_token = warp::path!("api" / "dev" / "token")
+        .and(warp::post())
+        .and(warp::body::content_length_limit(4096))
+        .and(warp::body::json())
+        .and(with_app.clone())
+        .map(dev_token);
+    let docs_api = crate::api::routes(Arc::clone(&app))
+        .or(session)
+        .unify()
+        .or(dev_token)
+        .unify();
+    let api = sync
+        .or(health)
+        .unify()
+        .or(stats)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(docs_api)
+        .unify();
+    let site = match app.config.static_dir.clone() {
+        Some(dir) => warp::fs::dir(dir)
+            .map(Reply::into_response)
+            .or(index)
+            .unify()
+            .boxed(),
+        None => index.boxed(),
+    };
+    api.or(site).unify().recover(recover).unify()
+}
+
+/// The bearer token of a request: `?token=` (what browser websocket providers can send) or an
+/// `Authorization: Bearer` header.
+pub fn credentials() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    let query = warp::query::<HashMap<String, String>>()
+        .map(|q: HashMap<String, String>| q.get("token").cloned())
+        .or(warp::any().map(|| None))
+        .unify();
+    let header = warp::header::optional::<String>("authorization")
+        .or(warp::any().map(|| None))
+        .unify();
+    query
+        .and(header)
+        .map(|query: Option<String>, header: Option<String>| {
+            query.or_else(|| {
+                header.and_then(|h| {
+                    h.strip_prefix("Bearer ")
+                        .or_else(|| h.strip_prefix("bearer "))
+                        .map(|t| t.trim().to_string())
+                })
+            })
+        })
+}
+
+/// Authenticates a request for `doc`: the caller and its role, or the refusal to send.
+/// Per-IP flood checks, then the token and the caller's role on `doc`.
+pub fn authorize(
+    app: &App,
+    remote: Option<SocketAddr>,
+    token: Option<&str>,
+    doc: &str,
+) -> Result<(Principal, Role), ApiError> {
+    let now = std::time::Instant::now();
+    let ip = remote.map(|a| a.ip());
+    if let Some(ip) = ip {
+        if app.ip_limits.auth_failures.exhausted(&ip, now) {
+            app.metrics.rate_limited.fetch_add(1, Relaxed);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_auth_failures",
+                "too many failed authentications from this address; retry in a minute",
+            ));
+        }
+    }
+    let principal = match &app.config.auth {
+        None => Principal::dev("anonymous"),
+        Some(verifier) => {
+            let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing);
+            match token.and_then(|t| verifier.verify(t, auth::now_s())) {
+                Ok(p) => p,
+                Err(e) => {
+                    app.metrics.auth_failures.fetch_add(1, Relaxed);
+                    if let Some(ip) = ip {
+                        app.ip_limits.auth_failures.allow(&ip, now);
+                    }
+                    return Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        e.code(),
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+    };
+    match principal.role_for(doc) {
+        Some(role) => Ok((principal, role)),
+        None => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the token grants no access to this document",
+        )),
+    }
+}
+
+async fn sync_socket(
+    tail: Tail,
+    token: Option<String>,
+    remote: Option<SocketAddr>,
+    ws: Option<Ws>,
+    app: Arc<App>,
+) -> Response {
+    // The raw path, not percent-decoded: stock providers do not encode the room name, and a
+    // `%` in a name is refused rather than interpreted.
+    let name = tail.as_str();
+    if let Err(why) = doc_name::validate(name) {
+        return error_reply(StatusCode::BAD_REQUEST, "invalid_document_name", why);
+    }
+    let Some(ws) = ws else {
+        return error_reply(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket_required",
+            "connect with a websocket client (y-websocket protocol)",
+        );
+    };
+    if let Some(addr) = remote {
+        if !app
+            .ip_limits
+            .connections
+            .allow(&addr.ip(), std::time::Instant::now())
+        {
+            app.metrics.rate_limited.fetch_add(1, Relaxed);
+            return error_reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections_from_ip",
+                "too many new connections from this address; retry in a minute",
+            );
+        }
+    }
+    let (principal, role) = match authorize(&app, remote, token.as_deref(), name) {
+        Ok(ok) => ok,
+        Err(refusal) => return refusal.into_response(),
+    };
+    // Sockets per user count only with real identities: in development mode everyone is
+    // "anonymous".
+    let user_slot = if app.config.auth.is_some() {
+        match app
+            .user_sockets
+            .try_take(&principal.sub, app.config.limits.sockets_per_user_max)
+        {
+            Some(slot) => Some(slot),
+            None => {
+                app.metrics.rate_limited.fetch_add(1, Relaxed);
+                return error_reply(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_sockets_for_user",
+                    "this user has too many open connections",
+                );
+            }
+        }
+    } else {
+        None
+    };
+    if *app.shutdown.borrow() {
+        return error_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "server is restarting",
+        );
+    }
+    let Ok(permit) = Arc::clone(&app.connections).try_acquire_owned() else {
+        return error_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "the server's connection limit is reached; retry later",
+        );
+    };
+    // Load the stored document before the first sync message, so that no client ever sees an
+    // empty document standing in for one that exists.
+    let room = match app.rooms.open(&app, name).await {
+        Ok(room) => room,
+        Err(RoomError::Load { doc, cause }) => {
+            tracing::error!(doc = %doc, cause = %cause, "refusing connection: document unavailable");
+            return error_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "document_unavailable",
+                "the document could not be loaded from storage",
+            );
+        }
+        Err(RoomError::Gone) => {
+            return error_reply(StatusCode::SERVICE_UNAVAILABLE, "room_busy", "retry")
+        }
+    };
+    let identity = Identity {
+        author: Arc::from(principal.sub.as_str()),
+        can_write: role >= Role::Write,
+        expires_at: principal.expires_at,
+    };
+    let frame_max = app.config.limits.frame_size_max_bytes;
+    ws.max_message_size(frame_max)
+        .max_frame_size(frame_max)
+        .on_upgrade(move |socket| {
+            let guards = Guards { permit, user_slot };
+            connection::serve(socket, app, room, identity, guards)
+        })
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct DevLogin {
+    sub: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Lifetime of a dev-login token: a working day.
+const DEV_TOKEN_TTL_S: u64 = 12 * 3600;
+
+fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
+    let Some(secret) = &app.config.dev_login_secret else {
+        return error_reply(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "dev login is not enabled",
+        );
+    };
+    let valid_sub = !login.sub.is_empty()
+        && login.sub.len() <= 64
+        && login
+            .sub
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid_sub {
+        return error_reply(
+            StatusCode::BAD_REQUEST,
+            "invalid_sub",
+            "sub: 1 to 64 characters of A-Z a-z 0-9 - _ .",
+        );
+    }
+    let claims = auth::Claims {
+        sub: login.sub,
+        name: login.name,
+        docs: [("**".to_string(), Role::Write)].into(),
+        exp: Some(auth::now_s().saturating_add(DEV_TOKEN_TTL_S)),
+        nbf: None,
+        iss: None,
+        aud: None,
+    };
+    match auth::mint_hs256(secret, &claims) {
+        Ok(token) => warp::reply::json(&json!({ "token": token })).into_response(),
+        Err(_) => error_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "mint_failed",
+            "could not sign",
+        ),
+    }
+}
+
+fn health(app: Arc<App>) -> Response {
+    let problem = app.health_problem();
+    let body = json!({
+        "status": if problem.is_none() { "ok" } else { "unhealthy" },
+        "problem": problem,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": app.started.elapsed().as_secs(),
+        "rooms": app.rooms.len(),
+        "connections": app.metrics.connections_open.load(Relaxed),
+    });
+    let status = if problem.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}
+
+fn stats(app: Arc<App>) -> Response {
+    let rooms = app.rooms.snapshot();
+    let per_room: serde_json::Map<String, serde_json::Value> = rooms
+        .iter()
+        .map(|(name, n)| (name.clone(), json!(n)))
+        .collect();
+    let body = json!({
+        "rooms": rooms.len(),
+        "connections": app.metrics.connections_open.load(Relaxed),
+        "per_room": per_room,
+    });
+    warp::reply::json(&body).into_response()
+}
+
+async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
+    let (status, code, message) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the body exceeds the frame size limit",
+        )
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "send a Content-Length",
+        )
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed",
+        )
+    } else {
+        (
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request could not be understood",
+        )
+    };
+    Ok(error_reply(status, code, message))
+}
+
+const LANDING_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tandem</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:44rem;margin:3rem auto;padding:0 1rem;color:#222}
+code{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}</style></head>
+<body><h1>tandem</h1>
+<p>A Yjs sync server. Connect a stock Yjs client:</p>
+<pre><code>new WebsocketProvider('ws://' + location.host + '/sync', 'notes/1', ydoc)</code></pre>
+<p>Health: <a href="/health">/health</a> · Stats: <a href="/api/stats">/api/stats</a> ·
+Metrics: <a href="/metrics">/metrics</a></p></body></html>"#;

@@ -1,0 +1,112 @@
+//! tandem: a Yjs sync server.
+//!
+//! Map of the crate, from the network inwards:
+//! - [`http`]: warp routes: `/sync/<doc>` (websocket), `/health`, `/api/stats`, `/metrics`, `/`.
+//! - [`api`]: `/api/docs/<doc>/...`: one-round-trip HTTP sync for offline clients.
+//! - [`connection`]: one websocket in the y-websocket dialect: decode, forward, keep alive, close.
+//! - [`rooms`]: the registry of open documents; [`room`]: the task that owns one document
+//!   (its `yrs::Doc` and awareness), persists before it broadcasts, and unloads when idle.
+//! - [`durability`]: group commit, one flush for many rooms' updates.
+//! - [`config`]: every limit and timer; [`close_code`]: what each close code means;
+//!   [`doc_name`]: which document names exist; [`metrics`]: Prometheus counters.
+//! - [`abuse`]: rate limits (token bucket per socket, windows per IP, sockets per user).
+//! - [`auth`]: JWT verification and per-document roles.
+//! - [`app`]: the state they share. [`Server`] starts and stops all of it.
+//!
+//! The wire codec lives in `tandem-crdt-model` (pure), the update log in `tandem-storage`.
+
+pub mod abuse;
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod close_code;
+pub mod config;
+pub mod connection;
+pub mod doc_name;
+pub mod durability;
+pub mod http;
+pub mod metrics;
+pub mod room;
+pub mod rooms;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tandem_storage::{DocStore, SledStore};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use app::App;
+pub use config::Config;
+
+/// How long shutdown waits for rooms to close their sockets before it flushes and exits anyway.
+const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
+
+/// A running server. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown_tx: watch::Sender<bool>,
+    http: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the store under `config.data_dir` and starts serving on `config.addr`.
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let store_path = config.data_dir.join("store");
+        let store = SledStore::open(&store_path, config.store.clone())
+            .with_context(|| format!("opening the store at {}", store_path.display()))?;
+        Self::start_with_store(config, Arc::new(store)).await
+    }
+
+    /// Starts serving with a given store (tests use it to inject faults).
+    pub async fn start_with_store(
+        config: Config,
+        store: Arc<dyn DocStore>,
+    ) -> anyhow::Result<Server> {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let app = App::new(config, store, shutdown_rx.clone());
+        let routes = http::routes(Arc::clone(&app));
+        let mut stop = shutdown_rx;
+        let http = tokio::spawn(
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .run(),
+        );
+        Ok(Server {
+            addr,
+            app,
+            shutdown_tx,
+            http,
+        })
+    }
+
+    /// Stops accepting, closes every socket with 1012, flushes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown_tx.send(true);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN_MAX;
+        while (!self.app.rooms.is_empty() || self.app.metrics.connections_open.load(Relaxed) > 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let store = Arc::clone(&self.app.store);
+        tokio::task::spawn_blocking(move || store.flush())
+            .await?
+            .context("final flush")?;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.http).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,287 @@
+//! The `tandem` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tandem::auth::{Claims, Role, Verifier};
+use tandem::config::{Config, Limits};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "tandem", version, about = "A Yjs sync server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve documents over the y-websocket protocol.
+    Serve(ServeArgs),
+    /// Print a signed HS256 token for local use (from --jwt-secret / TANDEM_JWT_SECRET).
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct AuthArgs {
+    /// HS256 shared secret; enables authentication.
+    #[arg(long, env = "TANDEM_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// PEM public key (RSA for RS256, Ed25519 for EdDSA); enables authentication.
+    #[arg(long, env = "TANDEM_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "TANDEM_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "TANDEM_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// With --jwt-secret: `POST /api/dev/token` signs write tokens for any name (demos only).
+    #[arg(long, env = "TANDEM_DEV_LOGIN")]
+    dev_login: bool,
+}
+
+impl AuthArgs {
+    fn verifier(&self) -> anyhow::Result<Option<Verifier>> {
+        let verifier = match (&self.jwt_secret, &self.jwt_public_key) {
+            (Some(_), Some(_)) => anyhow::bail!("give --jwt-secret or --jwt-public-key, not both"),
+            (Some(secret), None) => Verifier::hs256(secret.as_bytes()),
+            (None, Some(path)) => Verifier::public_key_pem(path)?,
+            (None, None) => return Ok(None),
+        };
+        let verifier = match &self.jwt_issuer {
+            Some(iss) => verifier.with_issuer(iss),
+            None => verifier,
+        };
+        Ok(Some(match &self.jwt_audience {
+            Some(aud) => verifier.with_audience(aud),
+            None => verifier,
+        }))
+    }
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// The author id (`sub` claim).
+    #[arg(long)]
+    sub: String,
+    /// Display name (`name` claim).
+    #[arg(long)]
+    name: Option<String>,
+    /// A `pattern=role` grant, repeatable: `--doc 'notes/*=write' --doc '*=read'`.
+    #[arg(long = "doc", value_parser = parse_grant)]
+    docs: Vec<(String, Role)>,
+    /// Lifetime: seconds, or with a unit (`90s`, `30m`, `1h`, `7d`).
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: u64,
+    #[arg(long, env = "TANDEM_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: String,
+    #[arg(long, env = "TANDEM_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    #[arg(long, env = "TANDEM_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+}
+
+fn parse_grant(s: &str) -> Result<(String, Role), String> {
+    let (pattern, role) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{s:?} is not pattern=role"))?;
+    Ok((pattern.to_string(), role.parse()?))
+}
+
+fn parse_ttl(s: &str) -> Result<u64, String> {
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit in {s:?} (s, m, h, d)")),
+    };
+    Ok(n.saturating_mul(scale))
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, env = "TANDEM_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Where the document store lives.
+    #[arg(long, env = "TANDEM_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Directory served at `/` (the built web demo). Defaults to `web-demo/dist` when present.
+    #[arg(long, env = "TANDEM_STATIC_DIR")]
+    static_dir: Option<PathBuf>,
+    /// Largest websocket frame accepted, in bytes.
+    #[arg(long, env = "TANDEM_FRAME_SIZE_MAX_BYTES")]
+    frame_size_max_bytes: Option<usize>,
+    /// Largest document, in bytes of stored updates.
+    #[arg(long, env = "TANDEM_DOC_SIZE_MAX_BYTES")]
+    doc_size_max_bytes: Option<u64>,
+    /// Frames queued to one socket before it is closed as too slow.
+    #[arg(long, env = "TANDEM_OUTBOUND_QUEUE_LEN_MAX")]
+    outbound_queue_len_max: Option<usize>,
+    /// Open websocket connections for the whole server.
+    #[arg(long, env = "TANDEM_CONNECTIONS_MAX")]
+    connections_max: Option<usize>,
+    /// Messages per second one socket may send on average (closed with 4429 beyond).
+    #[arg(long, env = "TANDEM_MESSAGES_PER_SEC_PER_CONN")]
+    messages_per_sec_per_conn: Option<u32>,
+    /// Messages one socket may send in a burst.
+    #[arg(long, env = "TANDEM_MESSAGES_BURST_PER_CONN")]
+    messages_burst_per_conn: Option<u32>,
+    /// New websocket connections per client IP per minute (HTTP 429 beyond).
+    #[arg(long, env = "TANDEM_CONNECTIONS_PER_IP_PER_MIN")]
+    connections_per_ip_per_min: Option<u32>,
+    /// Failed authentications per client IP per minute (HTTP 429 beyond).
+    #[arg(long, env = "TANDEM_AUTH_FAILURES_PER_IP_PER_MIN")]
+    auth_failures_per_ip_per_min: Option<u32>,
+    /// Open sockets per user when authentication is on (HTTP 429 beyond).
+    #[arg(long, env = "TANDEM_SOCKETS_PER_USER_MAX")]
+    sockets_per_user_max: Option<usize>,
+    /// Websocket ping period, in seconds.
+    #[arg(long, env = "TANDEM_PING_INTERVAL_S")]
+    ping_interval_s: Option<u64>,
+    /// Seconds a document stays loaded after its last socket leaves.
+    #[arg(long, env = "TANDEM_ROOM_IDLE_GRACE_S")]
+    room_idle_grace_s: Option<u64>,
+    /// Compact a document's log once it holds this many updates.
+    #[arg(long, env = "TANDEM_COMPACT_AFTER_UPDATES")]
+    compact_after_updates: Option<u64>,
+    #[command(flatten)]
+    auth: AuthArgs,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = Config::new(self.addr, self.data_dir);
+        let defaults = Limits::default();
+        let limits = &mut config.limits;
+        limits.frame_size_max_bytes = self
+            .frame_size_max_bytes
+            .unwrap_or(defaults.frame_size_max_bytes);
+        limits.doc_size_max_bytes = self
+            .doc_size_max_bytes
+            .unwrap_or(defaults.doc_size_max_bytes);
+        limits.outbound_queue_len_max = self
+            .outbound_queue_len_max
+            .unwrap_or(defaults.outbound_queue_len_max)
+            .max(1);
+        limits.connections_max = self.connections_max.unwrap_or(defaults.connections_max);
+        limits.messages_per_sec_per_conn = self
+            .messages_per_sec_per_conn
+            .unwrap_or(defaults.messages_per_sec_per_conn);
+        limits.messages_burst_per_conn = self
+            .messages_burst_per_conn
+            .unwrap_or(defaults.messages_burst_per_conn);
+        limits.connections_per_ip_per_min = self
+            .connections_per_ip_per_min
+            .unwrap_or(defaults.connections_per_ip_per_min);
+        limits.auth_failures_per_ip_per_min = self
+            .auth_failures_per_ip_per_min
+            .unwrap_or(defaults.auth_failures_per_ip_per_min);
+        limits.sockets_per_user_max = self
+            .sockets_per_user_max
+            .unwrap_or(defaults.sockets_per_user_max);
+        if let Some(s) = self.ping_interval_s {
+            config.timing.ping_interval = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = self.room_idle_grace_s {
+            config.timing.room_idle_grace = std::time::Duration::from_secs(s);
+        }
+        if let Some(n) = self.compact_after_updates {
+            config.store.compact_after_updates = n.max(1);
+        }
+        config.auth = self.auth.verifier()?;
+        if self.auth.dev_login {
+            let secret =
+                self.auth.jwt_secret.clone().ok_or_else(|| {
+                    anyhow::anyhow!("--dev-login needs --jwt-secret to sign tokens")
+                })?;
+            config.dev_login_secret = Some(secret.into_bytes());
+        }
+        // The built demo: where the run command is usually started (the repo root), else next
+        // to the sources this binary was built from.
+        config.static_dir = self.static_dir.or_else(|| {
+            [
+                PathBuf::from("web-demo/dist"),
+                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web-demo/dist")),
+            ]
+            .into_iter()
+            .find(|dist| dist.join("index.html").is_file())
+        });
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args.into_config()?).await,
+        Command::Token(args) => {
+            println!("{}", mint(args)?);
+            Ok(())
+        }
+    }
+}
+
+fn mint(args: TokenArgs) -> anyhow::Result<String> {
+    let claims = Claims {
+        sub: args.sub,
+        name: args.name,
+        docs: args.docs.into_iter().collect(),
+        exp: Some(tandem::auth::now_s().saturating_add(args.ttl)),
+        nbf: None,
+        iss: args.jwt_issuer,
+        aud: args.jwt_audience.map(serde_json::Value::String),
+    };
+    tandem::auth::mint_hs256(args.jwt_secret.as_bytes(), &claims)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.dev_login_secret.is_some() {
+        tracing::warn!("--dev-login is on: anyone can obtain a write token from /api/dev/token");
+    }
+    if config.auth.is_none() {
+        tracing::warn!(
+            "NO AUTHENTICATION CONFIGURED: open development mode, every client can read and write every document; set --jwt-secret or --jwt-public-key for production"
+        );
+    }
+    let server = tandem::Server::start(config).await?;
+    // The one line scripts and tests wait for; logs go to stderr.
+    println!("tandem listening on http://{}", server.addr);
+    wait_for_signal().await;
+    tracing::info!("shutting down: closing sockets with 1012 and flushing");
+    server.shutdown().await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,197 @@
+//! Counters and the persist-latency histogram, rendered in the Prometheus text format.
+//!
+//! Hand-written rather than a metrics crate: a dozen atomics and one fixed-bucket histogram
+//! need no registry, no global state and no extra dependencies, and every name is visible here.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds of the persist (flush) latency buckets, in seconds.
+const PERSIST_BUCKETS_S: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    pub connections_open: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub rooms_open: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub updates_persisted: AtomicU64,
+    pub updates_refused: AtomicU64,
+    pub frames_rejected: AtomicU64,
+    pub slow_consumers_closed: AtomicU64,
+    pub flushes: AtomicU64,
+    pub flush_failures: AtomicU64,
+    pub compactions: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub rate_limited: AtomicU64,
+    persist_buckets: [AtomicU64; PERSIST_BUCKETS_S.len()],
+    persist_count: AtomicU64,
+    persist_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    pub fn observe_persist(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        for (bound, bucket) in PERSIST_BUCKETS_S.iter().zip(&self.persist_buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.persist_count.fetch_add(1, Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.persist_sum_us.fetch_add(micros, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let gauge = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                v.load(Relaxed)
+            );
+        };
+        let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
+        };
+        gauge(
+            &mut out,
+            "tandem_connections",
+            "Open websocket connections.",
+            &self.connections_open,
+        );
+        counter(
+            &mut out,
+            "tandem_connections_total",
+            "Websocket connections accepted.",
+            &self.connections_total,
+        );
+        gauge(
+            &mut out,
+            "tandem_rooms",
+            "Documents loaded in memory.",
+            &self.rooms_open,
+        );
+        counter(
+            &mut out,
+            "tandem_messages_in_total",
+            "Protocol messages received.",
+            &self.messages_in,
+        );
+        counter(
+            &mut out,
+            "tandem_messages_out_total",
+            "Frames queued to sockets.",
+            &self.messages_out,
+        );
+        counter(
+            &mut out,
+            "tandem_bytes_in_total",
+            "Bytes received in websocket frames.",
+            &self.bytes_in,
+        );
+        counter(
+            &mut out,
+            "tandem_bytes_out_total",
+            "Bytes queued to sockets.",
+            &self.bytes_out,
+        );
+        counter(
+            &mut out,
+            "tandem_updates_persisted_total",
+            "Document updates appended to the store.",
+            &self.updates_persisted,
+        );
+        counter(
+            &mut out,
+            "tandem_updates_refused_total",
+            "Document updates refused (permission, size, invalid).",
+            &self.updates_refused,
+        );
+        counter(
+            &mut out,
+            "tandem_frames_rejected_total",
+            "Frames that closed their socket (malformed, oversized, text).",
+            &self.frames_rejected,
+        );
+        counter(
+            &mut out,
+            "tandem_slow_consumers_closed_total",
+            "Sockets closed because their outbound queue overflowed.",
+            &self.slow_consumers_closed,
+        );
+        counter(
+            &mut out,
+            "tandem_flushes_total",
+            "Store flushes (each one a group commit).",
+            &self.flushes,
+        );
+        counter(
+            &mut out,
+            "tandem_flush_failures_total",
+            "Store flushes that failed.",
+            &self.flush_failures,
+        );
+        counter(
+            &mut out,
+            "tandem_compactions_total",
+            "Document compactions completed.",
+            &self.compactions,
+        );
+        counter(
+            &mut out,
+            "tandem_auth_failures_total",
+            "Requests refused for a missing or invalid token.",
+            &self.auth_failures,
+        );
+        counter(
+            &mut out,
+            "tandem_rate_limited_total",
+            "Sockets and requests refused by a rate limit.",
+            &self.rate_limited,
+        );
+        let name = "tandem_persist_seconds";
+        let _ = writeln!(out, "# HELP {name} Time to make a batch of updates durable (one flush).\n# TYPE {name} histogram");
+        for (bound, bucket) in PERSIST_BUCKETS_S.iter().zip(&self.persist_buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Relaxed)
+            );
+        }
+        let count = self.persist_count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        #[allow(clippy::cast_precision_loss)] // a sum of microseconds stays far below 2^52
+        let sum = self.persist_sum_us.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The histogram is cumulative, as Prometheus requires: a 3 ms flush lands in every bucket
+    // from 5 ms up, and in the count.
+    #[test]
+    fn histogram_is_cumulative() {
+        let m = Metrics::default();
+        m.observe_persist(Duration::from_millis(3));
+        let text = m.render();
+        assert!(text.contains("tandem_persist_seconds_bucket{le=\"0.0025\"} 0"));
+        assert!(text.contains("tandem_persist_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("tandem_persist_seconds_bucket{le=\"+Inf\"} 1"));
+        assert!(text.contains("tandem_persist_seconds_count 1"));
+    }
+}

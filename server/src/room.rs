@@ -1,0 +1,851 @@
+//! A room: the single owner of one open document's state.
+//!
+//! One task per open document owns its `yrs::Doc` and its awareness table; connections (and the
+//! HTTP API) talk to it only through a bounded inbox of [`RoomCmd`]s. The task works in batches:
+//! it takes every command waiting in its inbox, applies them in order while collecting what to
+//! send in an [`Outbox`], appends the batch's updates to the store, awaits one group-commit flush,
+//! and only then delivers the outbox. So nothing leaves the room (no echo, no broadcast, no
+//! SyncStep2) that is not already durable: persist before broadcast.
+//!
+//! Sockets never block the room: frames go into each socket's bounded outbound queue with
+//! `try_send`, and a full queue closes that socket with [`CloseCode::SlowConsumer`].
+
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tandem_crdt_model::protocol::{self, ClientUpdate, Inbound};
+use tandem_storage::{CompactionReport, StoreError};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use yrs::block::ClientID;
+use yrs::sync::Awareness;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+use crate::app::App;
+use crate::close_code::CloseCode;
+
+pub type ConnId = u64;
+
+/// Most commands handled in one batch (one flush). Bounds the latency a batch adds to the
+/// commands queued behind it.
+const BATCH_LEN_MAX: usize = 256;
+
+/// A socket as the room sees it: where to send frames, how to close it, and who it speaks for.
+pub struct Peer {
+    pub id: ConnId,
+    /// The author recorded next to this socket's updates (the token's `sub`).
+    pub author: Arc<str>,
+    /// Read-only sockets receive everything; their document updates are refused.
+    pub can_write: bool,
+    pub outbound: mpsc::Sender<Bytes>,
+    /// Set by the room to make the connection task close the socket with this code.
+    pub close: watch::Sender<Option<CloseCode>>,
+}
+
+/// Why a room could not serve a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RoomError {
+    #[error("document {doc} could not be loaded: {cause}")]
+    Load { doc: String, cause: String },
+    #[error("the document is being unloaded; retry")]
+    Gone,
+}
+
+pub enum RoomCmd {
+    /// Answered once the document is loaded (or failed to load).
+    Ready(oneshot::Sender<Result<(), RoomError>>),
+    Join(Peer, oneshot::Sender<()>),
+    Inbound {
+        conn: ConnId,
+        messages: Vec<Inbound>,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    Compacted(Result<CompactionReport, StoreError>),
+    /// Edits from HTTP: one-round-trip sync, restores, REST writes.
+    HttpSync(HttpSync),
+    /// The document's full state as one update (durable: read between batches).
+    State(oneshot::Sender<Vec<u8>>),
+    /// Closes every socket with 4404, deletes the document from the store, unloads the room.
+    Delete(oneshot::Sender<Result<bool, String>>),
+}
+
+/// A one-round-trip sync request (`POST /api/docs/<doc>/sync`).
+pub struct HttpSync {
+    /// What the client has.
+    pub state_vector: StateVector,
+    /// The client's offline edits, in order.
+    pub updates: Vec<ClientUpdate>,
+    pub author: Arc<str>,
+    pub can_write: bool,
+    /// The ETag the client last saw; unchanged state and no edits answer "not modified".
+    pub if_none_match: Option<String>,
+    pub reply: oneshot::Sender<Result<HttpSyncReply, HttpSyncError>>,
+}
+
+#[derive(Debug)]
+pub struct HttpSyncReply {
+    /// SyncStep2 (what the client lacks) + our SyncStep1 (+ permission denied if edits were
+    /// refused); `None` for "not modified".
+    pub body: Option<Vec<u8>>,
+    /// The server's state vector, hashed.
+    pub etag: String,
+    pub refused_updates: usize,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HttpSyncError {
+    #[error("the edits would take the document past its size limit")]
+    TooLarge,
+    #[error("an update does not apply: {0}")]
+    Invalid(String),
+    #[error("storage failure")]
+    Storage,
+    #[error(transparent)]
+    Room(#[from] RoomError),
+}
+
+/// An HTTP sync answer waiting for its batch to be durable.
+struct PendingHttpReply {
+    state_vector: StateVector,
+    refused: usize,
+    if_none_match: Option<String>,
+    reply: oneshot::Sender<Result<HttpSyncReply, HttpSyncError>>,
+}
+
+/// What became of one incoming update.
+enum Ingest {
+    /// It carried nothing (the empty update clients send when they have nothing to add).
+    Empty,
+    /// Everything in it was already in the document.
+    Known,
+    /// Applied, appended to the store, broadcast.
+    Applied,
+    /// Refused: the document would pass `doc_size_max_bytes`.
+    TooLarge,
+    /// Refused: it does not integrate.
+    Invalid(String),
+}
+
+enum Dest {
+    One(ConnId),
+    All,
+}
+
+/// Frames produced while handling a batch, delivered only after the batch is durable.
+#[derive(Default)]
+struct Outbox(Vec<(Dest, Bytes)>);
+
+impl Outbox {
+    fn to(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.0.push((Dest::One(conn), Bytes::from(frame)));
+    }
+    fn all(&mut self, frame: Vec<u8>) {
+        self.0.push((Dest::All, Bytes::from(frame)));
+    }
+}
+
+struct Member {
+    peer: Peer,
+    /// Awareness client IDs this socket introduced; only it may change or remove them, and they
+    /// are removed when it leaves.
+    awareness_ids: HashSet<ClientID>,
+}
+
+pub struct Room {
+    name: Arc<str>,
+    generation: u64,
+    app: Arc<App>,
+    doc: Doc,
+    /// Presence states. Kept apart from `doc` (yrs' `Awareness` wants a doc of its own only for
+    /// its local client ID, which a server does not use), so a reload can replace `doc` alone.
+    awareness: Awareness,
+    members: HashMap<ConnId, Member>,
+    awareness_owner: HashMap<ClientID, ConnId>,
+    /// Upper bound of the document's encoded size: stored snapshot + log bytes.
+    doc_bytes: u64,
+    /// Bytes appended since the running compaction started (they may not be in its snapshot).
+    bytes_since_compaction_start: u64,
+    compacting: bool,
+    inbox_weak: mpsc::WeakSender<RoomCmd>,
+    /// Connections counted in `/api/stats`, shared with the registry.
+    conn_count: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Room {
+    /// Loads the document and serves the inbox until the room unloads or the server stops.
+    pub(crate) async fn run(
+        app: Arc<App>,
+        name: Arc<str>,
+        generation: u64,
+        inbox_weak: mpsc::WeakSender<RoomCmd>,
+        mut inbox: mpsc::Receiver<RoomCmd>,
+        conn_count: Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        app.metrics.rooms_open.fetch_add(1, Relaxed);
+        let loaded = load(&app, &name).await;
+        let (doc, doc_bytes) = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                tracing::error!(doc = %name, cause = %err, "could not load document");
+                fail_all(&app, &name, generation, &mut inbox, &err).await;
+                app.metrics.rooms_open.fetch_sub(1, Relaxed);
+                return;
+            }
+        };
+        let mut room = Room {
+            name,
+            generation,
+            app,
+            doc,
+            awareness: Awareness::new(Doc::new()),
+            members: HashMap::new(),
+            awareness_owner: HashMap::new(),
+            doc_bytes,
+            bytes_since_compaction_start: 0,
+            compacting: false,
+            inbox_weak,
+            conn_count,
+        };
+        room.serve(inbox).await;
+        room.app.metrics.rooms_open.fetch_sub(1, Relaxed);
+    }
+
+    async fn serve(&mut self, mut inbox: mpsc::Receiver<RoomCmd>) {
+        let mut shutdown = self.app.shutdown.clone();
+        let grace = self.app.config.timing.room_idle_grace;
+        let mut idle_since: Option<Instant> = Some(Instant::now());
+        let mut batch = Vec::with_capacity(BATCH_LEN_MAX);
+        loop {
+            let idle_deadline = idle_since.map(|t| t + grace);
+            tokio::select! {
+                received = inbox.recv_many(&mut batch, BATCH_LEN_MAX) => {
+                    if received == 0 {
+                        return; // every sender is gone: nothing can reach this room any more
+                    }
+                }
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    self.close_all(CloseCode::Restart);
+                    self.app.rooms.remove(&self.name, self.generation);
+                    return;
+                }
+                _ = sleep_until_opt(idle_deadline) => {
+                    if self.app.rooms.remove_if_idle(&self.name, self.generation, &inbox) {
+                        tracing::debug!(doc = %self.name, "room unloaded");
+                        return;
+                    }
+                    idle_since = Some(Instant::now());
+                    continue;
+                }
+            }
+            if !self.handle_batch(&mut batch).await {
+                return;
+            }
+            idle_since = if self.members.is_empty() {
+                Some(idle_since.unwrap_or_else(Instant::now))
+            } else {
+                None
+            };
+            self.conn_count.store(self.members.len(), Relaxed);
+        }
+    }
+
+    /// Handles one batch; false when the room had to stop (storage failure).
+    async fn handle_batch(&mut self, batch: &mut Vec<RoomCmd>) -> bool {
+        let mut out = Outbox::default();
+        let mut appended = 0u64;
+        let mut storage_error = None;
+        let mut ready = Vec::new();
+        let mut http_replies = Vec::new();
+        for cmd in batch.drain(..) {
+            match cmd {
+                RoomCmd::Ready(reply) => ready.push(reply),
+                RoomCmd::Join(peer, reply) => {
+                    self.join(peer, &mut out);
+                    let _ = reply.send(());
+                }
+                RoomCmd::Inbound { conn, messages } => {
+                    for message in messages {
+                        match self.handle_message(conn, message, &mut out) {
+                            Ok(true) => appended += 1,
+                            Ok(false) => {}
+                            Err(e) => storage_error = Some(e),
+                        }
+                        if storage_error.is_some() {
+                            break;
+                        }
+                    }
+                }
+                RoomCmd::Leave { conn } => self.leave(conn, &mut out),
+                RoomCmd::Compacted(result) => self.compacted(result),
+                RoomCmd::HttpSync(request) => match self.http_sync(request, &mut out) {
+                    Ok((n, pending)) => {
+                        appended += n;
+                        http_replies.extend(pending);
+                    }
+                    Err(e) => storage_error = Some(e),
+                },
+                RoomCmd::State(reply) => {
+                    let _ = reply.send(encode_state(&self.doc));
+                }
+                RoomCmd::Delete(reply) => {
+                    // Earlier edits of this batch are dropped with the document, so nothing
+                    // of them is delivered.
+                    self.close_all(CloseCode::DocumentDeleted);
+                    self.app.rooms.remove(&self.name, self.generation);
+                    let result = {
+                        // Never race a background compaction, which would write the snapshot back.
+                        let lock = self.app.rooms.compaction_lock(&self.name);
+                        let _held = lock
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        self.app.store.delete(&self.name).map_err(|e| e.to_string())
+                    };
+                    let flushed = match &result {
+                        Ok(_) => self.app.durability.flush().await,
+                        Err(_) => Ok(()),
+                    };
+                    let _ = reply.send(result.and_then(|existed| flushed.map(|()| existed)));
+                    for pending in http_replies {
+                        let _ = pending
+                            .reply
+                            .send(Err(HttpSyncError::Room(RoomError::Gone)));
+                    }
+                    return false;
+                }
+            }
+            if storage_error.is_some() {
+                break;
+            }
+        }
+        if storage_error.is_none() && appended > 0 {
+            if let Err(e) = self.app.durability.flush().await {
+                storage_error = Some(e);
+            }
+        }
+        if let Some(cause) = storage_error {
+            // Nothing of this batch is acknowledged. The in-memory document may now hold updates
+            // the disk lacks, so the room stops: every socket is closed, the registry forgets the
+            // room, and the next open reloads from what is durable.
+            tracing::error!(doc = %self.name, cause = %cause, "storage failure; closing the room");
+            self.app.mark_unhealthy(&cause);
+            self.close_all(CloseCode::InternalError);
+            self.app.rooms.remove(&self.name, self.generation);
+            for pending in http_replies {
+                let _ = pending.reply.send(Err(HttpSyncError::Storage));
+            }
+            return false;
+        }
+        for reply in ready {
+            let _ = reply.send(Ok(()));
+        }
+        for pending in http_replies {
+            self.answer_http(pending);
+        }
+        self.deliver(out);
+        if appended > 0 {
+            self.app
+                .metrics
+                .updates_persisted
+                .fetch_add(appended, Relaxed);
+            self.maybe_compact();
+        }
+        true
+    }
+
+    fn join(&mut self, peer: Peer, out: &mut Outbox) {
+        let id = peer.id;
+        // The server opens with its state vector, asking for what the client has that we lack,
+        // then the presence of everyone already here.
+        out.to(
+            id,
+            protocol::encode_sync_step1(&self.doc.transact().state_vector()),
+        );
+        if let Some(states) = self.awareness_states() {
+            out.to(id, states);
+        }
+        self.members.insert(
+            id,
+            Member {
+                peer,
+                awareness_ids: HashSet::new(),
+            },
+        );
+    }
+
+    /// All live presence states as one awareness frame, if there are any.
+    fn awareness_states(&self) -> Option<Vec<u8>> {
+        let update = self.awareness.update().ok()?;
+        (!update.clients.is_empty()).then(|| protocol::encode_awareness(&update))
+    }
+
+    /// Handles one message; `Ok(true)` when it appended an update to the store.
+    fn handle_message(
+        &mut self,
+        conn: ConnId,
+        message: Inbound,
+        out: &mut Outbox,
+    ) -> Result<bool, String> {
+        let Some(member) = self.members.get(&conn) else {
+            return Ok(false); // sent before a close the room already handled
+        };
+        self.app.metrics.messages_in.fetch_add(1, Relaxed);
+        match message {
+            Inbound::SyncStep1(sv) => {
+                let diff = self.doc.transact().encode_state_as_update_v1(&sv);
+                out.to(conn, protocol::encode_sync_step2(&diff));
+                Ok(false)
+            }
+            Inbound::Update(update) => {
+                if !member.peer.can_write {
+                    self.app.metrics.updates_refused.fetch_add(1, Relaxed);
+                    out.to(
+                        conn,
+                        protocol::encode_permission_denied("permission denied"),
+                    );
+                    return Ok(false);
+                }
+                let author = Arc::clone(&member.peer.author);
+                self.apply_client_update(conn, &author, update, out)
+            }
+            Inbound::Awareness(update) => {
+                self.apply_awareness(conn, update, out);
+                Ok(false)
+            }
+            Inbound::QueryAwareness => {
+                if let Some(states) = self.awareness_states() {
+                    out.to(conn, states);
+                }
+                Ok(false)
+            }
+            Inbound::Auth | Inbound::Unknown(_) => Ok(false),
+        }
+    }
+
+    fn apply_client_update(
+        &mut self,
+        conn: ConnId,
+        author: &str,
+        update: ClientUpdate,
+        out: &mut Outbox,
+    ) -> Result<bool, String> {
+        let bytes_len = update.bytes.len();
+        let echo = protocol::encode_update(&update.bytes);
+        match self.ingest(author, update, out)? {
+            Ingest::Empty => Ok(false),
+            Ingest::Applied => Ok(true),
+            Ingest::Known => {
+                // Nothing new (a resend): it is already durable, so only its author hears back.
+                out.to(conn, echo);
+                Ok(false)
+            }
+            Ingest::TooLarge => {
+                tracing::warn!(doc = %self.name, conn, size = bytes_len, "update refused: document size limit");
+                self.close_member(conn, CloseCode::DocumentTooLarge, out);
+                Ok(false)
+            }
+            Ingest::Invalid(cause) => {
+                tracing::warn!(doc = %self.name, conn, cause = %cause, "update refused: does not apply");
+                self.close_member(conn, CloseCode::InvalidPayload, out);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Applies, stores and broadcasts one update from any source (socket or HTTP). The caller
+    /// decides what the outcome means for its client.
+    fn ingest(
+        &mut self,
+        author: &str,
+        update: ClientUpdate,
+        out: &mut Outbox,
+    ) -> Result<Ingest, String> {
+        let size = u64::try_from(update.bytes.len()).unwrap_or(u64::MAX);
+        if update.decoded.is_empty() {
+            return Ok(Ingest::Empty);
+        }
+        if self.doc_bytes.saturating_add(size) > self.app.config.limits.doc_size_max_bytes {
+            self.app.metrics.updates_refused.fetch_add(1, Relaxed);
+            return Ok(Ingest::TooLarge);
+        }
+        match apply_guarded(&self.doc, update.decoded) {
+            Ok(false) => Ok(Ingest::Known),
+            Ok(true) => {
+                self.app
+                    .store
+                    .append(&self.name, author, now_ms(), &update.bytes)
+                    .map_err(|e| e.to_string())?;
+                self.doc_bytes = self.doc_bytes.saturating_add(size);
+                self.bytes_since_compaction_start =
+                    self.bytes_since_compaction_start.saturating_add(size);
+                // Everyone, the author included: the echo tells the author it is durable.
+                out.all(protocol::encode_update(&update.bytes));
+                Ok(Ingest::Applied)
+            }
+            Err(cause) => {
+                // The update decoded but does not integrate. Part of it may have been applied,
+                // so the document is rebuilt from the store (which never saw it) before anyone
+                // reads it again.
+                self.app.metrics.updates_refused.fetch_add(1, Relaxed);
+                self.reload_doc()?;
+                Ok(Ingest::Invalid(cause))
+            }
+        }
+    }
+
+    /// One-round-trip sync: apply the caller's offline edits, then (after the batch is durable)
+    /// answer with what it lacks and our state vector.
+    fn http_sync(
+        &mut self,
+        request: HttpSync,
+        out: &mut Outbox,
+    ) -> Result<(u64, Option<PendingHttpReply>), String> {
+        let HttpSync {
+            state_vector,
+            updates,
+            author,
+            can_write,
+            if_none_match,
+            reply,
+        } = request;
+        let mut appended = 0;
+        let mut refused = 0usize;
+        for update in updates {
+            if !can_write {
+                if !update.decoded.is_empty() {
+                    refused += 1;
+                    self.app.metrics.updates_refused.fetch_add(1, Relaxed);
+                }
+                continue;
+            }
+            match self.ingest(&author, update, out)? {
+                Ingest::Applied => appended += 1,
+                Ingest::Empty | Ingest::Known => {}
+                Ingest::TooLarge => {
+                    let _ = reply.send(Err(HttpSyncError::TooLarge));
+                    return Ok((appended, None));
+                }
+                Ingest::Invalid(cause) => {
+                    let _ = reply.send(Err(HttpSyncError::Invalid(cause)));
+                    return Ok((appended, None));
+                }
+            }
+        }
+        Ok((
+            appended,
+            Some(PendingHttpReply {
+                state_vector,
+                refused,
+                if_none_match,
+                reply,
+            }),
+        ))
+    }
+
+    fn answer_http(&self, pending: PendingHttpReply) {
+        let txn = self.doc.transact();
+        let server_sv = txn.state_vector();
+        let etag = etag_of(&server_sv);
+        let unchanged =
+            pending.refused == 0 && pending.if_none_match.as_deref() == Some(etag.as_str());
+        let body = if unchanged {
+            None
+        } else {
+            let diff = txn.encode_state_as_update_v1(&pending.state_vector);
+            let mut body = protocol::encode_sync_step2(&diff);
+            body.extend_from_slice(&protocol::encode_sync_step1(&server_sv));
+            if pending.refused > 0 {
+                body.extend_from_slice(&protocol::encode_permission_denied("permission denied"));
+            }
+            Some(body)
+        };
+        let _ = pending.reply.send(Ok(HttpSyncReply {
+            body,
+            etag,
+            refused_updates: pending.refused,
+        }));
+    }
+
+    /// Replaces the in-memory document with the stored one (blocking read, rare path).
+    fn reload_doc(&mut self) -> Result<(), String> {
+        let stored = self
+            .app
+            .store
+            .load(&self.name)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let (doc, bytes) = build_doc(&stored)?;
+        self.doc = doc;
+        self.doc_bytes = bytes;
+        Ok(())
+    }
+
+    fn apply_awareness(
+        &mut self,
+        conn: ConnId,
+        mut update: protocol::AwarenessUpdate,
+        out: &mut Outbox,
+    ) {
+        let limit = self.app.config.limits.awareness_clients_per_conn_max;
+        let Some(member) = self.members.get_mut(&conn) else {
+            return;
+        };
+        // A socket speaks only for the client IDs it introduced: entries for IDs another socket
+        // owns are dropped (presence spoofing), and a socket cannot introduce more than `limit`.
+        update
+            .clients
+            .retain(|id, entry| match self.awareness_owner.get(id) {
+                Some(owner) => *owner == conn,
+                None => {
+                    let is_removal = &*entry.json == "null";
+                    if is_removal || member.awareness_ids.len() >= limit {
+                        false
+                    } else {
+                        member.awareness_ids.insert(*id);
+                        self.awareness_owner.insert(*id, conn);
+                        true
+                    }
+                }
+            });
+        if update.clients.is_empty() {
+            return;
+        }
+        let Ok(Some(summary)) = self.awareness.apply_update_summary(update) else {
+            return;
+        };
+        for id in &summary.removed {
+            member.awareness_ids.remove(id);
+            self.awareness_owner.remove(id);
+        }
+        let changed = summary.all_changes();
+        if let Ok(update) = self.awareness.update_with_clients(changed) {
+            if !update.clients.is_empty() {
+                out.all(protocol::encode_awareness(&update));
+            }
+        }
+    }
+
+    fn leave(&mut self, conn: ConnId, out: &mut Outbox) {
+        let Some(member) = self.members.remove(&conn) else {
+            return;
+        };
+        let ids: Vec<ClientID> = member.awareness_ids.into_iter().collect();
+        for id in &ids {
+            self.awareness.remove_state(*id);
+            self.awareness_owner.remove(id);
+        }
+        if !ids.is_empty() {
+            if let Ok(update) = self.awareness.update_with_clients(ids) {
+                out.all(protocol::encode_awareness(&update));
+            }
+        }
+    }
+
+    fn close_member(&mut self, conn: ConnId, code: CloseCode, out: &mut Outbox) {
+        if let Some(member) = self.members.get(&conn) {
+            let _ = member.peer.close.send(Some(code));
+        }
+        self.leave(conn, out);
+    }
+
+    fn close_all(&mut self, code: CloseCode) {
+        for (_, member) in self.members.drain() {
+            let _ = member.peer.close.send(Some(code));
+        }
+        self.conn_count.store(0, Relaxed);
+    }
+
+    /// Queues the outbox to the sockets. A socket whose queue is full is closed as a slow
+    /// consumer; its departure (an awareness removal) is delivered in the same pass.
+    fn deliver(&mut self, mut out: Outbox) {
+        let metrics = Arc::clone(&self.app.metrics);
+        while !out.0.is_empty() {
+            let mut overflowed = Vec::new();
+            for (dest, frame) in out.0.drain(..) {
+                let mut send = |member: &Member| {
+                    match member.peer.outbound.try_send(frame.clone()) {
+                        Ok(()) => {
+                            metrics.messages_out.fetch_add(1, Relaxed);
+                            metrics
+                                .bytes_out
+                                .fetch_add(u64::try_from(frame.len()).unwrap_or(0), Relaxed);
+                        }
+                        Err(mpsc::error::TrySendError::Full(_)) => overflowed.push(member.peer.id),
+                        // The connection task is gone; its Leave is on the way.
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    }
+                };
+                match dest {
+                    Dest::One(conn) => {
+                        if let Some(m) = self.members.get(&conn) {
+                            send(m);
+                        }
+                    }
+                    Dest::All => self.members.values().for_each(&mut send),
+                }
+            }
+            overflowed.sort_unstable();
+            overflowed.dedup();
+            for conn in overflowed {
+                tracing::warn!(doc = %self.name, conn, "closing slow consumer");
+                metrics.slow_consumers_closed.fetch_add(1, Relaxed);
+                self.close_member(conn, CloseCode::SlowConsumer, &mut out);
+            }
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.compacting {
+            return;
+        }
+        match self.app.store.needs_compaction(&self.name) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(doc = %self.name, cause = %e, "could not check compaction");
+                return;
+            }
+        }
+        let Some(inbox) = self.inbox_weak.upgrade() else {
+            return;
+        };
+        self.compacting = true;
+        self.bytes_since_compaction_start = 0;
+        let store = Arc::clone(&self.app.store);
+        let name = Arc::clone(&self.name);
+        let lock = self.app.rooms.compaction_lock(&name);
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || {
+                // One compaction per document at a time, even across a room unload and reload.
+                let _held = lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                store.compact(&name)
+            })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(format!("compaction task failed: {e}"))));
+            let _ = inbox.send(RoomCmd::Compacted(result)).await;
+        });
+    }
+
+    fn compacted(&mut self, result: Result<CompactionReport, StoreError>) {
+        self.compacting = false;
+        match result {
+            Ok(report) => {
+                self.app.metrics.compactions.fetch_add(1, Relaxed);
+                self.doc_bytes = report
+                    .snapshot_bytes
+                    .saturating_add(self.bytes_since_compaction_start);
+                tracing::debug!(doc = %self.name, merged = report.merged_updates, bytes = report.snapshot_bytes, "compacted");
+            }
+            Err(e) => tracing::warn!(doc = %self.name, cause = %e, "compaction failed"),
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers every queued command with the load error until the registry forgets the room.
+async fn fail_all(
+    app: &App,
+    name: &Arc<str>,
+    generation: u64,
+    inbox: &mut mpsc::Receiver<RoomCmd>,
+    err: &RoomError,
+) {
+    app.rooms.remove(name, generation);
+    inbox.close();
+    while let Some(cmd) = inbox.recv().await {
+        match cmd {
+            RoomCmd::Ready(reply) => {
+                let _ = reply.send(Err(err.clone()));
+            }
+            RoomCmd::Join(peer, _) => {
+                let _ = peer.close.send(Some(CloseCode::InternalError));
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn load(app: &Arc<App>, name: &Arc<str>) -> Result<(Doc, u64), RoomError> {
+    let store = Arc::clone(&app.store);
+    let key = Arc::clone(name);
+    let load_err = |cause: String| RoomError::Load {
+        doc: name.to_string(),
+        cause,
+    };
+    // Reading and replaying a long log is blocking work: keep it off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let stored = store
+            .load(&key)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        build_doc(&stored)
+    })
+    .await
+    .map_err(|e| load_err(e.to_string()))?
+    .map_err(load_err)
+}
+
+/// Rebuilds a document from its stored snapshot and log; returns it with its stored size.
+fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), String> {
+    let doc = Doc::new();
+    let mut bytes = 0u64;
+    for raw in stored.updates() {
+        bytes = bytes.saturating_add(u64::try_from(raw.len()).unwrap_or(u64::MAX));
+        let update =
+            Update::decode_v1(raw).map_err(|e| format!("stored update does not decode: {e}"))?;
+        apply_guarded(&doc, update).map_err(|e| format!("stored update does not apply: {e}"))?;
+    }
+    Ok((doc, bytes))
+}
+
+/// Applies an update, turning a `yrs` error or panic into an error. `Ok(false)` means the
+/// update changed nothing (everything in it was already known).
+pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut txn = doc.transact_mut();
+        txn.apply_update(update).map_err(|e| e.to_string())?;
+        Ok(txn.has_changes() || txn.has_missing_updates())
+    }));
+    result.unwrap_or_else(|_| Err("applying the update panicked".into()))
+}
+
+/// A short stable tag of a state vector: equal tags mean the same document state.
+pub fn etag_of(sv: &StateVector) -> String {
+    use yrs::updates::encoder::Encode;
+    // The encoded state vector is compact (a few bytes per client); its CRC-free FNV-1a hash is
+    // enough to tell states apart for caching, and the length guards against trivial collisions.
+    let bytes = sv.encode_v1();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in &bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("\"{hash:016x}-{}\"", bytes.len())
+}
+
+/// The document's full state as one update (used by tests and the HTTP API).
+pub fn encode_state(doc: &Doc) -> Vec<u8> {
+    doc.transact()
+        .encode_state_as_update_v1(&StateVector::default())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

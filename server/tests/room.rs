@@ -1,0 +1,401 @@
+//! Room tests without sockets: peers are plain channels, so each test drives the room's
+//! command protocol directly and reads exactly the frames a socket would have been sent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tandem::close_code::CloseCode;
+use tandem::config::{Config, Limits};
+use tandem::room::{Peer, RoomCmd};
+use tandem::rooms::RoomHandle;
+use tandem::App;
+use tandem_crdt_model::protocol::{self, Inbound};
+use tandem_storage::fault::FaultyStore;
+use tandem_storage::{DocStore, SledStore};
+use tokio::sync::{mpsc, watch};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+struct Harness {
+    app: Arc<App>,
+    _dir: tempfile::TempDir,
+    _shutdown: watch::Sender<bool>,
+}
+
+fn store_in(dir: &tempfile::TempDir) -> Arc<dyn DocStore> {
+    Arc::new(SledStore::open(&dir.path().join("store"), Default::default()).expect("store opens"))
+}
+
+fn harness_with(
+    limits: Limits,
+    store: impl FnOnce(&tempfile::TempDir) -> Arc<dyn DocStore>,
+) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        dir.path().to_path_buf(),
+    );
+    config.limits = limits;
+    config.timing.room_idle_grace = Duration::from_millis(50);
+    let store = store(&dir);
+    let (tx, rx) = watch::channel(false);
+    Harness {
+        app: App::new(config, store, rx),
+        _dir: dir,
+        _shutdown: tx,
+    }
+}
+
+fn harness() -> Harness {
+    harness_with(Limits::default(), store_in)
+}
+
+/// A fake socket: the room writes into `frames`, and sets `close`.
+struct TestPeer {
+    id: u64,
+    frames: mpsc::Receiver<Bytes>,
+    close: watch::Receiver<Option<CloseCode>>,
+}
+
+impl TestPeer {
+    async fn next(&mut self) -> Bytes {
+        tokio::time::timeout(WAIT, self.frames.recv())
+            .await
+            .expect("a frame within the timeout")
+            .expect("queue open")
+    }
+
+    /// Skips frames until one starting with `prefix` arrives.
+    async fn next_with(&mut self, prefix: &[u8]) -> Bytes {
+        loop {
+            let f = self.next().await;
+            if f.starts_with(prefix) {
+                return f;
+            }
+        }
+    }
+
+    fn no_frame(&mut self) {
+        assert!(self.frames.try_recv().is_err(), "unexpected frame");
+    }
+}
+
+async fn join(room: &RoomHandle, id: u64, queue: usize, can_write: bool) -> TestPeer {
+    let (tx, rx) = mpsc::channel(queue);
+    let (close_tx, close_rx) = watch::channel(None);
+    let peer = Peer {
+        id,
+        author: Arc::from(format!("user{id}")),
+        can_write,
+        outbound: tx,
+        close: close_tx,
+    };
+    room.join(peer).await.expect("joins");
+    TestPeer {
+        id,
+        frames: rx,
+        close: close_rx,
+    }
+}
+
+fn text_update(client: u64, text: &str) -> Vec<u8> {
+    let doc = Doc::with_client_id(client);
+    let t = doc.get_or_insert_text("t");
+    t.insert(&mut doc.transact_mut(), 0, text);
+    let update = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    update
+}
+
+fn inbound(frame: &[u8]) -> Vec<Inbound> {
+    protocol::decode_frame(frame, 1 << 24).expect("valid frame")
+}
+
+async fn send(room: &RoomHandle, peer: &TestPeer, frame: Vec<u8>) {
+    room.send(RoomCmd::Inbound {
+        conn: peer.id,
+        messages: inbound(&frame),
+    })
+    .await
+    .expect("room alive");
+}
+
+fn stored_text(store: &dyn DocStore, doc: &str) -> String {
+    let stored = store.load(doc).expect("loads").unwrap_or_default();
+    let d = Doc::new();
+    for u in stored.updates() {
+        d.transact_mut()
+            .apply_update(Update::decode_v1(u).expect("decodes"))
+            .expect("applies");
+    }
+    let t = d.get_or_insert_text("t");
+    let s = t.get_string(&d.transact());
+    s
+}
+
+fn awareness_frame(client: u64, clock: u32, json: &str) -> Vec<u8> {
+    use yrs::encoding::write::Write;
+    let mut payload = Vec::new();
+    payload.write_var(1u32);
+    payload.write_var(client);
+    payload.write_var(clock);
+    payload.write_string(json);
+    let mut frame = vec![protocol::MSG_AWARENESS];
+    frame.write_buf(&payload);
+    frame
+}
+
+fn awareness_of(frame: &[u8]) -> Vec<(u64, String)> {
+    match inbound(frame).pop() {
+        Some(Inbound::Awareness(u)) => {
+            let mut v: Vec<_> = u
+                .clients
+                .iter()
+                .map(|(id, e)| (id.get(), e.json.to_string()))
+                .collect();
+            v.sort();
+            v
+        }
+        other => panic!("not awareness: {other:?}"),
+    }
+}
+
+// A joining socket first hears the server's SyncStep1, and a SyncStep1 it sends is answered
+// with a SyncStep2 carrying exactly the document's content.
+#[tokio::test]
+async fn handshake_and_sync_step2() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut a = join(&room, 1, 64, true).await;
+    let first = a.next().await;
+    assert_eq!(&first[..2], &[0, 0], "SyncStep1 first");
+    send(&room, &a, protocol::encode_update(&text_update(10, "hi"))).await;
+    a.next_with(&[0, 2]).await;
+    send(
+        &room,
+        &a,
+        protocol::encode_sync_step1(&StateVector::default()),
+    )
+    .await;
+    let step2 = a.next_with(&[0, 1]).await;
+    let Some(Inbound::Update(u)) = inbound(&step2).pop() else {
+        panic!("no update")
+    };
+    let d = Doc::new();
+    d.transact_mut().apply_update(u.decoded).expect("applies");
+    assert_eq!(d.get_or_insert_text("t").get_string(&d.transact()), "hi");
+}
+
+// An update reaches every socket, its author included, and by the time any socket sees it the
+// store already holds it (persist before broadcast).
+#[tokio::test]
+async fn update_is_durable_before_anyone_sees_it() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut a = join(&room, 1, 64, true).await;
+    let mut b = join(&room, 2, 64, true).await;
+    send(
+        &room,
+        &a,
+        protocol::encode_update(&text_update(10, "hello")),
+    )
+    .await;
+    b.next_with(&[0, 2]).await;
+    assert_eq!(stored_text(h.app.store.as_ref(), "d"), "hello");
+    a.next_with(&[0, 2]).await; // the author's echo, its acknowledgement
+}
+
+// A read-only socket's update is answered with the protocol's permission-denied message and
+// is neither applied, stored nor broadcast.
+#[tokio::test]
+async fn read_only_update_refused() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut reader = join(&room, 1, 64, false).await;
+    let mut writer = join(&room, 2, 64, true).await;
+    reader.next().await;
+    writer.next().await;
+    send(
+        &room,
+        &reader,
+        protocol::encode_update(&text_update(10, "x")),
+    )
+    .await;
+    let denied = reader.next().await;
+    assert_eq!(
+        &denied[..],
+        &protocol::encode_permission_denied("permission denied")[..]
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    writer.no_frame();
+    assert_eq!(stored_text(h.app.store.as_ref(), "d"), "");
+}
+
+// Presence set by one socket reaches the others; when it leaves, its state is removed for
+// everyone. Another socket cannot overwrite or remove it meanwhile.
+#[tokio::test]
+async fn awareness_lifecycle_and_spoofing() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut a = join(&room, 1, 64, true).await;
+    let mut b = join(&room, 2, 64, true).await;
+    send(&room, &a, awareness_frame(77, 1, r#"{"user":"ada"}"#)).await;
+    let seen = b.next_with(&[1]).await;
+    assert_eq!(
+        awareness_of(&seen),
+        vec![(77, r#"{"user":"ada"}"#.to_string())]
+    );
+    // b claims a's client ID, then tries to remove it: both dropped.
+    send(&room, &b, awareness_frame(77, 5, r#"{"user":"mallory"}"#)).await;
+    send(&room, &b, awareness_frame(77, 6, "null")).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    while let Ok(f) = b.frames.try_recv() {
+        assert!(!f.starts_with(&[1]), "spoofed awareness was broadcast");
+    }
+    room.send(RoomCmd::Leave { conn: a.id })
+        .await
+        .expect("alive");
+    let removal = b.next_with(&[1]).await;
+    assert_eq!(awareness_of(&removal), vec![(77, "null".to_string())]);
+    // A newcomer gets no stale presence.
+    let mut c = join(&room, 3, 64, true).await;
+    c.next().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.no_frame();
+    let _ = &mut a;
+}
+
+// A socket that stops reading is closed as a slow consumer once its queue is full; the others
+// keep receiving.
+#[tokio::test]
+async fn slow_consumer_is_closed_others_unaffected() {
+    let h = harness_with(
+        Limits {
+            outbound_queue_len_max: 4,
+            ..Limits::default()
+        },
+        store_in,
+    );
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut slow = join(&room, 1, 4, true).await;
+    let mut fast = join(&room, 2, 64, true).await;
+    for i in 0..10u64 {
+        send(
+            &room,
+            &fast,
+            protocol::encode_update(&text_update(100 + i, "x")),
+        )
+        .await;
+        fast.next_with(&[0, 2]).await;
+    }
+    tokio::time::timeout(WAIT, slow.close.wait_for(|c| c.is_some()))
+        .await
+        .expect("closed in time")
+        .expect("signal");
+    assert_eq!(*slow.close.borrow(), Some(CloseCode::SlowConsumer));
+    send(
+        &room,
+        &fast,
+        protocol::encode_update(&text_update(999, "y")),
+    )
+    .await;
+    fast.next_with(&[0, 2]).await;
+}
+
+// An update that would take the document past its size limit is refused: the sender is closed
+// with 4413 and nothing of it is stored.
+#[tokio::test]
+async fn document_size_limit() {
+    let h = harness_with(
+        Limits {
+            doc_size_max_bytes: 200,
+            ..Limits::default()
+        },
+        store_in,
+    );
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut a = join(&room, 1, 64, true).await;
+    send(&room, &a, protocol::encode_update(&text_update(1, "small"))).await;
+    a.next_with(&[0, 2]).await;
+    send(
+        &room,
+        &a,
+        protocol::encode_update(&text_update(2, &"z".repeat(400))),
+    )
+    .await;
+    tokio::time::timeout(WAIT, a.close.wait_for(|c| c.is_some()))
+        .await
+        .expect("closed in time")
+        .expect("signal");
+    assert_eq!(*a.close.borrow(), Some(CloseCode::DocumentTooLarge));
+    assert_eq!(stored_text(h.app.store.as_ref(), "d"), "small");
+}
+
+// When the flush fails, nobody hears of the update (no echo, no broadcast), every socket of the
+// room is closed with 1011 and the server reports itself unhealthy.
+#[tokio::test]
+async fn failed_flush_sends_no_acknowledgement() {
+    let h = harness_with(Limits::default(), |dir| {
+        let inner = SledStore::open(&dir.path().join("store"), Default::default()).expect("opens");
+        let faulty = FaultyStore::new(inner);
+        faulty.fail_flush_at(1);
+        Arc::new(faulty)
+    });
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut a = join(&room, 1, 64, true).await;
+    let mut b = join(&room, 2, 64, true).await;
+    a.next().await;
+    b.next().await;
+    send(&room, &a, protocol::encode_update(&text_update(1, "lost"))).await;
+    tokio::time::timeout(WAIT, a.close.wait_for(|c| c.is_some()))
+        .await
+        .expect("closed in time")
+        .expect("signal");
+    assert_eq!(*a.close.borrow(), Some(CloseCode::InternalError));
+    assert_eq!(*b.close.borrow(), Some(CloseCode::InternalError));
+    a.no_frame();
+    b.no_frame();
+    assert!(h.app.health_problem().is_some());
+}
+
+// A room with no sockets unloads after its grace period, and reopening it loads the document
+// back from the store.
+#[tokio::test]
+async fn idle_room_unloads_and_reloads() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut a = join(&room, 1, 64, true).await;
+    send(&room, &a, protocol::encode_update(&text_update(1, "kept"))).await;
+    a.next_with(&[0, 2]).await;
+    room.send(RoomCmd::Leave { conn: a.id })
+        .await
+        .expect("alive");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !h.app.rooms.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "room never unloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let room = h.app.rooms.open(&h.app, "d").await.expect("reopens");
+    let mut b = join(&room, 2, 64, true).await;
+    b.next().await;
+    send(
+        &room,
+        &b,
+        protocol::encode_sync_step1(&StateVector::default()),
+    )
+    .await;
+    let step2 = b.next_with(&[0, 1]).await;
+    let Some(Inbound::Update(u)) = inbound(&step2).pop() else {
+        panic!("no update")
+    };
+    let d = Doc::new();
+    d.transact_mut().apply_update(u.decoded).expect("applies");
+    assert_eq!(d.get_or_insert_text("t").get_string(&d.transact()), "kept");
+}
