@@ -7,7 +7,6 @@
 //! the undo deletes what was inserted since and re-inserts what was deleted since, for every
 //! kind of shared type (text, map, array, XML) without knowing the document's schema.
 
-use yrs::types::ToJson;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, Origin, ReadTxn, StateVector, Transact, UndoManager, Update};
 
@@ -35,44 +34,52 @@ pub fn revert_to(current: &[u8], past: &[u8]) -> Result<Vec<u8>, RestoreError> {
     let current_update = decode("current", current)?;
     let past_update = decode("past", past)?;
 
-    // Which root types exist now, read from a throwaway copy of the current state.
-    let names: Vec<String> = {
+    // Root types are referenced by name only in updates, and yrs emits no change events (which
+    // the undo manager relies on) for roots whose type it was never told. So the kind of every
+    // root is inferred from its content, past first (deleted content is still there), and the
+    // scratch document declares each root with that kind before anything is applied.
+    let mut kinds: Vec<(String, RootKind)> = Vec::new();
+    for state in [past, current] {
         let probe = Doc::new();
         probe
             .transact_mut()
-            .apply_update(decode("current", current)?)
+            .apply_update(decode("state", state)?)
             .map_err(|e| RestoreError::Failed(e.to_string()))?;
         let txn = probe.transact();
-        let names = txn.root_refs().map(|(name, _)| name.to_string()).collect();
-        names
-    };
+        for (name, out) in txn.root_refs() {
+            if kinds.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            if let Some(kind) = infer_kind(&txn, out) {
+                kinds.push((name.to_string(), kind));
+            }
+        }
+    }
 
     let scratch = Doc::new();
-    scratch
-        .transact_mut()
-        .apply_update(past_update)
-        .map_err(|e| RestoreError::Failed(e.to_string()))?;
     let mut undo: UndoManager = UndoManager::with_options(yrs::undo::Options {
         capture_timeout_millis: u64::MAX / 2,
         ..Default::default()
     });
     undo.include_origin(Origin::from(REPLAY));
-    for name in &names {
-        // A root that does not exist yet is created untyped-as-map; items integrate into a
-        // root by name whatever its declared type, which is all the undo needs.
-        let existing = scratch
-            .transact()
-            .root_refs()
-            .find(|(n, _)| *n == name.as_str())
-            .map(|(_, out)| out);
-        match existing {
-            Some(out) => expand(&mut undo, &scratch, out)?,
-            None => {
-                let map = scratch.get_or_insert_map(name.as_str());
-                undo.expand_scope(&scratch, &map);
+    for (name, kind) in &kinds {
+        match kind {
+            RootKind::Text => {
+                undo.expand_scope(&scratch, &scratch.get_or_insert_text(name.as_str()))
+            }
+            RootKind::Map => undo.expand_scope(&scratch, &scratch.get_or_insert_map(name.as_str())),
+            RootKind::Array => {
+                undo.expand_scope(&scratch, &scratch.get_or_insert_array(name.as_str()))
+            }
+            RootKind::Xml => {
+                undo.expand_scope(&scratch, &scratch.get_or_insert_xml_fragment(name.as_str()))
             }
         }
     }
+    scratch
+        .transact_mut()
+        .apply_update(past_update)
+        .map_err(|e| RestoreError::Failed(e.to_string()))?;
     let before = scratch.transact().state_vector();
     {
         let mut txn = scratch.transact_mut_with(REPLAY);
@@ -95,24 +102,39 @@ pub fn revert_to(current: &[u8], past: &[u8]) -> Result<Vec<u8>, RestoreError> {
     Ok(txn.encode_state_as_update_v1(&after_replay))
 }
 
-fn expand(undo: &mut UndoManager, doc: &Doc, out: yrs::Out) -> Result<(), RestoreError> {
-    use yrs::Out;
-    match out {
-        Out::YText(t) => undo.expand_scope(doc, &t),
-        Out::YArray(a) => undo.expand_scope(doc, &a),
-        Out::YMap(m) => undo.expand_scope(doc, &m),
-        Out::YXmlFragment(x) => undo.expand_scope(doc, &x),
-        Out::YXmlElement(x) => undo.expand_scope(doc, &x),
-        Out::YXmlText(x) => undo.expand_scope(doc, &x),
-        Out::UndefinedRef(b) => undo.expand_scope(doc, &b),
-        other => {
-            return Err(RestoreError::Failed(format!(
-                "unexpected root value {:?}",
-                other.to_json(&doc.transact())
-            )))
-        }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RootKind {
+    Text,
+    Map,
+    Array,
+    Xml,
+}
+
+/// The kind of a root seen only through updates, from what it holds; `None` when empty.
+fn infer_kind<T: ReadTxn>(txn: &T, out: yrs::Out) -> Option<RootKind> {
+    use yrs::{Array, ArrayRef, GetString, Map, MapRef, Out, TextRef};
+    let branch = match out {
+        Out::UndefinedRef(b) => b,
+        Out::YText(_) => return Some(RootKind::Text),
+        Out::YMap(_) => return Some(RootKind::Map),
+        Out::YArray(_) => return Some(RootKind::Array),
+        Out::YXmlFragment(_) => return Some(RootKind::Xml),
+        _ => return None,
+    };
+    if MapRef::from(branch).len(txn) > 0 {
+        return Some(RootKind::Map);
     }
-    Ok(())
+    let array = ArrayRef::from(branch);
+    if array
+        .iter(txn)
+        .any(|v| matches!(v, Out::YXmlElement(_) | Out::YXmlText(_)))
+    {
+        return Some(RootKind::Xml);
+    }
+    if !TextRef::from(branch).get_string(txn).is_empty() {
+        return Some(RootKind::Text);
+    }
+    (array.len(txn) > 0).then_some(RootKind::Array)
 }
 
 fn empty_update() -> Vec<u8> {
@@ -124,6 +146,7 @@ fn empty_update() -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use yrs::types::ToJson;
     use yrs::{Array, GetString, Map, Text, WriteTxn};
 
     fn state(doc: &Doc) -> Vec<u8> {
@@ -189,6 +212,58 @@ mod tests {
         assert_eq!(arr.to_json(&doc.transact()).to_string(), "[a]");
         assert_eq!(state(&peer), state(&doc), "replicas converge");
         assert!(json(&doc).contains("hello world") && v1_json.contains("hello world"));
+    }
+
+    // One writer typing at the end (items squash into one block), then restoring the first
+    // version: the later text is deleted.
+    #[test]
+    fn restores_appended_typing() {
+        let doc = Doc::with_client_id(1);
+        let t = doc.get_or_insert_text("t");
+        let mut states = vec![];
+        for p in ["one ", "two ", "three"] {
+            let len = t.len(&doc.transact());
+            t.insert(&mut doc.transact_mut(), len, p);
+            states.push(state(&doc));
+        }
+        let revert = revert_to(&states[2], &states[0]).expect("reverts");
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(&revert).expect("decodes"))
+            .expect("applies");
+        assert_eq!(t.get_string(&doc.transact()), "one ");
+    }
+
+    // A rich-text body (XML fragment) and an array of maps (reply threads) restore too.
+    #[test]
+    fn restores_xml_and_nested_maps() {
+        use yrs::{MapPrelim, XmlElementPrelim, XmlFragment, XmlTextPrelim};
+        let doc = Doc::with_client_id(3);
+        let body = doc.get_or_insert_xml_fragment("default");
+        let replies = doc.get_or_insert_array("replies");
+        {
+            let mut txn = doc.transact_mut();
+            let p = body.insert(&mut txn, 0, XmlElementPrelim::empty("paragraph"));
+            p.insert(&mut txn, 0, XmlTextPrelim::new("first"));
+            replies.push_back(
+                &mut txn,
+                MapPrelim::from([("id".to_string(), yrs::In::from("r1"))]),
+            );
+        }
+        let v1 = state(&doc);
+        let v1_body = body.get_string(&doc.transact());
+        {
+            let mut txn = doc.transact_mut();
+            body.remove_range(&mut txn, 0, 1);
+            let p = body.insert(&mut txn, 0, XmlElementPrelim::empty("heading"));
+            p.insert(&mut txn, 0, XmlTextPrelim::new("second"));
+            replies.remove(&mut txn, 0);
+        }
+        let revert = revert_to(&state(&doc), &v1).expect("reverts");
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(&revert).expect("decodes"))
+            .expect("applies");
+        assert_eq!(body.get_string(&doc.transact()), v1_body);
+        assert_eq!(replies.len(&doc.transact()), 1);
     }
 
     #[test]
