@@ -211,13 +211,6 @@ async fn sync_socket(
     if let Err(why) = doc_name::validate(name) {
         return error_reply(StatusCode::BAD_REQUEST, "invalid_document_name", why);
     }
-    let Some(ws) = ws else {
-        return error_reply(
-            StatusCode::UPGRADE_REQUIRED,
-            "websocket_required",
-            "connect with a websocket client (y-websocket protocol)",
-        );
-    };
     if let Some(addr) = remote {
         if !app
             .ip_limits
@@ -235,6 +228,13 @@ async fn sync_socket(
     let (principal, role) = match authorize(&app, remote, token.as_deref(), name) {
         Ok(ok) => ok,
         Err(refusal) => return refusal.into_response(),
+    };
+    let Some(ws) = ws else {
+        return error_reply(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket_required",
+            "connect with a websocket client (y-websocket protocol)",
+        );
     };
     // Sockets per user count only with real identities: in development mode everyone is
     // "anonymous".

@@ -37,6 +37,9 @@ struct AuthArgs {
     /// Required `aud` claim.
     #[arg(long, env = "TANDEM_JWT_AUDIENCE")]
     jwt_audience: Option<String>,
+    /// Allowed clock skew for `exp` and `nbf`, in seconds.
+    #[arg(long, env = "TANDEM_JWT_LEEWAY_S", default_value_t = 30)]
+    jwt_leeway_s: u64,
     /// With --jwt-secret: `POST /api/dev/token` signs write tokens for any name (demos only).
     #[arg(long, env = "TANDEM_DEV_LOGIN")]
     dev_login: bool,
@@ -50,6 +53,7 @@ impl AuthArgs {
             (None, Some(path)) => Verifier::public_key_pem(path)?,
             (None, None) => return Ok(None),
         };
+        let verifier = verifier.with_leeway_s(self.jwt_leeway_s);
         let verifier = match &self.jwt_issuer {
             Some(iss) => verifier.with_issuer(iss),
             None => verifier,

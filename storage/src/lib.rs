@@ -5,6 +5,7 @@
 //!   history and past states.
 //! - [`SledStore`]: the embedded implementation on `sled`.
 //! - [`record`]: the checksummed record format every stored value uses.
+//! - [`memory::MemStore`]: the same contract in memory, for fuzzing and fast tests.
 //! - [`fault`]: a wrapper that fails the k-th append or flush, for tests of error paths.
 //!
 //! Architecture invariant: this crate stores bytes. It reads a Yjs update only to compact (and
@@ -24,6 +25,7 @@
 //! counter but never a document.
 
 pub mod fault;
+pub mod memory;
 pub mod record;
 
 use std::panic::AssertUnwindSafe;

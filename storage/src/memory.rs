@@ -1,0 +1,192 @@
+//! An in-memory [`DocStore`]: nothing survives the process. For fuzzing and tests that exercise
+//! the server's logic at speed; it keeps the same contract as [`crate::SledStore`] (ordering,
+//! compaction that keeps racing appends, history window) minus durability.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+use crate::{
+    merge, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig, StoreError, StoredDoc,
+    UpdateRecord,
+};
+
+#[derive(Default)]
+struct Doc {
+    snapshot: Option<(u64, Vec<u8>)>,
+    log: BTreeMap<u64, UpdateRecord>,
+    updated_ms: u64,
+}
+
+pub struct MemStore {
+    docs: Mutex<HashMap<String, Doc>>,
+    next_seq: Mutex<u64>,
+    config: StoreConfig,
+}
+
+impl MemStore {
+    pub fn new(config: StoreConfig) -> Self {
+        MemStore {
+            docs: Mutex::default(),
+            next_seq: Mutex::new(1),
+            config,
+        }
+    }
+}
+
+impl DocStore for MemStore {
+    fn append(
+        &self,
+        doc: &str,
+        author: &str,
+        time_ms: u64,
+        update: &[u8],
+    ) -> Result<u64, StoreError> {
+        let seq = {
+            let mut next = self.next_seq.lock().unwrap_or_else(PoisonError::into_inner);
+            let seq = *next;
+            *next += 1;
+            seq
+        };
+        let mut docs = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
+        let d = docs.entry(doc.to_string()).or_default();
+        d.updated_ms = time_ms;
+        d.log.insert(
+            seq,
+            UpdateRecord {
+                seq,
+                author: author.to_string(),
+                time_ms,
+                update: update.to_vec(),
+            },
+        );
+        Ok(seq)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn load(&self, doc: &str) -> Result<Option<StoredDoc>, StoreError> {
+        let docs = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(docs.get(doc).map(|d| {
+            let snapshot_seq = d.snapshot.as_ref().map_or(0, |(s, _)| *s);
+            StoredDoc {
+                snapshot: d.snapshot.as_ref().map(|(_, s)| s.clone()),
+                snapshot_seq,
+                tail: d
+                    .log
+                    .range(snapshot_seq + 1..)
+                    .map(|(_, r)| r.clone())
+                    .collect(),
+            }
+        }))
+    }
+
+    fn needs_compaction(&self, doc: &str) -> Result<bool, StoreError> {
+        let stored = self.load(doc)?.unwrap_or_default();
+        Ok(
+            crate::len_u64(stored.tail.len()) >= self.config.compact_after_updates
+                || crate::len_u64(stored.tail_bytes()) >= self.config.compact_after_bytes,
+        )
+    }
+
+    fn compact(&self, doc: &str) -> Result<CompactionReport, StoreError> {
+        let Some(stored) = self.load(doc)? else {
+            return Ok(CompactionReport {
+                merged_updates: 0,
+                snapshot_bytes: 0,
+                snapshot_seq: 0,
+                removed_log_entries: 0,
+            });
+        };
+        let last = stored.tail.last().map_or(stored.snapshot_seq, |r| r.seq);
+        let state = merge(doc, stored.updates())?;
+        let mut docs = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(d) = docs.get_mut(doc) {
+            d.snapshot = Some((last, state.clone()));
+        }
+        Ok(CompactionReport {
+            merged_updates: crate::len_u64(stored.tail.len()),
+            snapshot_bytes: crate::len_u64(state.len()),
+            snapshot_seq: last,
+            removed_log_entries: 0,
+        })
+    }
+
+    fn list(&self) -> Result<Vec<DocInfo>, StoreError> {
+        let names: Vec<String> = self
+            .docs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        names
+            .iter()
+            .filter_map(|n| self.info(n).transpose())
+            .collect()
+    }
+
+    fn info(&self, doc: &str) -> Result<Option<DocInfo>, StoreError> {
+        let docs = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(docs.get(doc).map(|d| {
+            let snapshot_seq = d.snapshot.as_ref().map_or(0, |(s, _)| *s);
+            let tail: Vec<_> = d.log.range(snapshot_seq + 1..).map(|(_, r)| r).collect();
+            DocInfo {
+                name: doc.to_string(),
+                log_len: crate::len_u64(tail.len()),
+                log_bytes: tail.iter().map(|r| crate::len_u64(r.update.len())).sum(),
+                snapshot_bytes: d
+                    .snapshot
+                    .as_ref()
+                    .map_or(0, |(_, s)| crate::len_u64(s.len())),
+                last_seq: d.log.keys().next_back().copied().unwrap_or(snapshot_seq),
+                updated_ms: d.updated_ms,
+            }
+        }))
+    }
+
+    fn delete(&self, doc: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .docs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(doc)
+            .is_some())
+    }
+
+    fn history(
+        &self,
+        doc: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let docs = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(docs.get(doc).map_or_else(Vec::new, |d| {
+            d.log
+                .range(after.saturating_add(1)..)
+                .take(limit)
+                .map(|(_, r)| HistoryEntry {
+                    seq: r.seq,
+                    author: r.author.clone(),
+                    time_ms: r.time_ms,
+                    size: crate::len_u64(r.update.len()),
+                })
+                .collect()
+        }))
+    }
+
+    fn state_at(&self, doc: &str, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let updates: Vec<Vec<u8>> = {
+            let docs = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(d) = docs.get(doc) else {
+                return Ok(None);
+            };
+            if !d.log.contains_key(&seq) {
+                return Ok(None);
+            }
+            d.log.range(..=seq).map(|(_, r)| r.update.clone()).collect()
+        };
+        merge(doc, updates.iter().map(Vec::as_slice)).map(Some)
+    }
+}
