@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | POST | `<doc>/sync` | read (write to send edits) | one-round-trip sync for offline clients |
 //! | GET | `<doc>/history?after=&limit=` | admin | versions: seq, author, time, size |
-//! | GET | `<doc>/at/<version>` | admin | the document as it was (a Yjs v1 update) |
+//! | GET | `<doc>/at/<version>` | admin | the document as it was (a Yjs v1 update, or JSON) |
 //! | POST | `<doc>/restore/<version>` | admin | that content, restored as a new forward edit |
 //! | DELETE | `<doc>` | admin | delete the document (its sockets are closed with 4404) |
 
@@ -41,6 +41,7 @@ struct Request {
     token: Option<String>,
     remote: Option<SocketAddr>,
     if_none_match: Option<String>,
+    accept: Option<String>,
     body: Bytes,
 }
 
@@ -59,11 +60,20 @@ pub fn routes(
         .and(credentials())
         .and(warp::addr::remote())
         .and(warp::header::optional::<String>("if-none-match"))
+        .and(warp::header::optional::<String>("accept"))
         .and(warp::body::content_length_limit(frame_max))
         .and(warp::body::bytes())
         .and(with_app)
         .then(
-            |tail: Tail, method, query, token, remote, if_none_match, body, app: Arc<App>| async move {
+            |tail: Tail,
+             method,
+             query,
+             token,
+             remote,
+             if_none_match,
+             accept,
+             body,
+             app: Arc<App>| async move {
                 let request = Request {
                     method,
                     tail: tail.as_str().to_string(),
@@ -71,6 +81,7 @@ pub fn routes(
                     token,
                     remote,
                     if_none_match,
+                    accept,
                     body,
                 };
                 dispatch(request, app)
@@ -118,7 +129,14 @@ async fn dispatch(req: Request, app: Arc<App>) -> Result<Response, ApiError> {
     match op {
         Op::Sync => sync(doc, &principal, role, req.if_none_match, &req.body, &app).await,
         Op::History => history(doc, &req.query, &app).await,
-        Op::At(version) => at(doc, version, &app).await,
+        Op::At(version) => {
+            let want_json = req.query.get("format").is_some_and(|f| f == "json")
+                || req
+                    .accept
+                    .as_deref()
+                    .is_some_and(|a| a.contains("application/json"));
+            at(doc, version, want_json, &app).await
+        }
         Op::Restore(version) => restore(doc, version, &principal, &app).await,
         Op::Document => delete(doc, &app).await,
     }
@@ -307,9 +325,36 @@ async fn past_state(doc: &str, version: u64, app: &Arc<App>) -> Result<Vec<u8>, 
         })
 }
 
-async fn at(doc: &str, version: u64, app: &Arc<App>) -> Result<Response, ApiError> {
+/// The document as of `version`: a Yjs update, or its JSON with `?format=json` (or an `Accept`
+/// of `application/json`).
+async fn at(
+    doc: &str,
+    version: u64,
+    want_json: bool,
+    app: &Arc<App>,
+) -> Result<Response, ApiError> {
     let state = past_state(doc, version, app).await?;
-    Ok(warp::reply::with_header(state, "content-type", "application/octet-stream").into_response())
+    if !want_json {
+        return Ok(
+            warp::reply::with_header(state, "content-type", "application/octet-stream")
+                .into_response(),
+        );
+    }
+    let json =
+        tokio::task::spawn_blocking(move || tandem_crdt_model::history::state_to_json(&state))
+            .await
+            .map_err(|_| storage_error())?
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "render_failed",
+                    e.to_string(),
+                )
+            })?;
+    Ok(
+        warp::reply::json(&json!({ "doc": doc, "version": version, "content": json }))
+            .into_response(),
+    )
 }
 
 async fn restore(

@@ -450,6 +450,45 @@ mod tests {
         );
     }
 
+    // RS256 and EdDSA tokens verify against their PEM public keys, and not against each other's.
+    #[test]
+    fn public_key_algorithms() {
+        let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys");
+        let sign = |alg: Algorithm, private: &str| {
+            let pem = std::fs::read(keys.join(private)).expect("test key");
+            let key = match alg {
+                Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+                _ => EncodingKey::from_rsa_pem(&pem),
+            }
+            .expect("parses");
+            jsonwebtoken::encode(&Header::new(alg), &claims("k", &[("d", Role::Write)]), &key)
+                .expect("signs")
+        };
+        let ed = Verifier::public_key_pem(&keys.join("ed25519.pub.pem")).expect("ed25519 key");
+        let rsa = Verifier::public_key_pem(&keys.join("rsa.pub.pem")).expect("rsa key");
+        let ed_token = sign(Algorithm::EdDSA, "ed25519.pem");
+        let rsa_token = sign(Algorithm::RS256, "rsa.pem");
+        assert_eq!(
+            ed.verify(&ed_token, NOW).expect("eddsa").role_for("d"),
+            Some(Role::Write)
+        );
+        assert_eq!(rsa.verify(&rsa_token, NOW).expect("rs256").sub, "k");
+        assert_eq!(
+            ed.verify(&rsa_token, NOW).err(),
+            Some(AuthError::BadSignature)
+        );
+        assert_eq!(
+            rsa.verify(&ed_token, NOW).err(),
+            Some(AuthError::BadSignature)
+        );
+        let hs = mint_hs256(SECRET, &claims("k", &[])).expect("mints");
+        assert_eq!(
+            rsa.verify(&hs, NOW).err(),
+            Some(AuthError::BadSignature),
+            "no algorithm confusion"
+        );
+    }
+
     // Expiry is exact at the edge (with the documented leeway).
     #[test]
     fn expiry_edge() {

@@ -80,6 +80,15 @@ async fn history_listing_and_restore_round_trip() {
     let (status, _, state) = json(&s, "GET", &format!("/api/docs/notes/1/at/{v1}"), &admin).await;
     assert_eq!(status, 200);
     assert_eq!(text_of(&state), "one ");
+    let (status, as_json, _) = json(
+        &s,
+        "GET",
+        &format!("/api/docs/notes/1/at/{v1}?format=json"),
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(as_json["content"], serde_json::json!({"t": "one "}));
 
     let (status, restored, _) = json(
         &s,
