@@ -11,11 +11,13 @@
 //!   [`doc_name`]: which document names exist; [`metrics`]: Prometheus counters.
 //! - [`abuse`]: rate limits (token bucket per socket, windows per IP, sockets per user).
 //! - [`auth`]: JWT verification and per-document roles.
+//! - [`alloc`]: the global allocator that refuses oversized single allocations (decoder bombs).
 //! - [`app`]: the state they share. [`Server`] starts and stops all of it.
 //!
 //! The wire codec lives in `tandem-crdt-model` (pure), the update log in `tandem-storage`.
 
 pub mod abuse;
+pub mod alloc;
 pub mod api;
 pub mod app;
 pub mod auth;

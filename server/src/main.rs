@@ -222,6 +222,10 @@ impl ServeArgs {
     }
 }
 
+/// Refuses single allocations above a bound set from the limits (see `tandem::alloc`).
+#[global_allocator]
+static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BoundedAlloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -253,6 +257,10 @@ fn mint(args: TokenArgs) -> anyhow::Result<String> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    tandem::alloc::set_single_allocation_max(
+        config.limits.frame_size_max_bytes,
+        config.limits.doc_size_max_bytes,
+    );
     if config.dev_login_secret.is_some() {
         tracing::warn!("--dev-login is on: anyone can obtain a write token from /api/dev/token");
     }

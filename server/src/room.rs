@@ -398,8 +398,13 @@ impl Room {
         self.app.metrics.messages_in.fetch_add(1, Relaxed);
         match message {
             Inbound::SyncStep1(sv) => {
-                let diff = self.doc.transact().encode_state_as_update_v1(&sv);
-                out.to(conn, protocol::encode_sync_step2(&diff));
+                match encode_diff(&self.doc, &sv) {
+                    Some(diff) => out.to(conn, protocol::encode_sync_step2(&diff)),
+                    None => {
+                        tracing::error!(doc = %self.name, conn, "document does not encode");
+                        self.close_member(conn, CloseCode::InternalError, out);
+                    }
+                }
                 Ok(false)
             }
             Inbound::Update(update) => {
@@ -549,15 +554,19 @@ impl Room {
     }
 
     fn answer_http(&self, pending: PendingHttpReply) {
-        let txn = self.doc.transact();
-        let server_sv = txn.state_vector();
+        let server_sv = self.doc.transact().state_vector();
         let etag = etag_of(&server_sv);
         let unchanged =
             pending.refused == 0 && pending.if_none_match.as_deref() == Some(etag.as_str());
         let body = if unchanged {
             None
         } else {
-            let diff = txn.encode_state_as_update_v1(&pending.state_vector);
+            let Some(diff) = encode_diff(&self.doc, &pending.state_vector) else {
+                let _ = pending.reply.send(Err(HttpSyncError::Invalid(
+                    "the document does not encode".into(),
+                )));
+                return;
+            };
             let mut body = protocol::encode_sync_step2(&diff);
             body.extend_from_slice(&protocol::encode_sync_step1(&server_sv));
             if pending.refused > 0 {
@@ -814,13 +823,31 @@ fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), String> {
 
 /// Applies an update, turning a `yrs` error or panic into an error. `Ok(false)` means the
 /// update changed nothing (everything in it was already known).
+///
+/// An update whose dependencies are missing is kept pending inside the document; fuzzing found
+/// crafted ones that integrate but make every later encode of the document panic inside `yrs`,
+/// which would poison the document for everyone once stored. So when an update leaves pending
+/// content, the document must still encode before the update is accepted.
 pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let mut txn = doc.transact_mut();
         txn.apply_update(update).map_err(|e| e.to_string())?;
-        Ok(txn.has_changes() || txn.has_missing_updates())
+        Ok::<_, String>((txn.has_changes(), txn.has_missing_updates()))
     }));
-    result.unwrap_or_else(|_| Err("applying the update panicked".into()))
+    let (changed, pending) =
+        result.unwrap_or_else(|_| Err("applying the update panicked".into()))?;
+    if pending && encode_diff(doc, &StateVector::default()).is_none() {
+        return Err("the update leaves the document unencodable".into());
+    }
+    Ok(changed || pending)
+}
+
+/// What `doc` has beyond `sv`, or `None` if `yrs` panics encoding it (see [`apply_guarded`]).
+pub fn encode_diff(doc: &Doc, sv: &StateVector) -> Option<Vec<u8>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        doc.transact().encode_state_as_update_v1(sv)
+    }))
+    .ok()
 }
 
 /// A short stable tag of a state vector: equal tags mean the same document state.
@@ -837,10 +864,9 @@ pub fn etag_of(sv: &StateVector) -> String {
     format!("\"{hash:016x}-{}\"", bytes.len())
 }
 
-/// The document's full state as one update (used by tests and the HTTP API).
+/// The document's full state as one update (the HTTP API's restores; empty if it cannot encode).
 pub fn encode_state(doc: &Doc) -> Vec<u8> {
-    doc.transact()
-        .encode_state_as_update_v1(&StateVector::default())
+    encode_diff(doc, &StateVector::default()).unwrap_or_default()
 }
 
 fn now_ms() -> u64 {

@@ -399,3 +399,45 @@ async fn idle_room_unloads_and_reloads() {
     d.transact_mut().apply_update(u.decoded).expect("applies");
     assert_eq!(d.get_or_insert_text("t").get_string(&d.transact()), "kept");
 }
+
+// Regression from fuzzing (fuzz/corpus/apply_update/regression-pending-unencodable): an update
+// that integrates as pending content but makes every later encode of the document panic inside
+// yrs. It must be refused (close 1007), never stored, and the room must keep serving.
+#[tokio::test]
+async fn unencodable_pending_update_is_refused() {
+    let crafted: [u8; 18] = [
+        0x01, 0x02, 0x69, 0x40, 0x02, 0x02, 0x08, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0xff, 0x00,
+    ];
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut a = join(&room, 1, 64, true).await;
+    let mut b = join(&room, 2, 64, true).await;
+    send(&room, &a, protocol::encode_update(&text_update(1, "kept"))).await;
+    b.next_with(&[0, 2]).await;
+    let frame = protocol::encode_update(&crafted);
+    let Ok(messages) = protocol::decode_frame(&frame, 1 << 20) else {
+        return; // refused at decoding: just as good
+    };
+    room.send(RoomCmd::Inbound {
+        conn: a.id,
+        messages,
+    })
+    .await
+    .expect("room alive");
+    tokio::time::timeout(WAIT, a.close.wait_for(|c| c.is_some()))
+        .await
+        .expect("closed in time")
+        .expect("signal");
+    assert_eq!(*a.close.borrow(), Some(CloseCode::InvalidPayload));
+    send(
+        &room,
+        &b,
+        protocol::encode_sync_step1(&StateVector::default()),
+    )
+    .await;
+    b.next_with(&[0, 1]).await;
+    assert_eq!(stored_text(h.app.store.as_ref(), "d"), "kept");
+    let stored = h.app.store.load("d").expect("loads").expect("exists");
+    assert_eq!(stored.tail.len(), 1, "the crafted update was not stored");
+}

@@ -1,0 +1,40 @@
+//! Update application as a room does it: decode, apply (guarded) to a document that already
+//! holds content; an accepted update must leave a document that encodes and decodes.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+// The server's allocator, so the fuzzer exercises what production runs: oversized reservations
+// from decoders fail instead of succeeding virtually (see tandem::alloc).
+#[global_allocator]
+static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BoundedAlloc;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, StateVector, Text, Transact, Update};
+
+fuzz_target!(
+    init: {
+        // The bound a server with default limits runs with (16 MiB frames, 64 MiB documents).
+        tandem::alloc::set_single_allocation_max(16 << 20, 64 << 20);
+        // libfuzzer-sys aborts on any panic, even one the server catches. The server guards
+        // every yrs call with catch_unwind, so model that: a panic the code under test catches
+        // is not a crash; one that escapes still aborts in libfuzzer-sys' own catch_unwind.
+        let verbose = std::env::var_os("TANDEM_FUZZ_VERBOSE").is_some();
+        std::panic::set_hook(Box::new(move |info| {
+            if verbose {
+                eprintln!("panic (caught or not): {info}");
+            }
+        }));
+    },
+    |data: &[u8]| {
+    let doc = Doc::with_client_id(1);
+    doc.get_or_insert_text("t").insert(&mut doc.transact_mut(), 0, "base content");
+    let Ok(update) = tandem_crdt_model::protocol::decode_update(data) else {
+        return;
+    };
+    // A refused update is discarded by the room, which reloads the document from the store;
+    // an accepted one must leave a document that encodes and decodes.
+    if tandem::room::apply_guarded(&doc, update).is_ok() {
+        let state = doc.transact().encode_state_as_update_v1(&StateVector::default());
+        assert!(Update::decode_v1(&state).is_ok(), "accepted update left an undecodable state");
+    }
+    }
+);
