@@ -71,6 +71,10 @@ pub struct Timing {
     pub room_idle_grace: Duration,
     /// How long a close handshake or a final write may take before the socket is dropped.
     pub close_timeout: Duration,
+    /// How long one frame may take to reach the kernel. A peer whose receive window stays shut
+    /// this long is not reading; without this bound its connection task would wait on the write
+    /// (TCP keeps probing a zero window forever) and hold a connection slot.
+    pub write_stall_max: Duration,
 }
 
 impl Default for Timing {
@@ -79,6 +83,7 @@ impl Default for Timing {
             ping_interval: Duration::from_secs(30),
             room_idle_grace: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            write_stall_max: Duration::from_secs(10),
         }
     }
 }

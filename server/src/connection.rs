@@ -125,8 +125,14 @@ async fn pump(
             }
             frame = outbound.recv() => {
                 let Some(frame) = frame else { break End::Close(CloseCode::InternalError) };
-                if sink.send(Message::binary(frame)).await.is_err() {
-                    break End::PeerGone;
+                match tokio::time::timeout(timing.write_stall_max, sink.send(Message::binary(frame))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break End::PeerGone,
+                    Err(_) => {
+                        app.metrics.slow_consumers_closed.fetch_add(1, Relaxed);
+                        tracing::warn!(doc = %room.name, conn, "closing connection: writes stalled");
+                        break End::Close(CloseCode::SlowConsumer);
+                    }
                 }
             }
             incoming = stream.next() => {

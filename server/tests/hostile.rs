@@ -1,0 +1,292 @@
+//! Hostile clients at the edge, each next to 50 well-behaved clients in the same room: after
+//! every hostile act the hostile socket got its documented answer, and an edit from one
+//! well-behaved client still reaches all the others within a bounded time.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tandem::auth::Role;
+use tandem_crdt_model::protocol;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
+
+const WELL_BEHAVED: usize = 50;
+/// Edit-to-everyone latency the room must keep while under attack (generous: a debug build on
+/// two cores, fifty sockets).
+const LATENCY_MAX: Duration = Duration::from_secs(3);
+const ROOM: &str = "hostile/room";
+
+struct Crowd {
+    sockets: Vec<Ws>,
+    round: u64,
+}
+
+impl Crowd {
+    async fn join(addr: std::net::SocketAddr, path: &str) -> Crowd {
+        let mut sockets = Vec::with_capacity(WELL_BEHAVED);
+        for _ in 0..WELL_BEHAVED {
+            sockets.push(connect_ok(addr, path).await);
+        }
+        Crowd { sockets, round: 0 }
+    }
+
+    /// One member edits; every member must receive that exact update within `LATENCY_MAX`.
+    async fn still_syncs(&mut self, what: &str) {
+        self.round += 1;
+        let frame = edit(10_000 + self.round, &format!("round {}", self.round));
+        let started = Instant::now();
+        self.sockets[0]
+            .send(Message::binary(frame.clone()))
+            .await
+            .expect("sends");
+        for (i, ws) in self.sockets.iter_mut().enumerate() {
+            let deadline = started + LATENCY_MAX;
+            loop {
+                let next = tokio::time::timeout_at(deadline.into(), ws.next())
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("after {what}: member {i} waited over {LATENCY_MAX:?}")
+                    });
+                match next {
+                    Some(Ok(Message::Binary(b))) if b[..] == frame[..] => break,
+                    Some(Ok(_)) => {}
+                    other => panic!("after {what}: member {i} lost its socket: {other:?}"),
+                }
+            }
+        }
+        eprintln!(
+            "after {what}: all {WELL_BEHAVED} received in {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+fn big_edit(client: u64, bytes: usize) -> Vec<u8> {
+    let doc = Doc::with_client_id(client);
+    doc.get_or_insert_text("t")
+        .insert(&mut doc.transact_mut(), 0, &"b".repeat(bytes));
+    let u = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    protocol::encode_update(&u)
+}
+
+#[tokio::test]
+async fn hostile_clients_do_not_disturb_fifty_neighbours() {
+    let s = start(|c| {
+        c.limits.frame_size_max_bytes = 256 * 1024;
+        c.limits.doc_size_max_bytes = 4 * 1024 * 1024;
+        c.limits.outbound_queue_len_max = 16;
+        c.limits.messages_per_sec_per_conn = 200;
+        c.limits.messages_burst_per_conn = 400;
+        c.timing.write_stall_max = Duration::from_secs(2);
+        c.timing.close_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = s.addr();
+    let awareness = |client: u64, clock: u32, json: &str| {
+        use yrs::encoding::write::Write;
+        let mut payload = Vec::new();
+        payload.write_var(1u32);
+        payload.write_var(client);
+        payload.write_var(clock);
+        payload.write_string(json);
+        let mut frame = vec![protocol::MSG_AWARENESS];
+        Write::write_buf(&mut frame, &payload);
+        frame
+    };
+    let mut crowd = Crowd::join(addr, ROOM).await;
+    crowd.still_syncs("joining").await;
+
+    // Oversized frame: 1009.
+    let mut h = connect_ok(addr, ROOM).await;
+    h.send(Message::binary(vec![0u8; 256 * 1024 + 1]))
+        .await
+        .expect("sends");
+    assert_eq!(close_code(&mut h).await, 1009);
+    crowd.still_syncs("an oversized frame").await;
+
+    // Text frame: 1003. Undecodable binary: 1007.
+    for (frame, code) in [
+        (Message::text("hi"), 1003),
+        (Message::binary(vec![0, 2, 9, 9]), 1007),
+    ] {
+        let mut h = connect_ok(addr, ROOM).await;
+        h.send(frame).await.expect("sends");
+        assert_eq!(close_code(&mut h).await, code);
+    }
+    crowd.still_syncs("text and undecodable frames").await;
+
+    // Unknown message type: ignored, the socket stays usable.
+    let mut h = connect_ok(addr, ROOM).await;
+    h.send(Message::binary(vec![42, 1, 0]))
+        .await
+        .expect("sends");
+    still_syncs(&mut h, 500).await;
+    crowd.still_syncs("an unknown message type").await;
+
+    // An update that would push the document over its size limit: 4413, nothing stored.
+    let mut h = connect_ok(addr, ROOM).await;
+    let mut closed = None;
+    for i in 0..40u64 {
+        if h.send(Message::binary(big_edit(600 + i, 200 * 1024)))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        if let Ok(Some(Ok(Message::Close(Some(f))))) =
+            tokio::time::timeout(Duration::from_millis(50), async {
+                loop {
+                    match h.next().await {
+                        Some(Ok(Message::Binary(_))) => continue,
+                        other => return other,
+                    }
+                }
+            })
+            .await
+        {
+            closed = Some(u16::from(f.code));
+            break;
+        }
+    }
+    assert_eq!(closed, Some(4413), "document size limit");
+    crowd
+        .still_syncs("an update past the document size limit")
+        .await;
+
+    // A slow reader: never reads while the room sends it large frames; it is closed (4001)
+    // within seconds of overflowing its queue, and nobody else waits for it.
+    // A small receive buffer, as a phone on a bad network has: the kernel cannot hide the
+    // backlog, so it builds up in the server's queue for this socket.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let stream = socket.connect(addr).await.expect("connects");
+    let (slow, _) =
+        tokio_tungstenite::client_async(format!("ws://{addr}/sync/hostile/slow"), stream)
+            .await
+            .expect("upgrade");
+    let mut writer = connect_ok(addr, "hostile/slow").await;
+    // Large presence states are relayed but not stored, so they fill the slow socket's queue
+    // without touching any document limit.
+    let started = Instant::now();
+    let blob = "x".repeat(200 * 1024);
+    for clock in 1..=100u32 {
+        let state = format!(r#"{{"blob":"{blob}"}}"#);
+        writer
+            .send(Message::binary(awareness(777, clock, &state)))
+            .await
+            .expect("sends");
+        // Drain the writer's own echoes so that only `slow` falls behind.
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(5), writer.next()).await
+        {
+        }
+    }
+    let stats_say_closed = async {
+        loop {
+            let (_, _, body) = http(addr, "GET", "/api/stats", &[], b"").await;
+            let stats: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            if stats["per_room"]["hostile/slow"] == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), stats_say_closed)
+        .await
+        .expect("slow reader closed within seconds");
+    eprintln!("slow reader closed after {:?}", started.elapsed());
+    crowd.still_syncs("a slow reader").await;
+    // The server also let go of the socket itself: reading now drains what the kernel held and
+    // then meets the end of the connection (a close frame, or the TCP stream ending).
+    let mut slow = slow;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match slow.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the slow reader's connection was never ended"
+    );
+
+    // A flood: closed by the rate limit (4429).
+    let mut h = connect_ok(addr, ROOM).await;
+    for _ in 0..1000 {
+        if h.send(Message::binary(vec![3])).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut h).await, 4429);
+    crowd.still_syncs("a flood").await;
+
+    // Awareness spoofing: a member's presence cannot be overwritten by another socket.
+    crowd.sockets[1]
+        .send(Message::binary(awareness(4242, 1, r#"{"name":"real"}"#)))
+        .await
+        .expect("sends");
+    let mut h = connect_ok(addr, ROOM).await;
+    h.send(Message::binary(awareness(4242, 99, r#"{"name":"spoof"}"#)))
+        .await
+        .expect("sends");
+    h.send(Message::binary(vec![protocol::MSG_QUERY_AWARENESS]))
+        .await
+        .expect("sends");
+    let states = recv_with(&mut h, &[protocol::MSG_AWARENESS]).await;
+    let text = String::from_utf8_lossy(&states).to_string();
+    assert!(text.contains("real") && !text.contains("spoof"), "{text}");
+    crowd.still_syncs("awareness spoofing").await;
+}
+
+// With authentication on, bytes sent before the upgrade completes (a websocket frame pipelined
+// behind an unauthenticated upgrade request) are never applied: the request gets 401 and the
+// connection ends.
+#[tokio::test]
+async fn frames_before_authentication_are_not_applied() {
+    let s = start(with_auth).await;
+    let addr = s.addr();
+    let mut tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let request = "GET /sync/auth/doc HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let payload = edit(1, "smuggled");
+    // A masked client binary frame carrying the update.
+    let mut frame = vec![0x82u8];
+    let len = payload.len();
+    if len < 126 {
+        frame.push(0x80 | u8::try_from(len).expect("small"));
+    } else {
+        frame.push(0x80 | 126);
+        frame.extend_from_slice(&u16::try_from(len).expect("fits").to_be_bytes());
+    }
+    let mask = [1u8, 2, 3, 4];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tcp.write_all(request.as_bytes()).await.expect("writes");
+    tcp.write_all(&frame).await.expect("writes");
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response).to_string();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    let token = token("w", &[("auth/**", Role::Write)], 60);
+    let mut ws = connect_ok(addr, &format!("auth/doc?token={token}")).await;
+    send(
+        &mut ws,
+        protocol::encode_sync_step1(&StateVector::default()),
+    )
+    .await;
+    let step2 = recv_with(&mut ws, &[0, 1]).await;
+    assert!(
+        !step2.windows(8).any(|w| w == b"smuggled"),
+        "a pre-auth frame was applied"
+    );
+}
