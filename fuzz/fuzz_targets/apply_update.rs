@@ -25,8 +25,18 @@ fuzz_target!(
         }));
     },
     |data: &[u8]| {
-    let doc = Doc::with_client_id(1);
-    doc.get_or_insert_text("t").insert(&mut doc.transact_mut(), 0, "base content");
+    // As in a room: the content came from remote clients (client 1 here), the server's own
+    // client ID never wrote anything.
+    let doc = Doc::with_client_id(0x5e_77e2);
+    let base = {
+        let author = Doc::with_client_id(1);
+        author.get_or_insert_text("t").insert(&mut author.transact_mut(), 0, "base content");
+        let update = author.transact().encode_state_as_update_v1(&StateVector::default());
+        update
+    };
+    if let Ok(update) = Update::decode_v1(&base) {
+        let _ = doc.transact_mut().apply_update(update);
+    }
     let Ok(update) = tandem_crdt_model::protocol::decode_update(data) else {
         return;
     };
