@@ -129,6 +129,8 @@ enum Ingest {
     Applied,
     /// Refused: the document would pass `doc_size_max_bytes`.
     TooLarge,
+    /// Not applied: it depends on content we lack (see [`has_gap`]).
+    Gap,
     /// Refused: it does not integrate.
     Invalid(String),
 }
@@ -450,6 +452,16 @@ impl Room {
                 out.to(conn, echo);
                 Ok(false)
             }
+            Ingest::Gap => {
+                // Ask again: the client answers our state vector with everything we lack, this
+                // update's predecessors and the update itself.
+                tracing::debug!(doc = %self.name, conn, "update ahead of its dependencies; asking for a resync");
+                out.to(
+                    conn,
+                    protocol::encode_sync_step1(&self.doc.transact().state_vector()),
+                );
+                Ok(false)
+            }
             Ingest::TooLarge => {
                 tracing::warn!(doc = %self.name, conn, size = bytes_len, "update refused: document size limit");
                 self.close_member(conn, CloseCode::DocumentTooLarge, out);
@@ -478,6 +490,9 @@ impl Room {
         if self.doc_bytes.saturating_add(size) > self.app.config.limits.doc_size_max_bytes {
             self.app.metrics.updates_refused.fetch_add(1, Relaxed);
             return Ok(Ingest::TooLarge);
+        }
+        if has_gap(&self.doc, &update.decoded) {
+            return Ok(Ingest::Gap);
         }
         match apply_guarded(&self.doc, update.decoded) {
             Ok(false) => Ok(Ingest::Known),
@@ -531,7 +546,9 @@ impl Room {
             }
             match self.ingest(&author, update, out)? {
                 Ingest::Applied => appended += 1,
-                Ingest::Empty | Ingest::Known => {}
+                // The answer carries our state vector: the client's next sync sends what is
+                // missing from its edits' history.
+                Ingest::Empty | Ingest::Known | Ingest::Gap => {}
                 Ingest::TooLarge => {
                     let _ = reply.send(Err(HttpSyncError::TooLarge));
                     return Ok((appended, None));
@@ -830,9 +847,22 @@ fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), String> {
 /// content, the document must still encode before the update is accepted.
 pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        let mut txn = doc.transact_mut();
-        txn.apply_update(update).map_err(|e| e.to_string())?;
-        Ok::<_, String>((txn.has_changes(), txn.has_missing_updates()))
+        let before = doc.transact().state_vector();
+        let (changed, pending) = {
+            let mut txn = doc.transact_mut();
+            txn.apply_update(update).map_err(|e| e.to_string())?;
+            (txn.has_changes(), txn.has_missing_updates())
+        };
+        // What the document now holds beyond its previous state, encoded as it will reach other
+        // clients and the store's compaction, must decode again: fuzzing found updates that
+        // integrate but leave a document encoding to bytes that no longer decode. The check
+        // costs the size of the update (plus the delete set), not of the document.
+        if changed {
+            let delta = doc.transact().encode_state_as_update_v1(&before);
+            Update::decode_v1(&delta)
+                .map_err(|e| format!("the update does not round-trip: {e}"))?;
+        }
+        Ok::<_, String>((changed, pending))
     }));
     let (changed, pending) =
         result.unwrap_or_else(|_| Err("applying the update panicked".into()))?;
@@ -840,6 +870,43 @@ pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
         return Err("the update leaves the document unencodable".into());
     }
     Ok(changed || pending)
+}
+
+/// True when `update` depends on content `doc` does not have: it starts past the document's
+/// clock for some client, or deletes beyond what the document and the update itself hold.
+///
+/// The room never lets such an update into its document. Stock clients only produce one when
+/// a fresh edit overtakes the SyncStep2 that carries its predecessors, and they repair that by
+/// answering our SyncStep1; meanwhile `yrs` would keep the update pending, and crafted pending
+/// content is where fuzzing found documents that no longer encode and a use-after-free.
+pub fn has_gap(doc: &Doc, update: &Update) -> bool {
+    // Reading a hostile update's ranges must not take the room down either: a panic counts as
+    // "not ready", which only asks the sender to resync.
+    std::panic::catch_unwind(AssertUnwindSafe(|| gap_unguarded(doc, update))).unwrap_or(true)
+}
+
+fn gap_unguarded(doc: &Doc, update: &Update) -> bool {
+    let have = doc.transact().state_vector();
+    // The end of what the update inserts, per client (`Update::state_vector` only counts
+    // clients whose blocks start at clock 0).
+    let inserted = update.insertions(true);
+    let brings = |client: &yrs::block::ClientID| {
+        inserted
+            .iter()
+            .filter(|(c, _)| *c == client)
+            .flat_map(|(_, ranges)| ranges.iter().map(|r| r.end).max())
+            .max()
+            .unwrap_or(0)
+    };
+    let starts_past = update
+        .state_vector_lower()
+        .iter()
+        .any(|(client, clock)| *clock > have.get(client));
+    let deletes_past = update.delete_set().iter().any(|(client, ranges)| {
+        let known = have.get(client).max(brings(client));
+        ranges.iter().any(|r| r.end > known)
+    });
+    starts_past || deletes_past
 }
 
 /// What `doc` has beyond `sv`, or `None` if `yrs` panics encoding it (see [`apply_guarded`]).

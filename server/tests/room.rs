@@ -400,44 +400,77 @@ async fn idle_room_unloads_and_reloads() {
     assert_eq!(d.get_or_insert_text("t").get_string(&d.transact()), "kept");
 }
 
-// Regression from fuzzing (fuzz/corpus/apply_update/regression-pending-unencodable): an update
-// that integrates as pending content but makes every later encode of the document panic inside
-// yrs. It must be refused (close 1007), never stored, and the room must keep serving.
+// Regressions from fuzzing (fuzz/corpus/apply_update/regression-*): updates that run ahead of
+// their dependencies and, once kept pending inside yrs, make the document panic when encoded,
+// encode to bytes that no longer decode, or read freed memory. The room never lets them in: the
+// sender is asked to resync (our SyncStep1), nothing is stored, and the room keeps serving.
 #[tokio::test]
-async fn unencodable_pending_update_is_refused() {
-    let crafted: [u8; 18] = [
-        0x01, 0x02, 0x69, 0x40, 0x02, 0x02, 0x08, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0xff, 0x00,
-    ];
+async fn updates_ahead_of_their_dependencies_are_not_applied() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/apply_update");
     let h = harness();
     let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
     let mut a = join(&room, 1, 64, true).await;
     let mut b = join(&room, 2, 64, true).await;
+    a.next().await;
+    b.next().await;
     send(&room, &a, protocol::encode_update(&text_update(1, "kept"))).await;
     b.next_with(&[0, 2]).await;
-    let frame = protocol::encode_update(&crafted);
-    let Ok(messages) = protocol::decode_frame(&frame, 1 << 20) else {
-        return; // refused at decoding: just as good
-    };
-    room.send(RoomCmd::Inbound {
-        conn: a.id,
-        messages,
-    })
-    .await
-    .expect("room alive");
-    tokio::time::timeout(WAIT, a.close.wait_for(|c| c.is_some()))
+    a.next_with(&[0, 2]).await;
+    for name in [
+        "regression-pending-unencodable",
+        "regression-undecodable-state",
+        "regression-use-after-free-gap",
+    ] {
+        let crafted = std::fs::read(format!("{dir}/{name}")).expect("regression input");
+        let frame = protocol::encode_update(&crafted);
+        let Ok(messages) = protocol::decode_frame(&frame, 1 << 20) else {
+            continue; // refused while decoding: just as good
+        };
+        room.send(RoomCmd::Inbound {
+            conn: a.id,
+            messages,
+        })
         .await
-        .expect("closed in time")
-        .expect("signal");
-    assert_eq!(*a.close.borrow(), Some(CloseCode::InvalidPayload));
-    send(
-        &room,
-        &b,
-        protocol::encode_sync_step1(&StateVector::default()),
-    )
-    .await;
-    b.next_with(&[0, 1]).await;
+        .expect("room alive");
+        let answer = a.next().await;
+        assert_eq!(
+            &answer[..2],
+            &[0, 0],
+            "{name}: the sender is asked to resync"
+        );
+        send(
+            &room,
+            &b,
+            protocol::encode_sync_step1(&StateVector::default()),
+        )
+        .await;
+        b.next_with(&[0, 1]).await;
+    }
     assert_eq!(stored_text(h.app.store.as_ref(), "d"), "kept");
     let stored = h.app.store.load("d").expect("loads").expect("exists");
-    assert_eq!(stored.tail.len(), 1, "the crafted update was not stored");
+    assert_eq!(stored.tail.len(), 1, "nothing crafted was stored");
+}
+
+// A stock client's edit that overtakes the SyncStep2 carrying its predecessors is not lost: the
+// server asks for a resync, and the SyncStep2 that answers brings both.
+#[tokio::test]
+async fn overtaking_edit_is_recovered_by_resync() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut a = join(&room, 1, 64, true).await;
+    a.next().await;
+    let doc = Doc::with_client_id(5);
+    let text = doc.get_or_insert_text("t");
+    text.insert(&mut doc.transact_mut(), 0, "offline ");
+    let sv = doc.transact().state_vector();
+    text.insert(&mut doc.transact_mut(), 8, "typed");
+    let overtaking = doc.transact().encode_state_as_update_v1(&sv);
+    send(&room, &a, protocol::encode_update(&overtaking)).await;
+    let Some(Inbound::SyncStep1(server_sv)) = inbound(&a.next().await).pop() else {
+        panic!("expected a resync request");
+    };
+    let step2 = doc.transact().encode_state_as_update_v1(&server_sv);
+    send(&room, &a, protocol::encode_sync_step2(&step2)).await;
+    a.next_with(&[0, 2]).await;
+    assert_eq!(stored_text(h.app.store.as_ref(), "d"), "offline typed");
 }
