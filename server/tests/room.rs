@@ -474,3 +474,37 @@ async fn overtaking_edit_is_recovered_by_resync() {
     a.next_with(&[0, 2]).await;
     assert_eq!(stored_text(h.app.store.as_ref(), "d"), "offline typed");
 }
+
+// When appending to the store fails, the update is acknowledged to nobody, the room's sockets
+// are closed with 1011, the server reports itself unhealthy, and what was stored before is intact.
+#[tokio::test]
+async fn failed_append_sends_no_acknowledgement() {
+    let h = harness_with(Limits::default(), |dir| {
+        let inner = SledStore::open(&dir.path().join("store"), Default::default()).expect("opens");
+        let faulty = FaultyStore::new(inner);
+        faulty.fail_append_at(2);
+        Arc::new(faulty)
+    });
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut a = join(&room, 1, 64, true).await;
+    let mut b = join(&room, 2, 64, true).await;
+    send(&room, &a, protocol::encode_update(&text_update(1, "first"))).await;
+    b.next_with(&[0, 2]).await;
+    a.next_with(&[0, 2]).await;
+    send(
+        &room,
+        &a,
+        protocol::encode_update(&text_update(2, "second")),
+    )
+    .await;
+    tokio::time::timeout(WAIT, a.close.wait_for(|c| c.is_some()))
+        .await
+        .expect("closed in time")
+        .expect("signal");
+    assert_eq!(*a.close.borrow(), Some(CloseCode::InternalError));
+    assert_eq!(*b.close.borrow(), Some(CloseCode::InternalError));
+    a.no_frame();
+    b.no_frame();
+    assert!(h.app.health_problem().is_some());
+    assert_eq!(stored_text(h.app.store.as_ref(), "d"), "first");
+}
