@@ -24,18 +24,9 @@ use yrs::{Array, Doc, GetString, Map, ReadTxn, StateVector, Text, Transact, Upda
 const CLIENTS: usize = 5;
 const STEPS: usize = 120;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n.max(1)).unwrap_or(1)).unwrap_or(0)
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 struct Client {
     doc: Doc,
@@ -171,10 +162,10 @@ fn random_edit(rng: &mut Rng, client: &mut Client, tag: usize) {
         let map = doc.get_or_insert_map("map");
         let arr = doc.get_or_insert_array("array");
         let mut txn = doc.transact_mut();
-        match rng.below(6) {
+        match rng.below_usize(6) {
             0 | 1 => {
                 let len = text.len(&txn);
-                let at = rng.below(usize::try_from(len).unwrap_or(0) + 1);
+                let at = rng.below_usize(usize::try_from(len).unwrap_or(0) + 1);
                 text.insert(
                     &mut txn,
                     u32::try_from(at).unwrap_or(0),
@@ -184,8 +175,8 @@ fn random_edit(rng: &mut Rng, client: &mut Client, tag: usize) {
             2 => {
                 let len = usize::try_from(text.len(&txn)).unwrap_or(0);
                 if len > 0 {
-                    let at = rng.below(len);
-                    let n = 1 + rng.below((len - at).min(4));
+                    let at = rng.below_usize(len);
+                    let n = 1 + rng.below_usize((len - at).min(4));
                     text.remove_range(
                         &mut txn,
                         u32::try_from(at).unwrap_or(0),
@@ -194,12 +185,12 @@ fn random_edit(rng: &mut Rng, client: &mut Client, tag: usize) {
                 }
             }
             3 => {
-                let key = format!("k{}", rng.below(4));
+                let key = format!("k{}", rng.below_usize(4));
                 map.insert(&mut txn, key, i64::try_from(tag).unwrap_or(0));
             }
             4 => {
                 let len = usize::try_from(arr.len(&txn)).unwrap_or(0);
-                let at = rng.below(len + 1);
+                let at = rng.below_usize(len + 1);
                 arr.insert(
                     &mut txn,
                     u32::try_from(at).unwrap_or(0),
@@ -209,7 +200,7 @@ fn random_edit(rng: &mut Rng, client: &mut Client, tag: usize) {
             _ => {
                 let len = usize::try_from(arr.len(&txn)).unwrap_or(0);
                 if len > 0 {
-                    arr.remove(&mut txn, u32::try_from(rng.below(len)).unwrap_or(0));
+                    arr.remove(&mut txn, u32::try_from(rng.below_usize(len)).unwrap_or(0));
                 }
             }
         }
@@ -266,7 +257,7 @@ fn fingerprint(state: &[u8]) -> (Vec<u8>, String) {
 }
 
 async fn run_seed(seed: u64) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut world = boot(dir.path()).await;
     let mut clients: Vec<Client> = (0..CLIENTS)
@@ -279,7 +270,7 @@ async fn run_seed(seed: u64) {
     for c in &mut clients {
         connect(&mut world, c).await;
     }
-    let restart_at = rng.below(STEPS);
+    let restart_at = rng.below_usize(STEPS);
     for step in 0..STEPS {
         if step == restart_at {
             // A restart: every socket drops, the room is rebuilt from the store alone.
@@ -297,8 +288,8 @@ async fn run_seed(seed: u64) {
                 connect(&mut world, c).await;
             }
         }
-        let c = rng.below(CLIENTS);
-        match rng.below(10) {
+        let c = rng.below_usize(CLIENTS);
+        match rng.below_usize(10) {
             0..=3 => random_edit(&mut rng, &mut clients[c], step),
             4..=6 => deliver_up(&world, &mut clients[c]).await,
             7 | 8 => {

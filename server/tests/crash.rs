@@ -23,19 +23,9 @@ const DOC: &str = "crash/doc";
 /// Small, so that compaction runs often and kills land inside it.
 const COMPACT_AFTER_UPDATES: &str = "40";
 
-/// xorshift64*: a seeded generator is all this needs; no dependency for it.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 struct Args {
     cycles: u64,
@@ -166,7 +156,7 @@ fn main() {
         "crash test: {} cycles, seed {} (replay with --seed {})",
         args.cycles, args.seed, args.seed
     );
-    let mut rng = Rng(args.seed);
+    let mut rng = Rng::new(args.seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let ledger = Arc::new(Mutex::new(Ledger::default()));

@@ -17,6 +17,10 @@ use tandem_crdt_model::protocol;
 use tokio_tungstenite::tungstenite::Message;
 use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
 
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
+
 struct Args {
     minutes: f64,
     connections: usize,
@@ -102,13 +106,8 @@ async fn client(
     stop: Arc<AtomicBool>,
     edits: Arc<AtomicU64>,
 ) {
-    let mut seed = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n.max(1)
-    };
+    let mut rng = Rng::new(id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rand = move |n: u64| rng.below(n);
     let ydoc = Doc::with_client_id(id);
     let text = ydoc.get_or_insert_text("t");
     while !stop.load(Relaxed) {
