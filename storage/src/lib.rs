@@ -369,6 +369,9 @@ fn merge<'a>(doc: &str, updates: impl Iterator<Item = &'a [u8]>) -> Result<Vec<u
         let state = ydoc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
+        // Pair assertion: a snapshot that would not load is never written (fuzzing found
+        // updates after which yrs encodes bytes it cannot decode).
+        Update::decode_v1(&state).map_err(|e| format!("merged state does not decode: {e}"))?;
         Ok::<_, String>(state)
     }));
     match result {
