@@ -1,5 +1,5 @@
-//! Minimal text edits: turning a text into another by replacing only the characters that
-//! differ, so that a concurrent edit elsewhere in the same text survives the merge.
+//! Minimal edits: turning a text into another by replacing only the characters that differ, so
+//! that a concurrent edit elsewhere in the same text survives the merge; and lists of strings.
 
 use yrs::{GetString, OffsetKind, Text, TextRef, TransactionMut};
 
@@ -40,6 +40,36 @@ pub fn replace_minimal(txn: &mut TransactionMut, text: &TextRef, new: &str) {
     }
     if !inserted.is_empty() {
         text.insert(txn, at, inserted);
+    }
+}
+
+/// Makes a `Y.Array` of strings equal to `new`, keeping the common prefix (lists of tags,
+/// labels and assignees are short, so the rest is replaced).
+pub fn replace_strings(txn: &mut TransactionMut, array: &yrs::ArrayRef, new: &[String]) {
+    use yrs::{Any, Array, Out};
+    let current: Vec<Option<String>> = array
+        .iter(txn)
+        .map(|v| match v {
+            Out::Any(Any::String(s)) => Some(s.to_string()),
+            _ => None,
+        })
+        .collect();
+    let keep = current
+        .iter()
+        .zip(new)
+        .take_while(|(a, b)| a.as_deref() == Some(b.as_str()))
+        .count();
+    if keep == current.len() && keep == new.len() {
+        return;
+    }
+    let keep_u32 = u32::try_from(keep).unwrap_or(u32::MAX);
+    let len = array.len(txn);
+    if len > keep_u32 {
+        array.remove_range(txn, keep_u32, len - keep_u32);
+    }
+    for (i, item) in new[keep..].iter().enumerate() {
+        let at = keep_u32.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
+        array.insert(txn, at, item.as_str());
     }
 }
 

@@ -1,0 +1,120 @@
+//! Reading Yjs content against a layout: deviations are collected as [`SchemaIssue`]s, never
+//! turned into panics or errors, so a client that writes the wrong type is reported and the rest
+//! of the document still reads.
+
+use serde::Serialize;
+use yrs::types::ToJson;
+use yrs::{Any, Map, MapRef, Out, ReadTxn};
+
+/// Something in a document that does not match its layout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaIssue {
+    /// Where, e.g. `meta.private` or `replies[2].text`.
+    pub path: String,
+    pub expected: &'static str,
+    pub found: String,
+}
+
+pub fn describe(value: &Out, txn: &impl ReadTxn) -> String {
+    match value {
+        Out::Any(a) => format!("{a}"),
+        Out::YText(_) => "Y.Text".into(),
+        Out::YMap(_) => "Y.Map".into(),
+        Out::YArray(_) => "Y.Array".into(),
+        Out::YXmlElement(_) | Out::YXmlFragment(_) | Out::YXmlText(_) => "Y.Xml".into(),
+        other => format!("{}", other.to_json(txn)),
+    }
+}
+
+/// The primitive kinds a layout expects in a map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    String,
+    Number,
+    Boolean,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Number => "number",
+            Kind::Boolean => "boolean",
+        }
+    }
+
+    fn accepts(self, any: &Any) -> bool {
+        matches!(
+            (self, any),
+            (Kind::String, Any::String(_))
+                | (Kind::Number, Any::Number(_))
+                | (Kind::Boolean, Any::Bool(_))
+        )
+    }
+}
+
+/// `map[key]` if it holds a primitive of `kind`; anything else present is reported at `path`.
+pub fn field<T: ReadTxn>(
+    map: &MapRef,
+    txn: &T,
+    key: &str,
+    kind: Kind,
+    path: &str,
+    issues: &mut Vec<SchemaIssue>,
+) -> Option<Any> {
+    match map.get(txn, key) {
+        None => None,
+        Some(Out::Any(any)) if kind.accepts(&any) => Some(any),
+        Some(other) => {
+            issues.push(SchemaIssue {
+                path: path.to_string(),
+                expected: kind.name(),
+                found: describe(&other, txn),
+            });
+            None
+        }
+    }
+}
+
+pub fn as_string(any: Option<Any>) -> String {
+    match any {
+        Some(Any::String(s)) => s.to_string(),
+        _ => String::new(),
+    }
+}
+
+pub fn as_number(any: Option<Any>) -> f64 {
+    match any {
+        Some(Any::Number(yrs::any::Number::Float(f))) => f,
+        // Millisecond timestamps stay exact in an f64 until the year 287,396.
+        #[allow(clippy::cast_precision_loss)]
+        Some(Any::Number(yrs::any::Number::Int(i))) => i as f64,
+        _ => 0.0,
+    }
+}
+
+pub fn as_bool(any: Option<Any>) -> bool {
+    matches!(any, Some(Any::Bool(true)))
+}
+
+/// The strings of an array of strings; other entries are reported.
+pub fn strings<T: ReadTxn>(
+    array: &yrs::ArrayRef,
+    txn: &T,
+    path: &str,
+    issues: &mut Vec<SchemaIssue>,
+) -> Vec<String> {
+    use yrs::Array;
+    let mut out = Vec::new();
+    for (i, v) in array.iter(txn).enumerate() {
+        match v {
+            Out::Any(Any::String(s)) => out.push(s.to_string()),
+            other => issues.push(SchemaIssue {
+                path: format!("{path}[{i}]"),
+                expected: "string",
+                found: describe(&other, txn),
+            }),
+        }
+    }
+    out
+}

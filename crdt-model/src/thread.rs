@@ -1,0 +1,151 @@
+//! Reply threads (note replies, issue comments): a `Y.Array` of `Y.Map`s, each
+//! `{id: string, author: string, text: Y.Text, time: number (ms), edited: boolean}`.
+
+use serde::{Deserialize, Serialize};
+use yrs::{
+    Array, ArrayRef, Doc, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, TextPrelim, Transact,
+};
+
+use crate::schema::{as_bool, as_number, as_string, describe, field, Kind, SchemaIssue};
+use crate::text::replace_minimal;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub author: String,
+    pub text: String,
+    pub time: f64,
+    pub edited: bool,
+}
+
+/// Reads the thread in root `name`, reporting entries that are not maps or whose fields have
+/// the wrong kind.
+pub fn read<T: ReadTxn>(
+    array: &ArrayRef,
+    txn: &T,
+    name: &str,
+    issues: &mut Vec<SchemaIssue>,
+) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for (i, value) in array.iter(txn).enumerate() {
+        let path = format!("{name}[{i}]");
+        let Out::YMap(map) = value else {
+            issues.push(SchemaIssue {
+                path,
+                expected: "Y.Map",
+                found: describe(&value, txn),
+            });
+            continue;
+        };
+        let text = match map.get(txn, "text") {
+            Some(Out::YText(t)) => t.get_string(txn),
+            Some(other) => {
+                issues.push(SchemaIssue {
+                    path: format!("{path}.text"),
+                    expected: "Y.Text",
+                    found: describe(&other, txn),
+                });
+                String::new()
+            }
+            None => String::new(),
+        };
+        out.push(Entry {
+            id: as_string(field(
+                &map,
+                txn,
+                "id",
+                Kind::String,
+                &format!("{path}.id"),
+                issues,
+            )),
+            author: as_string(field(
+                &map,
+                txn,
+                "author",
+                Kind::String,
+                &format!("{path}.author"),
+                issues,
+            )),
+            text,
+            time: as_number(field(
+                &map,
+                txn,
+                "time",
+                Kind::Number,
+                &format!("{path}.time"),
+                issues,
+            )),
+            edited: as_bool(field(
+                &map,
+                txn,
+                "edited",
+                Kind::Boolean,
+                &format!("{path}.edited"),
+                issues,
+            )),
+        });
+    }
+    out
+}
+
+/// Appends an entry to the thread in root `name`, as one transaction.
+pub fn add(doc: &Doc, name: &str, id: &str, author: &str, text: &str, now_ms: f64) {
+    let array = doc.get_or_insert_array(name);
+    let mut txn = doc.transact_mut();
+    let len = array.len(&txn);
+    let map = array.insert(&mut txn, len, MapPrelim::default());
+    map.insert(&mut txn, "id", id);
+    map.insert(&mut txn, "author", author);
+    map.insert(&mut txn, "text", TextPrelim::new(text));
+    map.insert(&mut txn, "time", now_ms);
+    map.insert(&mut txn, "edited", false);
+}
+
+fn find<T: ReadTxn>(array: &ArrayRef, txn: &T, id: &str) -> Option<(u32, MapRef)> {
+    array.iter(txn).enumerate().find_map(|(i, v)| match v {
+        Out::YMap(m) if matches!(m.get(txn, "id"), Some(Out::Any(yrs::Any::String(s))) if &*s == id) => {
+            Some((u32::try_from(i).ok()?, m))
+        }
+        _ => None,
+    })
+}
+
+/// Edits an entry's text (minimal change) and marks it edited; false if there is no such entry.
+pub fn edit(doc: &Doc, name: &str, id: &str, text: &str) -> bool {
+    let array = doc.get_or_insert_array(name);
+    let mut txn = doc.transact_mut();
+    let Some((_, map)) = find(&array, &txn, id) else {
+        return false;
+    };
+    match map.get(&txn, "text") {
+        Some(Out::YText(t)) => replace_minimal(&mut txn, &t, text),
+        _ => {
+            map.insert(&mut txn, "text", TextPrelim::new(text));
+        }
+    }
+    map.insert(&mut txn, "edited", true);
+    true
+}
+
+/// Deletes an entry; false if there is no such entry.
+pub fn delete(doc: &Doc, name: &str, id: &str) -> bool {
+    let array = doc.get_or_insert_array(name);
+    let mut txn = doc.transact_mut();
+    match find(&array, &txn, id) {
+        Some((i, _)) => {
+            array.remove(&mut txn, i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The author of an entry, for permission checks ("only edit your own reply").
+pub fn author_of(doc: &Doc, name: &str, id: &str) -> Option<String> {
+    let array = doc.get_or_insert_array(name);
+    let txn = doc.transact();
+    find(&array, &txn, id).map(|(_, m)| match m.get(&txn, "author") {
+        Some(Out::Any(yrs::Any::String(s))) => s.to_string(),
+        _ => String::new(),
+    })
+}
