@@ -124,18 +124,7 @@ pub fn apply(doc: &Doc, edit: &ContactEdit) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yrs::updates::decoder::Decode;
-    use yrs::Update;
-
-    fn merge(a: &Doc, b: &Doc) {
-        for (from, to) in [(a, b), (b, a)] {
-            let sv = to.transact().state_vector();
-            let u = from.transact().encode_state_as_update_v1(&sv);
-            to.transact_mut()
-                .apply_update(Update::decode_v1(&u).expect("decodes"))
-                .expect("applies");
-        }
-    }
+    use crate::test_support::merge;
 
     // Two people fill different fields at the same time; merged in either order, both stay.
     #[test]

@@ -197,18 +197,7 @@ pub fn delete_comment(doc: &Doc, id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yrs::updates::decoder::Decode;
-    use yrs::{ReadTxn, Update};
-
-    fn merge(a: &Doc, b: &Doc) {
-        for (from, to) in [(a, b), (b, a)] {
-            let sv = to.transact().state_vector();
-            let u = from.transact().encode_state_as_update_v1(&sv);
-            to.transact_mut()
-                .apply_update(Update::decode_v1(&u).expect("decodes"))
-                .expect("applies");
-        }
-    }
+    use crate::test_support::merge;
 
     #[test]
     fn lifecycle_and_concurrent_edits() {

@@ -21,3 +21,21 @@ pub mod protocol;
 pub mod schema;
 pub mod text;
 pub mod thread;
+
+/// Helpers shared by the unit tests of the typed documents.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use yrs::updates::decoder::Decode;
+    use yrs::{Doc, ReadTxn, Transact, Update};
+
+    /// Exchanges what each replica lacks, both ways, as two peers syncing would.
+    pub fn merge(a: &Doc, b: &Doc) {
+        for (from, to) in [(a, b), (b, a)] {
+            let sv = to.transact().state_vector();
+            let u = from.transact().encode_state_as_update_v1(&sv);
+            to.transact_mut()
+                .apply_update(Update::decode_v1(&u).expect("decodes"))
+                .expect("applies");
+        }
+    }
+}

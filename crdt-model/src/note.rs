@@ -163,18 +163,8 @@ pub fn delete_reply(doc: &Doc, id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yrs::updates::decoder::Decode;
-    use yrs::{Array, Map, ReadTxn, Update};
-
-    fn merge(a: &Doc, b: &Doc) {
-        for (from, to) in [(a, b), (b, a)] {
-            let sv = to.transact().state_vector();
-            let u = from.transact().encode_state_as_update_v1(&sv);
-            to.transact_mut()
-                .apply_update(Update::decode_v1(&u).expect("decodes"))
-                .expect("applies");
-        }
-    }
+    use crate::test_support::merge;
+    use yrs::{Array, Map};
 
     fn new_note() -> Doc {
         let doc = Doc::with_client_id(1);
