@@ -78,6 +78,15 @@ impl TestPeer {
         }
     }
 
+    /// Waits for the room to close this peer; returns the code.
+    async fn closed(&mut self) -> Option<CloseCode> {
+        tokio::time::timeout(WAIT, self.close.wait_for(|c| c.is_some()))
+            .await
+            .expect("closed in time")
+            .expect("signal");
+        *self.close.borrow()
+    }
+
     fn no_frame(&mut self) {
         assert!(self.frames.try_recv().is_err(), "unexpected frame");
     }
@@ -292,11 +301,7 @@ async fn slow_consumer_is_closed_others_unaffected() {
         .await;
         fast.next_with(&[0, 2]).await;
     }
-    tokio::time::timeout(WAIT, slow.close.wait_for(|c| c.is_some()))
-        .await
-        .expect("closed in time")
-        .expect("signal");
-    assert_eq!(*slow.close.borrow(), Some(CloseCode::SlowConsumer));
+    assert_eq!(slow.closed().await, Some(CloseCode::SlowConsumer));
     send(
         &room,
         &fast,
@@ -327,11 +332,7 @@ async fn document_size_limit() {
         protocol::encode_update(&text_update(2, &"z".repeat(400))),
     )
     .await;
-    tokio::time::timeout(WAIT, a.close.wait_for(|c| c.is_some()))
-        .await
-        .expect("closed in time")
-        .expect("signal");
-    assert_eq!(*a.close.borrow(), Some(CloseCode::DocumentTooLarge));
+    assert_eq!(a.closed().await, Some(CloseCode::DocumentTooLarge));
     assert_eq!(stored_text(h.app.store.as_ref(), "d"), "small");
 }
 
@@ -351,11 +352,7 @@ async fn failed_flush_sends_no_acknowledgement() {
     a.next().await;
     b.next().await;
     send(&room, &a, protocol::encode_update(&text_update(1, "lost"))).await;
-    tokio::time::timeout(WAIT, a.close.wait_for(|c| c.is_some()))
-        .await
-        .expect("closed in time")
-        .expect("signal");
-    assert_eq!(*a.close.borrow(), Some(CloseCode::InternalError));
+    assert_eq!(a.closed().await, Some(CloseCode::InternalError));
     assert_eq!(*b.close.borrow(), Some(CloseCode::InternalError));
     a.no_frame();
     b.no_frame();
@@ -497,11 +494,7 @@ async fn failed_append_sends_no_acknowledgement() {
         protocol::encode_update(&text_update(2, "second")),
     )
     .await;
-    tokio::time::timeout(WAIT, a.close.wait_for(|c| c.is_some()))
-        .await
-        .expect("closed in time")
-        .expect("signal");
-    assert_eq!(*a.close.borrow(), Some(CloseCode::InternalError));
+    assert_eq!(a.closed().await, Some(CloseCode::InternalError));
     assert_eq!(*b.close.borrow(), Some(CloseCode::InternalError));
     a.no_frame();
     b.no_frame();
