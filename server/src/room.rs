@@ -10,7 +10,7 @@
 //! Sockets never block the room: frames go into each socket's bounded outbound queue with
 //! `try_send`, and a full queue closes that socket with [`CloseCode::SlowConsumer`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use tandem_storage::{CompactionReport, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use yrs::block::ClientID;
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::sync::Awareness;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
@@ -155,9 +156,19 @@ impl Outbox {
 
 struct Member {
     peer: Peer,
-    /// Awareness client IDs this socket introduced; only it may change or remove them, and they
-    /// are removed when it leaves.
-    awareness_ids: HashSet<ClientID>,
+    /// Awareness client IDs this socket introduced, each with the offset added to its clocks;
+    /// only this socket may change or remove them, and they are removed when it leaves.
+    ///
+    /// The offset exists because a reconnecting Yjs client announces itself again with the clock
+    /// peers already saw (or below the removal the server sent when its old socket closed), which
+    /// every peer would ignore as stale; shifting that socket's clocks past the last one the room
+    /// used makes its presence reappear at once and stay monotonic for peers.
+    awareness_ids: HashMap<ClientID, u32>,
+    /// Latest entries this socket sent for IDs another socket still owns. A client that
+    /// reconnects before the server has noticed its old socket die speaks for its own ID from a
+    /// new socket; the claim takes over when the old socket leaves, so its presence survives
+    /// instead of being removed late. A live owner is never overwritten (presence spoofing).
+    awareness_claims: HashMap<ClientID, AwarenessUpdateEntry>,
 }
 
 pub struct Room {
@@ -376,7 +387,8 @@ impl Room {
             id,
             Member {
                 peer,
-                awareness_ids: HashSet::new(),
+                awareness_ids: HashMap::new(),
+                awareness_claims: HashMap::new(),
             },
         );
     }
@@ -627,13 +639,29 @@ impl Room {
         update
             .clients
             .retain(|id, entry| match self.awareness_owner.get(id) {
-                Some(owner) => *owner == conn,
+                Some(owner) if *owner == conn => {
+                    let offset = member.awareness_ids.get(id).copied().unwrap_or(0);
+                    entry.clock = entry.clock.saturating_add(offset);
+                    true
+                }
+                Some(_) => {
+                    if &*entry.json == "null" {
+                        member.awareness_claims.remove(id);
+                    } else if member.awareness_claims.len() < limit
+                        || member.awareness_claims.contains_key(id)
+                    {
+                        member.awareness_claims.insert(*id, entry.clone());
+                    }
+                    false
+                }
                 None => {
                     let is_removal = &*entry.json == "null";
                     if is_removal || member.awareness_ids.len() >= limit {
                         false
                     } else {
-                        member.awareness_ids.insert(*id);
+                        let offset = clock_offset(&self.awareness, *id, entry.clock);
+                        entry.clock = entry.clock.saturating_add(offset);
+                        member.awareness_ids.insert(*id, offset);
                         self.awareness_owner.insert(*id, conn);
                         true
                     }
@@ -661,16 +689,54 @@ impl Room {
         let Some(member) = self.members.remove(&conn) else {
             return;
         };
-        let ids: Vec<ClientID> = member.awareness_ids.into_iter().collect();
-        for id in &ids {
-            self.awareness.remove_state(*id);
-            self.awareness_owner.remove(id);
+        let limit = self.app.config.limits.awareness_clients_per_conn_max;
+        let mut removed = Vec::new();
+        let mut handed_over = Vec::new();
+        for id in member.awareness_ids.into_keys() {
+            self.awareness_owner.remove(&id);
+            match self.take_claim(id, limit) {
+                Some((heir, entry)) => {
+                    self.awareness_owner.insert(id, heir);
+                    handed_over.push((id, entry));
+                }
+                None => {
+                    self.awareness.remove_state(id);
+                    removed.push(id);
+                }
+            }
         }
-        if !ids.is_empty() {
-            if let Ok(update) = self.awareness.update_with_clients(ids) {
+        let mut changed = removed;
+        if !handed_over.is_empty() {
+            let update = AwarenessUpdate {
+                clients: handed_over.into_iter().collect(),
+            };
+            if let Ok(Some(summary)) = self.awareness.apply_update_summary(update) {
+                changed.extend(summary.all_changes());
+            }
+        }
+        if !changed.is_empty() {
+            if let Ok(update) = self.awareness.update_with_clients(changed) {
                 out.all(protocol::encode_awareness(&update));
             }
         }
+    }
+
+    /// The most recent claim on `id` by a remaining socket with room for one more ID, moved from
+    /// the claimant's pending set to its owned set, with the clock it is to be applied at.
+    fn take_claim(&mut self, id: ClientID, limit: usize) -> Option<(ConnId, AwarenessUpdateEntry)> {
+        let heir = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.awareness_ids.len() < limit)
+            .filter_map(|(conn, m)| m.awareness_claims.get(&id).map(|e| (*conn, e.clock)))
+            .max_by_key(|(_, clock)| *clock)?
+            .0;
+        let member = self.members.get_mut(&heir)?;
+        let mut entry = member.awareness_claims.remove(&id)?;
+        let offset = clock_offset(&self.awareness, id, entry.clock);
+        entry.clock = entry.clock.saturating_add(offset);
+        member.awareness_ids.insert(id, offset);
+        Some((heir, entry))
     }
 
     fn close_member(&mut self, conn: ConnId, code: CloseCode, out: &mut Outbox) {
@@ -941,4 +1007,13 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// How far a socket taking over awareness `id` must shift its clocks so that its entry at `clock`
+/// is newer than the last one the room used for that ID (0 when it already is).
+fn clock_offset(awareness: &Awareness, id: ClientID, clock: u32) -> u32 {
+    match awareness.meta(id) {
+        Some((current, _)) if current >= clock => current - clock + 1,
+        _ => 0,
+    }
 }

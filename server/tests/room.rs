@@ -173,6 +173,13 @@ fn awareness_of(frame: &[u8]) -> Vec<(u64, String)> {
     }
 }
 
+fn awareness_clocks(frame: &[u8]) -> Vec<u32> {
+    match inbound(frame).pop() {
+        Some(Inbound::Awareness(u)) => u.clients.values().map(|e| e.clock).collect(),
+        other => panic!("not awareness: {other:?}"),
+    }
+}
+
 // A joining socket first hears the server's SyncStep1, and a SyncStep1 it sends is answered
 // with a SyncStep2 carrying exactly the document's content.
 #[tokio::test]
@@ -276,6 +283,77 @@ async fn awareness_lifecycle_and_spoofing() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     c.no_frame();
     let _ = &mut a;
+}
+
+// A client that reconnects before its old socket is noticed dead speaks for its client ID from
+// the new socket; when the old socket finally leaves, the new one takes the ID over, so peers
+// see the presence updated, never removed.
+#[tokio::test]
+async fn awareness_survives_a_late_close_of_the_old_socket() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let old = join(&room, 1, 64, true).await;
+    let mut watcher = join(&room, 2, 64, true).await;
+    send(&room, &old, awareness_frame(77, 1, r#"{"user":"ada"}"#)).await;
+    watcher.next_with(&[1]).await;
+    let mut new = join(&room, 3, 64, true).await;
+    new.next().await;
+    send(
+        &room,
+        &new,
+        awareness_frame(77, 2, r#"{"user":"ada","back":true}"#),
+    )
+    .await;
+    room.send(RoomCmd::Leave { conn: old.id })
+        .await
+        .expect("alive");
+    let handover = watcher.next_with(&[1]).await;
+    assert_eq!(
+        awareness_of(&handover),
+        vec![(77, r#"{"user":"ada","back":true}"#.to_string())]
+    );
+    // The new socket now owns the ID: its leaving removes the presence.
+    room.send(RoomCmd::Leave { conn: new.id })
+        .await
+        .expect("alive");
+    let removal = watcher.next_with(&[1]).await;
+    assert_eq!(awareness_of(&removal), vec![(77, "null".to_string())]);
+}
+
+// When the old socket's close is seen first, the room removes the presence (bumping its clock);
+// the reconnected client then announces itself with its old clock, which peers would ignore as
+// stale. The room shifts that socket's clocks so the presence reappears and stays monotonic.
+#[tokio::test]
+async fn awareness_reappears_after_reconnect_with_an_old_clock() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let old = join(&room, 1, 64, true).await;
+    let mut watcher = join(&room, 2, 64, true).await;
+    send(&room, &old, awareness_frame(77, 5, r#"{"user":"ada"}"#)).await;
+    watcher.next_with(&[1]).await;
+    room.send(RoomCmd::Leave { conn: old.id })
+        .await
+        .expect("alive");
+    let removal = watcher.next_with(&[1]).await;
+    let removal_clock = awareness_clocks(&removal)[0];
+    let mut new = join(&room, 3, 64, true).await;
+    new.next().await;
+    send(&room, &new, awareness_frame(77, 5, r#"{"user":"ada"}"#)).await;
+    let back = watcher.next_with(&[1]).await;
+    assert_eq!(
+        awareness_of(&back),
+        vec![(77, r#"{"user":"ada"}"#.to_string())]
+    );
+    let back_clock = awareness_clocks(&back)[0];
+    assert!(back_clock > removal_clock, "{back_clock} > {removal_clock}");
+    send(
+        &room,
+        &new,
+        awareness_frame(77, 6, r#"{"user":"ada","moved":1}"#),
+    )
+    .await;
+    let next = watcher.next_with(&[1]).await;
+    assert!(awareness_clocks(&next)[0] > back_clock);
 }
 
 // A socket that stops reading is closed as a slow consumer once its queue is full; the others
