@@ -1,0 +1,219 @@
+// Opening documents: one Y.Doc per document name, persisted in the browser with y-indexeddb and
+// synced with the server through the stock y-websocket provider. Screens open what they show and
+// release it when they leave; a document is closed a moment after its last user lets go.
+//
+// Offline: `navigator.onLine` going false disconnects every provider (a browser may keep a socket
+// half-open while the network is down, and edits must not be lost in it); coming back connects
+// them again, and the sync handshake (state vectors both ways) merges what either side missed.
+// IndexedDB holds every local edit, so a reload while offline keeps them too.
+
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { IndexeddbPersistence } from 'y-indexeddb'
+
+const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
+// The path the page was served under (a reverse proxy may mount tandem below `/`).
+const basePath = location.pathname.replace(/\/[^/]*$/, '')
+
+/** Grace period before an unused document is closed: quick back-and-forth reuses it. */
+const CLOSE_AFTER_MS = 1500
+
+const docs = new Map()
+const changeListeners = new Set()
+let user = null
+let focus = null
+
+/** Sets who the local user is on every open document's awareness. */
+export function setUser (u) {
+  user = u
+  for (const entry of docs.values()) announceUser(entry)
+}
+
+export function currentUser () {
+  return user
+}
+
+function announceUser (entry) {
+  if (!user) return
+  entry.awareness.setLocalStateField('user', { name: user.name, color: user.color, sub: user.sub })
+}
+
+/**
+ * Opens (or reuses) a document. Returns the shared entry: { name, doc, provider, awareness,
+ * idb, status, synced, localLoaded, refused }. Call release(entry) when done.
+ */
+export function openDoc (name) {
+  let entry = docs.get(name)
+  if (entry) {
+    entry.refs++
+    clearTimeout(entry.closeTimer)
+    entry.closeTimer = null
+    return entry
+  }
+  const doc = new Y.Doc()
+  const idb = new IndexeddbPersistence(`tandem:${name}`, doc)
+  const provider = new WebsocketProvider(wsBase + basePath + '/sync', name, doc, {
+    params: user?.token ? { token: user.token } : {},
+    connect: navigator.onLine
+  })
+  entry = {
+    name,
+    doc,
+    idb,
+    provider,
+    awareness: provider.awareness,
+    refs: 1,
+    closeTimer: null,
+    status: navigator.onLine ? 'connecting' : 'disconnected',
+    synced: false,
+    localLoaded: false,
+    refused: null
+  }
+  docs.set(name, entry)
+  announceUser(entry)
+  provider.on('status', ({ status }) => {
+    entry.status = status
+    if (status === 'connected') entry.refused = null
+    changed(entry)
+  })
+  provider.on('sync', synced => { entry.synced = synced; changed(entry) })
+  provider.on('closed', ({ code, reason }) => {
+    // The server closed with a 44xx code (refused): y-websocket stops retrying.
+    entry.refused = { code, reason }
+    changed(entry)
+  })
+  provider.awareness.on('change', () => {
+    learnPeople(entry.awareness)
+    changed(entry)
+  })
+  idb.whenSynced.then(() => { entry.localLoaded = true; changed(entry) }, () => {})
+  return entry
+}
+
+/** Lets go of a document opened with openDoc. */
+export function release (entry) {
+  if (!entry || --entry.refs > 0) return
+  entry.closeTimer = setTimeout(() => {
+    if (entry.refs > 0) return
+    docs.delete(entry.name)
+    // destroy() tells the others this client left (awareness null) and closes the socket.
+    entry.provider.destroy()
+    entry.idb.destroy().catch(() => {})
+    entry.doc.destroy()
+  }, CLOSE_AFTER_MS)
+}
+
+/** The document the current screen is about: its presence and connection show in the top bar. */
+export function setFocus (entry) {
+  focus = entry
+  notify()
+}
+
+export function getFocus () {
+  return focus
+}
+
+/** Calls fn() whenever the focused document's connection or presence changes, or the network does. */
+export function onChange (fn) {
+  changeListeners.add(fn)
+  return () => changeListeners.delete(fn)
+}
+
+function changed (entry) {
+  if (entry === focus) notify()
+}
+
+function notify () {
+  for (const fn of changeListeners) fn()
+}
+
+/** 'connected' | 'reconnecting' | 'offline' | 'refused' for a document entry. */
+export function connectionState (entry) {
+  if (!navigator.onLine) return 'offline'
+  if (!entry) return 'reconnecting'
+  if (entry.refused) return 'refused'
+  if (entry.status === 'connected' && entry.synced) return 'connected'
+  return 'reconnecting'
+}
+
+/** The users present in a document: one row per client, the local one first. */
+export function presence (entry) {
+  if (!entry) return []
+  const rows = []
+  for (const [clientID, state] of entry.awareness.getStates()) {
+    if (!state?.user) continue
+    rows.push({ clientID, user: state.user, self: clientID === entry.doc.clientID, state })
+  }
+  rows.sort((a, b) => (b.self - a.self) || a.user.name.localeCompare(b.user.name))
+  return rows
+}
+
+window.addEventListener('offline', () => {
+  for (const entry of docs.values()) entry.provider.disconnect()
+  notify()
+})
+
+window.addEventListener('online', () => {
+  for (const entry of docs.values()) {
+    entry.refused = null
+    entry.provider.connect()
+  }
+  notify()
+})
+
+/** Names of the index documents. */
+export const SHARED_INDEX = 'workspace/index'
+export const privateIndex = sub => `private/${sub}/index`
+
+/** Writes a summary row of an index map in one transaction: { title, updated, ... }. */
+export function writeSummary (indexDoc, mapName, id, fields) {
+  const map = indexDoc.getMap(mapName)
+  indexDoc.transact(() => {
+    let row = map.get(id)
+    if (!(row instanceof Y.Map)) {
+      row = new Y.Map()
+      map.set(id, row)
+    }
+    for (const [key, value] of Object.entries(fields)) {
+      if (row.get(key) !== value) row.set(key, value)
+    }
+  })
+}
+
+/** Plain rows of an index map: [{ id, title, updated, ... }], newest first. */
+export function summaries (indexDoc, mapName) {
+  const rows = []
+  indexDoc.getMap(mapName).forEach((row, id) => {
+    if (row instanceof Y.Map) rows.push({ id, ...row.toJSON() })
+  })
+  rows.sort((a, b) => (b.updated || 0) - (a.updated || 0) || a.id.localeCompare(b.id))
+  return rows
+}
+
+// Authors are stored by id (`sub`); the names and colours to show for them are learnt from the
+// awareness states seen and kept in localStorage.
+const PEOPLE_KEY = 'tandem.people'
+let people = {}
+try { people = JSON.parse(localStorage.getItem(PEOPLE_KEY) || '{}') || {} } catch { people = {} }
+
+function learnPeople (awareness) {
+  let dirty = false
+  for (const state of awareness.getStates().values()) {
+    const u = state?.user
+    if (!u?.sub || typeof u.name !== 'string') continue
+    const known = people[u.sub]
+    if (!known || known.name !== u.name || known.color !== u.color) {
+      people[u.sub] = { name: u.name, color: u.color }
+      dirty = true
+    }
+  }
+  if (dirty) {
+    try { localStorage.setItem(PEOPLE_KEY, JSON.stringify(people)) } catch { /* storage full */ }
+  }
+}
+
+/** The name and colour to show for an author id. */
+export function person (sub) {
+  if (user && sub === user.sub) return { name: user.name, color: user.color }
+  return people[sub] || { name: sub || 'Someone', color: '#64748b' }
+}
