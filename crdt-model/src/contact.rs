@@ -19,7 +19,7 @@ use crate::text::replace_minimal;
 /// The standard fields, in form order.
 pub const FIELDS: [&str; 5] = ["name", "email", "phone", "company", "notes"];
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Contact {
     pub name: String,
     pub email: String,
@@ -30,7 +30,8 @@ pub struct Contact {
 }
 
 /// A typed change: `Some` fields are set (minimally), custom fields set to `None` are removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContactEdit {
     pub name: Option<String>,
     pub email: Option<String>,

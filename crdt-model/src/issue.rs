@@ -23,7 +23,7 @@ pub const COMMENTS: &str = "comments";
 pub const STATUSES: [&str; 4] = ["open", "in_progress", "done", "cancelled"];
 pub const PRIORITIES: [&str; 4] = ["low", "medium", "high", "urgent"];
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Issue {
     pub title: String,
     pub description: String,
@@ -37,7 +37,8 @@ pub struct Issue {
     pub comments: Vec<Entry>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IssueEdit {
     pub title: Option<String>,
     pub description: Option<String>,

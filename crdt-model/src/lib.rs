@@ -7,6 +7,8 @@
 //! - [`note`], [`contact`], [`issue`]: the typed documents. Each module documents its Yjs layout
 //!   (so browser and mobile clients build the same shape), reads it as a serde struct while
 //!   reporting schema deviations, and applies typed edits as one transaction of minimal changes.
+//! - [`typed`]: the three kinds together: where they live in the namespace, and the typed events
+//!   (`note.updated`, `issue.status_changed`, ...) that describe what changed between two readings.
 //! - [`thread`]: reply/comment threads shared by notes and issues; [`schema`]: reading against a
 //!   layout; [`text`]: minimal text and list edits.
 //!
@@ -21,6 +23,7 @@ pub mod protocol;
 pub mod schema;
 pub mod text;
 pub mod thread;
+pub mod typed;
 
 /// Helpers shared by the unit tests of the typed documents.
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //! | `replies` | `Y.Array` | one `Y.Map` per reply: `id` (string), `author` (string), `text` (`Y.Text`), `time` (number, ms), `edited` (boolean) |
 
 use serde::{Deserialize, Serialize};
-use yrs::{Doc, GetString, Map, Transact, XmlFragment};
+use yrs::types::xml::XmlIn;
+use yrs::{Doc, GetString, Map, Transact, XmlElementPrelim, XmlFragment, XmlTextPrelim};
 
 use crate::schema::{as_bool, as_number, as_string, field, strings, Kind, SchemaIssue};
 use crate::text::{replace_minimal, replace_strings};
@@ -22,7 +23,7 @@ pub use crate::thread::Entry as Reply;
 /// The root holding the reply thread.
 pub const REPLIES: &str = "replies";
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Note {
     pub title: String,
     /// The body as plain text (paragraphs joined by newlines); the rich structure stays in Yjs.
@@ -36,7 +37,8 @@ pub struct Note {
 }
 
 /// A typed change, applied as one transaction that changes only what differs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NoteEdit {
     pub title: Option<String>,
     pub tags: Option<Vec<String>>,
@@ -125,6 +127,21 @@ pub fn create(doc: &Doc, author: &str, now_ms: f64, title: &str, private: bool) 
     meta.insert(&mut txn, "created", now_ms);
     meta.insert(&mut txn, "updated", now_ms);
     meta.insert(&mut txn, "private", private);
+}
+
+/// Appends plain text to the body, one `paragraph` element per line (the node name ProseMirror's
+/// and Tiptap's schemas use), so rich editors open it as ordinary paragraphs.
+pub fn append_body(doc: &Doc, text: &str) {
+    let body = doc.get_or_insert_xml_fragment("default");
+    let mut txn = doc.transact_mut();
+    for line in text.lines() {
+        let children = if line.is_empty() {
+            Vec::new()
+        } else {
+            vec![XmlIn::from(XmlTextPrelim::new(line))]
+        };
+        body.push_back(&mut txn, XmlElementPrelim::new("paragraph", children));
+    }
 }
 
 /// Applies a typed edit as one transaction with minimal changes.

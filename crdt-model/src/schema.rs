@@ -7,7 +7,7 @@ use yrs::types::ToJson;
 use yrs::{Any, Map, MapRef, Out, ReadTxn};
 
 /// Something in a document that does not match its layout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SchemaIssue {
     /// Where, e.g. `meta.private` or `replies[2].text`.
     pub path: String,

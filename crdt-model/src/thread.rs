@@ -9,7 +9,7 @@ use yrs::{
 use crate::schema::{as_bool, as_number, as_string, describe, field, Kind, SchemaIssue};
 use crate::text::replace_minimal;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Entry {
     pub id: String,
     pub author: String,

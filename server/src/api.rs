@@ -61,8 +61,7 @@ pub fn routes(
         .and(warp::addr::remote())
         .and(warp::header::optional::<String>("if-none-match"))
         .and(warp::header::optional::<String>("accept"))
-        .and(warp::body::content_length_limit(frame_max))
-        .and(warp::body::bytes())
+        .and(crate::http::bounded_body(frame_max))
         .and(with_app)
         .then(
             |tail: Tail,

@@ -10,6 +10,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::abuse::{IpLimits, UserSockets, WindowLimiter};
 use crate::config::Config;
 use crate::durability::Durability;
+use crate::feed::Feed;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 
@@ -19,6 +20,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub durability: Durability,
     pub rooms: Rooms,
+    /// Typed change events for `GET /api/events`.
+    pub feed: Feed,
     /// One permit per open websocket: `connections_max`.
     pub connections: Arc<Semaphore>,
     pub ip_limits: IpLimits,
@@ -46,12 +49,14 @@ impl App {
             connections: WindowLimiter::new(config.limits.connections_per_ip_per_min, minute),
             auth_failures: WindowLimiter::new(config.limits.auth_failures_per_ip_per_min, minute),
         };
+        let feed = Feed::new(config.limits.feed_events_kept);
         Arc::new(App {
             config,
             store,
             metrics,
             durability,
             rooms: Rooms::default(),
+            feed,
             connections,
             ip_limits,
             user_sockets: Arc::default(),

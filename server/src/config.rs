@@ -41,6 +41,18 @@ pub struct Limits {
     pub auth_failures_per_ip_per_min: u32,
     /// Open sockets per user (`sub`) when authentication is on (HTTP 429 beyond).
     pub sockets_per_user_max: usize,
+    /// Change-feed events kept in memory for `Last-Event-ID` resumption. 10,000 covers minutes
+    /// of a busy team; a client further behind is told to `reset` (re-list) instead.
+    pub feed_events_kept: usize,
+    /// Open change-feed streams for the whole server (HTTP 503 beyond).
+    pub feed_streams_max: usize,
+    /// Largest JSON body of a REST request: a note's body or a comment is text, not a file.
+    pub rest_body_max_bytes: u64,
+    /// Largest page of a REST list.
+    pub rest_page_len_max: usize,
+    /// Longest single text field (title, tag, label, reply, custom field value) in a REST
+    /// request, in bytes; bodies and descriptions may use the whole `rest_body_max_bytes`.
+    pub rest_field_max_bytes: usize,
 }
 
 impl Default for Limits {
@@ -57,6 +69,11 @@ impl Default for Limits {
             connections_per_ip_per_min: 6000,
             auth_failures_per_ip_per_min: 30,
             sockets_per_user_max: 64,
+            feed_events_kept: 10_000,
+            feed_streams_max: 1_000,
+            rest_body_max_bytes: 1024 * 1024,
+            rest_page_len_max: 100,
+            rest_field_max_bytes: 4096,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::json;
 use warp::http::StatusCode;
 use warp::path::Tail;
@@ -22,7 +23,21 @@ use crate::room::RoomError;
 
 /// A JSON error body with a stable machine-readable `code` and a human message.
 pub fn error_reply(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = warp::reply::json(&json!({ "error": { "code": code, "message": message } }));
+    error_reply_with_field(status, code, message, None)
+}
+
+/// The JSON error body every endpoint uses: `{"error": {"code", "message", "field"?}}`.
+fn error_reply_with_field(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    field: Option<&str>,
+) -> Response {
+    let mut error = json!({ "code": code, "message": message });
+    if let Some(field) = field {
+        error["field"] = json!(field);
+    }
+    let body = warp::reply::json(&json!({ "error": error }));
     warp::reply::with_status(body, status).into_response()
 }
 
@@ -32,6 +47,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The request field at fault (400s on invalid input).
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -40,11 +57,22 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A 400 for an invalid value of `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = format!("{field}: {}", message.into());
+        ApiError {
+            field: Some(field),
+            ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message)
         }
     }
 
     pub fn into_response(self) -> Response {
-        error_reply(self.status, self.code, &self.message)
+        error_reply_with_field(self.status, self.code, &self.message, self.field.as_deref())
     }
 }
 
@@ -104,6 +132,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(session)
         .unify()
         .or(dev_token)
+        .unify()
+        // Last: it reads the body of every /api request it is tried on.
+        .or(crate::rest::routes(Arc::clone(&app)))
         .unify();
     let api = sync
         .or(health)
@@ -124,6 +155,49 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
     };
     api.or(site).unify().recover(recover).unify()
 }
+
+/// The request body, at most `limit` bytes: 413 when `Content-Length` says more, or when a body
+/// without one (chunked) grows past it. A request without a body (a plain GET) is empty, where
+/// warp's `content_length_limit` would demand a `Content-Length`.
+pub fn bounded_body(
+    limit: u64,
+) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
+    use futures_util::stream::{BoxStream, StreamExt};
+    use warp::Buf;
+    fn boxed<S, B>(body: S) -> BoxStream<'static, Result<Bytes, warp::Error>>
+    where
+        S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+        B: Buf,
+    {
+        body.map(|chunk| chunk.map(|mut b| b.copy_to_bytes(b.remaining())))
+            .boxed()
+    }
+    let chunks = warp::body::stream().map(boxed);
+    warp::header::optional::<u64>("content-length")
+        .and(chunks)
+        .and_then(move |length: Option<u64>, mut body: BoxStream<'static, Result<Bytes, warp::Error>>| async move {
+            if length.is_some_and(|n| n > limit) {
+                return Err(warp::reject::custom(BodyTooLarge));
+            }
+            let mut out = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let Ok(chunk) = chunk else {
+                    // The client went away mid-body; nobody reads this answer.
+                    return Err(warp::reject::reject());
+                };
+                if u64::try_from(out.len() + chunk.len()).unwrap_or(u64::MAX) > limit {
+                    return Err(warp::reject::custom(BodyTooLarge));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(Bytes::from(out))
+        })
+}
+
+/// A body past its limit (answered 413 by `recover`).
+#[derive(Debug)]
+pub struct BodyTooLarge;
+impl warp::reject::Reject for BodyTooLarge {}
 
 /// The bearer token of a request: `?token=` (what browser websocket providers can send) or an
 /// `Authorization: Bearer` header.
@@ -156,6 +230,28 @@ pub fn authorize(
     token: Option<&str>,
     doc: &str,
 ) -> Result<(Principal, Role), ApiError> {
+    let principal = authenticate(app, remote, token)?;
+    let role = role_on(&principal, doc)?;
+    Ok((principal, role))
+}
+
+/// The caller's role on `doc`, or the 403 to send.
+pub fn role_on(principal: &Principal, doc: &str) -> Result<Role, ApiError> {
+    principal.role_for(doc).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the token grants no access to this document",
+        )
+    })
+}
+
+/// Who is calling: per-IP flood checks, then the token (the anonymous caller in open mode).
+pub fn authenticate(
+    app: &App,
+    remote: Option<SocketAddr>,
+    token: Option<&str>,
+) -> Result<Principal, ApiError> {
     let now = std::time::Instant::now();
     let ip = remote.map(|a| a.ip());
     if let Some(ip) = ip {
@@ -168,33 +264,20 @@ pub fn authorize(
             ));
         }
     }
-    let principal = match &app.config.auth {
-        None => Principal::dev("anonymous"),
+    match &app.config.auth {
+        None => Ok(Principal::dev("anonymous")),
         Some(verifier) => {
             let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing);
-            match token.and_then(|t| verifier.verify(t, auth::now_s())) {
-                Ok(p) => p,
-                Err(e) => {
+            token
+                .and_then(|t| verifier.verify(t, auth::now_s()))
+                .map_err(|e| {
                     app.metrics.auth_failures.fetch_add(1, Relaxed);
                     if let Some(ip) = ip {
                         app.ip_limits.auth_failures.allow(&ip, now);
                     }
-                    return Err(ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        e.code(),
-                        e.to_string(),
-                    ));
-                }
-            }
+                    ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+                })
         }
-    };
-    match principal.role_for(doc) {
-        Some(role) => Ok((principal, role)),
-        None => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the token grants no access to this document",
-        )),
     }
 }
 
@@ -386,11 +469,13 @@ fn stats(app: Arc<App>) -> Response {
 async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
     let (status, code, message) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some()
+        || rejection.find::<BodyTooLarge>().is_some()
+    {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            "the body exceeds the frame size limit",
+            "the body exceeds its size limit",
         )
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         (

@@ -26,8 +26,10 @@ pub mod config;
 pub mod connection;
 pub mod doc_name;
 pub mod durability;
+pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod rest;
 pub mod room;
 pub mod rooms;
 

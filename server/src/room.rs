@@ -18,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tandem_crdt_model::protocol::{self, ClientUpdate, Inbound};
+use tandem_crdt_model::typed::{self, Change, DocKind, Typed};
 use tandem_storage::{CompactionReport, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -71,6 +72,8 @@ pub enum RoomCmd {
     Compacted(Result<CompactionReport, StoreError>),
     /// Edits from HTTP: one-round-trip sync, restores, REST writes.
     HttpSync(HttpSync),
+    /// A typed edit from the REST API, made by the room on its own document.
+    Edit(Edit),
     /// The document's full state as one update (durable: read between batches).
     State(oneshot::Sender<Vec<u8>>),
     /// Closes every socket with 4404, deletes the document from the store, unloads the room.
@@ -110,6 +113,54 @@ pub enum HttpSyncError {
     Storage,
     #[error(transparent)]
     Room(#[from] RoomError),
+}
+
+/// What a REST edit does to the document, and what it answers.
+///
+/// It runs on the room's task, against the room's document, in transactions of its own: typed
+/// edits are small and bounded by the REST body limit, and running them here (rather than on a
+/// copy) means they see every edit acknowledged before them and need no second merge.
+pub type EditFn = Box<dyn FnOnce(&Doc) -> Result<serde_json::Value, EditError> + Send>;
+
+pub struct Edit {
+    pub author: Arc<str>,
+    /// Must leave the document untouched when it returns `Err`.
+    pub apply: EditFn,
+    pub reply: oneshot::Sender<Result<serde_json::Value, EditError>>,
+}
+
+/// Why a REST edit was not made.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EditError {
+    /// The thing to change does not exist (a document not created yet, a reply id).
+    #[error("{0}")]
+    NotFound(String),
+    /// A value in the request is not allowed; `field` names it.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The document is in a state that forbids the edit (creating what exists).
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller may write the document but not change this part of it (another's reply).
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the document is at its size limit")]
+    TooLarge,
+    #[error("the edit failed inside the CRDT library; nothing was changed")]
+    Failed,
+    #[error("storage failure")]
+    Storage,
+    #[error(transparent)]
+    Room(#[from] RoomError),
+}
+
+/// A REST edit's answer waiting for its batch to be durable.
+struct PendingEdit {
+    answer: Result<serde_json::Value, EditError>,
+    reply: oneshot::Sender<Result<serde_json::Value, EditError>>,
 }
 
 /// An HTTP sync answer waiting for its batch to be durable.
@@ -189,6 +240,10 @@ pub struct Room {
     inbox_weak: mpsc::WeakSender<RoomCmd>,
     /// Connections counted in `/api/stats`, shared with the registry.
     conn_count: Arc<std::sync::atomic::AtomicUsize>,
+    /// For a typed document: its kind and the reading the change feed last described.
+    typed: Option<(DocKind, Typed)>,
+    /// Authors of the updates applied in the current batch (the feed's `by`).
+    batch_authors: Vec<Arc<str>>,
 }
 
 impl Room {
@@ -225,7 +280,10 @@ impl Room {
             compacting: false,
             inbox_weak,
             conn_count,
+            typed: None,
+            batch_authors: Vec::new(),
         };
+        room.typed = typed::locate(&room.name).map(|l| (l.kind, typed::read(l.kind, &room.doc).0));
         room.serve(inbox).await;
         room.app.metrics.rooms_open.fetch_sub(1, Relaxed);
     }
@@ -276,6 +334,7 @@ impl Room {
         let mut storage_error = None;
         let mut ready = Vec::new();
         let mut http_replies = Vec::new();
+        let mut edit_replies = Vec::new();
         for cmd in batch.drain(..) {
             match cmd {
                 RoomCmd::Ready(reply) => ready.push(reply),
@@ -304,6 +363,13 @@ impl Room {
                     }
                     Err(e) => storage_error = Some(e),
                 },
+                RoomCmd::Edit(edit) => match self.edit(edit, &mut out) {
+                    Ok((n, pending)) => {
+                        appended += n;
+                        edit_replies.push(pending);
+                    }
+                    Err(e) => storage_error = Some(e),
+                },
                 RoomCmd::State(reply) => {
                     let _ = reply.send(encode_state(&self.doc));
                 }
@@ -324,11 +390,22 @@ impl Room {
                         Ok(_) => self.app.durability.flush().await,
                         Err(_) => Ok(()),
                     };
-                    let _ = reply.send(result.and_then(|existed| flushed.map(|()| existed)));
+                    let result = result.and_then(|existed| flushed.map(|()| existed));
+                    if result.as_ref().is_ok_and(|existed| *existed) {
+                        self.app.feed.publish(
+                            &self.name,
+                            Vec::new(),
+                            vec![Change::new("document.deleted")],
+                        );
+                    }
+                    let _ = reply.send(result);
                     for pending in http_replies {
                         let _ = pending
                             .reply
                             .send(Err(HttpSyncError::Room(RoomError::Gone)));
+                    }
+                    for pending in edit_replies {
+                        let _ = pending.reply.send(Err(EditError::Room(RoomError::Gone)));
                     }
                     return false;
                 }
@@ -353,6 +430,9 @@ impl Room {
             for pending in http_replies {
                 let _ = pending.reply.send(Err(HttpSyncError::Storage));
             }
+            for pending in edit_replies {
+                let _ = pending.reply.send(Err(EditError::Storage));
+            }
             return false;
         }
         for reply in ready {
@@ -361,7 +441,13 @@ impl Room {
         for pending in http_replies {
             self.answer_http(pending);
         }
+        for pending in edit_replies {
+            let _ = pending.reply.send(pending.answer);
+        }
         self.deliver(out);
+        if appended > 0 {
+            self.publish_changes();
+        }
         if appended > 0 {
             self.app
                 .metrics
@@ -513,9 +599,7 @@ impl Room {
                     .store
                     .append(&self.name, author, now_ms(), &update.bytes)
                     .map_err(|e| e.to_string())?;
-                self.doc_bytes = self.doc_bytes.saturating_add(size);
-                self.bytes_since_compaction_start =
-                    self.bytes_since_compaction_start.saturating_add(size);
+                self.appended(author, size);
                 // Everyone, the author included: the echo tells the author it is durable.
                 out.all(protocol::encode_update(&update.bytes));
                 Ok(Ingest::Applied)
@@ -529,6 +613,91 @@ impl Room {
                 Ok(Ingest::Invalid(cause))
             }
         }
+    }
+
+    /// Bookkeeping after an update is appended to the store.
+    fn appended(&mut self, author: &str, size: u64) {
+        self.doc_bytes = self.doc_bytes.saturating_add(size);
+        self.bytes_since_compaction_start = self.bytes_since_compaction_start.saturating_add(size);
+        if !self.batch_authors.iter().any(|a| &**a == author) {
+            self.batch_authors.push(Arc::from(author));
+        }
+    }
+
+    /// Makes a REST edit on the document: whatever it changed is appended and broadcast like a
+    /// client's update, and its answer waits for the batch's flush.
+    fn edit(&mut self, edit: Edit, out: &mut Outbox) -> Result<(u64, PendingEdit), String> {
+        let Edit {
+            author,
+            apply,
+            reply,
+        } = edit;
+        let limits = &self.app.config.limits;
+        // A made edit cannot be taken back, so the room must have space for the largest one
+        // (an edit's update is at most a few times its JSON body) before it starts.
+        let headroom = limits.rest_body_max_bytes.saturating_mul(4);
+        if self.doc_bytes.saturating_add(headroom) > limits.doc_size_max_bytes {
+            self.app.metrics.updates_refused.fetch_add(1, Relaxed);
+            let answer = Err(EditError::TooLarge);
+            return Ok((0, PendingEdit { answer, reply }));
+        }
+        let made = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+        let sink = Arc::clone(&made);
+        let observing = self.doc.observe_update_v1("rest-edit", move |_, e| {
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(e.update.clone());
+        });
+        let answer =
+            std::panic::catch_unwind(AssertUnwindSafe(|| apply(&self.doc))).map_err(|_| ());
+        if observing.is_ok() {
+            let _ = self.doc.unobserve_update_v1("rest-edit");
+        }
+        let updates = std::mem::take(
+            &mut *made
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let Ok(answer) = answer else {
+            // Half an edit may be in the document: start again from what is durable.
+            self.reload_doc()?;
+            return Ok((
+                0,
+                PendingEdit {
+                    answer: Err(EditError::Failed),
+                    reply,
+                },
+            ));
+        };
+        let update = match updates.len() {
+            0 => return Ok((0, PendingEdit { answer, reply })),
+            1 => updates.into_iter().next().unwrap_or_default(),
+            _ => yrs::merge_updates_v1(&updates).map_err(|e| e.to_string())?,
+        };
+        self.app
+            .store
+            .append(&self.name, &author, now_ms(), &update)
+            .map_err(|e| e.to_string())?;
+        self.appended(&author, u64::try_from(update.len()).unwrap_or(u64::MAX));
+        out.all(protocol::encode_update(&update));
+        Ok((1, PendingEdit { answer, reply }))
+    }
+
+    /// Describes the durable changes of this batch on the change feed (typed documents only).
+    fn publish_changes(&mut self) {
+        let by: Vec<String> = self
+            .batch_authors
+            .drain(..)
+            .map(|a| a.to_string())
+            .collect();
+        let Some((kind, before)) = &mut self.typed else {
+            return;
+        };
+        let kind = *kind;
+        let after = typed::read(kind, &self.doc).0;
+        let changes = typed::changes(kind, before, &after);
+        *before = after;
+        self.app.feed.publish(&self.name, by, changes);
     }
 
     /// One-round-trip sync: apply the caller's offline edits, then (after the batch is durable)
@@ -892,7 +1061,7 @@ async fn load(app: &Arc<App>, name: &Arc<str>) -> Result<(Doc, u64), RoomError> 
 }
 
 /// Rebuilds a document from its stored snapshot and log; returns it with its stored size.
-fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), String> {
+pub fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), String> {
     let doc = Doc::new();
     let mut bytes = 0u64;
     for raw in stored.updates() {

@@ -1,0 +1,172 @@
+//! The change feed: typed events (`note.created`, `issue.status_changed`, `document.deleted`, ...)
+//! published by rooms once the change they describe is durable, kept in a bounded ring for
+//! `Last-Event-ID` resumption, and streamed to `GET /api/events` as Server-Sent Events.
+//!
+//! Ids are strictly increasing, also across restarts: the first id of a process is its start time
+//! in milliseconds × 1000, so an id from before a restart is older than every id kept now and the
+//! client is told to `reset` rather than silently missing events.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tandem_crdt_model::typed::{Change, DocKind};
+use tokio::sync::broadcast;
+
+/// One event as clients receive it (the SSE `data:` JSON; its `type` is also the SSE `event:`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedEvent {
+    pub id: u64,
+    #[serde(flatten)]
+    pub change: Change,
+    /// The document the event is about.
+    pub doc: Arc<str>,
+    /// `note`, `contact` or `issue`; absent for untyped documents (`document.deleted` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<DocKind>,
+    /// The typed id (the last segment of `doc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// Who made the change: the `sub` of every author whose update went into it.
+    pub by: Vec<String>,
+    pub time_ms: u64,
+}
+
+/// Where a resuming client stands.
+pub enum Resume {
+    /// Every event after the client's id, in order.
+    Replay(Vec<Arc<FeedEvent>>),
+    /// The client's id is no longer (or never was) kept: it must re-read what it shows.
+    Reset,
+}
+
+pub struct Feed {
+    ring: Mutex<Ring>,
+    live: broadcast::Sender<Arc<FeedEvent>>,
+    kept: usize,
+}
+
+struct Ring {
+    events: VecDeque<Arc<FeedEvent>>,
+    next_id: u64,
+}
+
+impl Feed {
+    pub fn new(kept: usize) -> Self {
+        let start_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 1000)
+        });
+        let kept = kept.max(1);
+        Feed {
+            ring: Mutex::new(Ring {
+                events: VecDeque::with_capacity(kept.min(1024)),
+                next_id: start_ms.saturating_mul(1000).max(1),
+            }),
+            // A subscriber further behind than this is lagging: it gets `reset`, like one
+            // resuming from too far back.
+            live: broadcast::channel(kept.min(4096)).0,
+            kept,
+        }
+    }
+
+    /// Stamps and publishes the changes of one document.
+    pub fn publish(&self, doc: &Arc<str>, by: Vec<String>, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let located = tandem_crdt_model::typed::locate(doc);
+        let time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        for change in changes {
+            let event = Arc::new(FeedEvent {
+                id: ring.next_id,
+                change,
+                doc: Arc::clone(doc),
+                kind: located.as_ref().map(|l| l.kind),
+                item: located.as_ref().map(|l| l.id.to_string()),
+                by: by.clone(),
+                time_ms,
+            });
+            ring.next_id += 1;
+            if ring.events.len() == self.kept {
+                ring.events.pop_front();
+            }
+            ring.events.push_back(Arc::clone(&event));
+            // Sent under the lock, so a subscriber taken with `resume` sees each event once.
+            let _ = self.live.send(event);
+        }
+    }
+
+    /// The events after `last_id` (all kept ones if `None` means "only new ones") and a receiver
+    /// of everything published from now on, taken atomically.
+    pub fn resume(&self, last_id: Option<u64>) -> (Resume, broadcast::Receiver<Arc<FeedEvent>>) {
+        let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        let live = self.live.subscribe();
+        let Some(last) = last_id else {
+            return (Resume::Replay(Vec::new()), live);
+        };
+        let oldest_kept = ring.events.front().map_or(ring.next_id, |e| e.id);
+        // `last` may be the event just before the oldest kept one, or any later one we issued.
+        if last.saturating_add(1) < oldest_kept || last >= ring.next_id {
+            return (Resume::Reset, live);
+        }
+        let replay = ring
+            .events
+            .iter()
+            .filter(|e| e.id > last)
+            .cloned()
+            .collect();
+        (Resume::Replay(replay), live)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(event: &str) -> Change {
+        Change {
+            event: event.into(),
+            fields: Vec::new(),
+            entry: None,
+            from: None,
+            to: None,
+        }
+    }
+
+    #[test]
+    fn resumes_after_an_id_and_resets_when_too_old() {
+        let feed = Feed::new(3);
+        let doc: Arc<str> = Arc::from("notes/1");
+        assert!(
+            matches!(feed.resume(Some(1)).0, Resume::Reset),
+            "an id from long ago"
+        );
+        feed.publish(&doc, vec!["ada".into()], vec![change("a"), change("b")]);
+        feed.publish(&doc, vec![], vec![change("c"), change("d")]);
+        let ids: Vec<u64> = {
+            let ring = feed.ring.lock().expect("lock");
+            ring.events.iter().map(|e| e.id).collect()
+        };
+        assert_eq!(ids.len(), 3, "the ring keeps the last three");
+        let after = |id: u64| match feed.resume(Some(id)).0 {
+            Resume::Replay(v) => Some(v.iter().map(|e| e.change.event.clone()).collect::<Vec<_>>()),
+            Resume::Reset => None,
+        };
+        assert_eq!(
+            after(ids[0] - 1),
+            Some(vec!["b".into(), "c".into(), "d".into()])
+        );
+        assert_eq!(after(ids[0]), Some(vec!["c".into(), "d".into()]));
+        assert_eq!(after(ids[2]), Some(vec![]));
+        assert_eq!(after(ids[0] - 2), None, "a fell out of the ring");
+        assert_eq!(after(ids[2] + 1), None, "an id never issued");
+        let Resume::Replay(fresh) = feed.resume(None).0 else {
+            panic!("a fresh subscriber never resets");
+        };
+        assert!(fresh.is_empty());
+    }
+}
