@@ -33,9 +33,13 @@ pub struct Contact {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactEdit {
+    #[schemars(length(max = crate::schema::SHORT_TEXT_CHARS_MAX))]
     pub name: Option<String>,
+    #[schemars(length(max = crate::schema::SHORT_TEXT_CHARS_MAX))]
     pub email: Option<String>,
+    #[schemars(length(max = crate::schema::SHORT_TEXT_CHARS_MAX))]
     pub phone: Option<String>,
+    #[schemars(length(max = crate::schema::SHORT_TEXT_CHARS_MAX))]
     pub company: Option<String>,
     pub notes: Option<String>,
     #[serde(default)]

@@ -40,11 +40,16 @@ pub struct Issue {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueEdit {
+    #[schemars(length(max = crate::schema::SHORT_TEXT_CHARS_MAX))]
     pub title: Option<String>,
     pub description: Option<String>,
+    #[schemars(extend("enum" = ["open", "in_progress", "done", "cancelled", null]))]
     pub status: Option<String>,
+    #[schemars(extend("enum" = ["low", "medium", "high", "urgent", null]))]
     pub priority: Option<String>,
+    #[schemars(length(max = crate::schema::LIST_LEN_MAX), inner(length(max = crate::schema::SHORT_TEXT_CHARS_MAX)))]
     pub assignees: Option<Vec<String>>,
+    #[schemars(length(max = crate::schema::LIST_LEN_MAX), inner(length(max = crate::schema::SHORT_TEXT_CHARS_MAX)))]
     pub labels: Option<Vec<String>>,
 }
 

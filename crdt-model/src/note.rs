@@ -40,7 +40,9 @@ pub struct Note {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteEdit {
+    #[schemars(length(max = crate::schema::SHORT_TEXT_CHARS_MAX))]
     pub title: Option<String>,
+    #[schemars(length(max = crate::schema::LIST_LEN_MAX), inner(length(max = crate::schema::SHORT_TEXT_CHARS_MAX)))]
     pub tags: Option<Vec<String>>,
     pub private: Option<bool>,
 }

@@ -6,6 +6,12 @@ use serde::Serialize;
 use yrs::types::ToJson;
 use yrs::{Any, Map, MapRef, Out, ReadTxn};
 
+/// Longest short text field (title, tag, label, assignee, contact field) a typed edit may set, in
+/// characters. Bodies, descriptions, notes and replies are bounded by the request size instead.
+pub const SHORT_TEXT_CHARS_MAX: usize = 1024;
+/// Most entries of a list (tags, labels, assignees) a typed edit may set.
+pub const LIST_LEN_MAX: usize = 100;
+
 /// Something in a document that does not match its layout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SchemaIssue {

@@ -107,6 +107,11 @@ impl Principal {
     }
 }
 
+/// True when `doc` matches a `docs`-style pattern (`notes/*`, `private/ada/**`).
+pub fn pattern_matches(pattern: &str, doc: &str) -> bool {
+    Pattern::new(pattern).matches(doc)
+}
+
 /// A document-name pattern from a token's `docs` claim.
 #[derive(Debug, Clone)]
 struct Pattern {

@@ -50,9 +50,6 @@ pub struct Limits {
     pub rest_body_max_bytes: u64,
     /// Largest page of a REST list.
     pub rest_page_len_max: usize,
-    /// Longest single text field (title, tag, label, reply, custom field value) in a REST
-    /// request, in bytes; bodies and descriptions may use the whole `rest_body_max_bytes`.
-    pub rest_field_max_bytes: usize,
 }
 
 impl Default for Limits {
@@ -73,7 +70,6 @@ impl Default for Limits {
             feed_streams_max: 1_000,
             rest_body_max_bytes: 1024 * 1024,
             rest_page_len_max: 100,
-            rest_field_max_bytes: 4096,
         }
     }
 }

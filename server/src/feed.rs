@@ -6,13 +6,23 @@
 //! in milliseconds × 1000, so an id from before a restart is older than every id kept now and the
 //! client is told to `reset` rather than silently missing events.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt;
 use serde::Serialize;
 use tandem_crdt_model::typed::{Change, DocKind};
 use tokio::sync::broadcast;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use warp::reply::{Reply, Response};
+
+use crate::app::App;
+use crate::auth::Principal;
+use crate::http::{authenticate, credentials, ApiError};
 
 /// One event as clients receive it (the SSE `data:` JSON; its `type` is also the SSE `event:`).
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +52,8 @@ pub enum Resume {
 }
 
 pub struct Feed {
+    /// Open `/api/events` streams (bounded by `feed_streams_max`).
+    pub streams: AtomicUsize,
     ring: Mutex<Ring>,
     live: broadcast::Sender<Arc<FeedEvent>>,
     kept: usize,
@@ -59,6 +71,7 @@ impl Feed {
         });
         let kept = kept.max(1);
         Feed {
+            streams: AtomicUsize::new(0),
             ring: Mutex::new(Ring {
                 events: VecDeque::with_capacity(kept.min(1024)),
                 next_id: start_ms.saturating_mul(1000).max(1),
@@ -121,6 +134,158 @@ impl Feed {
             .collect();
         (Resume::Replay(replay), live)
     }
+}
+
+/// `GET /api/events`: the feed as Server-Sent Events, filtered by `kind` (comma-separated
+/// `note,contact,issue`) and `docs` (a pattern like `notes/*`), resumable with `Last-Event-ID`
+/// (or `?last_event_id=`). Only events of documents the caller may read are sent; the stream
+/// ends when the caller's token expires.
+pub fn routes(
+    app: Arc<App>,
+) -> impl warp::Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    use warp::Filter;
+    let with_app = warp::any().map(move || Arc::clone(&app));
+    let query = warp::query::<HashMap<String, String>>()
+        .or(warp::any().map(HashMap::new))
+        .unify();
+    warp::path!("api" / "events")
+        .and(warp::get())
+        .and(query)
+        .and(credentials())
+        .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and(with_app)
+        .map(
+            |query: HashMap<String, String>,
+             token: Option<String>,
+             remote: Option<SocketAddr>,
+             last_event_id: Option<String>,
+             app: Arc<App>| {
+                events(&app, &query, token.as_deref(), remote, last_event_id)
+                    .unwrap_or_else(ApiError::into_response)
+            },
+        )
+}
+
+/// Which events a stream wants.
+struct Interest {
+    principal: Principal,
+    kinds: Option<Vec<DocKind>>,
+    docs: Option<String>,
+}
+
+impl Interest {
+    fn wants(&self, event: &FeedEvent) -> bool {
+        self.principal.role_for(&event.doc).is_some()
+            && self
+                .kinds
+                .as_ref()
+                .is_none_or(|k| event.kind.is_some_and(|kind| k.contains(&kind)))
+            && self
+                .docs
+                .as_deref()
+                .is_none_or(|p| crate::auth::pattern_matches(p, &event.doc))
+    }
+}
+
+fn sse_event(event: &FeedEvent) -> warp::sse::Event {
+    warp::sse::Event::default()
+        .id(event.id.to_string())
+        .event(event.change.event.clone())
+        .data(serde_json::to_string(event).unwrap_or_default())
+}
+
+fn reset_event() -> warp::sse::Event {
+    warp::sse::Event::default()
+        .event("reset")
+        .data(r#"{"reason":"events since your last id are no longer kept; re-read what you show"}"#)
+}
+
+/// Counts a stream while it is open.
+struct StreamSlot(Arc<App>);
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.feed.streams.fetch_sub(1, Relaxed);
+    }
+}
+
+fn events(
+    app: &Arc<App>,
+    query: &HashMap<String, String>,
+    token: Option<&str>,
+    remote: Option<SocketAddr>,
+    last_event_id: Option<String>,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(app, remote, token)?;
+    let kinds = match query.get("kind") {
+        None => None,
+        Some(list) => Some(
+            list.split(',')
+                .map(|k| {
+                    DocKind::from_name(k.trim())
+                        .ok_or_else(|| ApiError::invalid("kind", "note, contact or issue"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let docs = query.get("docs").cloned();
+    let last = last_event_id
+        .or_else(|| query.get("last_event_id").cloned())
+        .map(|id| {
+            id.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::invalid("last_event_id", "an event id"))
+        })
+        .transpose()?;
+    let max = app.config.limits.feed_streams_max;
+    if app.feed.streams.fetch_add(1, Relaxed) >= max {
+        app.feed.streams.fetch_sub(1, Relaxed);
+        return Err(ApiError::new(
+            warp::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            "the server has as many event streams open as it allows; retry later",
+        ));
+    }
+    let slot = StreamSlot(Arc::clone(app));
+    let interest = Interest {
+        principal,
+        kinds,
+        docs,
+    };
+    let (resume, live) = app.feed.resume(last);
+    let first: Vec<warp::sse::Event> = match resume {
+        Resume::Reset => vec![reset_event()],
+        Resume::Replay(events) => events
+            .iter()
+            .filter(|e| interest.wants(e))
+            .map(|e| sse_event(e))
+            .collect(),
+    };
+    let expires_in = interest
+        .principal
+        .expires_at
+        .map(|at| std::time::Duration::from_secs(at.saturating_sub(crate::auth::now_s())));
+    let interest = Arc::new(interest);
+    let live = BroadcastStream::new(live).filter_map(move |received| {
+        let _held = &slot;
+        let out = match received {
+            Ok(event) => interest.wants(&event).then(|| sse_event(&event)),
+            // This stream fell further behind than the live buffer: it may have missed events.
+            Err(BroadcastStreamRecvError::Lagged(_)) => Some(reset_event()),
+        };
+        std::future::ready(out)
+    });
+    let until_expiry = async move {
+        match expires_in {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let stream = tokio_stream::iter(first)
+        .chain(live)
+        .take_until(until_expiry)
+        .map(Ok::<_, std::convert::Infallible>);
+    Ok(warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response())
 }
 
 #[cfg(test)]

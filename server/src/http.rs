@@ -129,6 +129,10 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(with_app.clone())
         .map(dev_token);
     let docs_api = crate::api::routes(Arc::clone(&app))
+        .or(crate::feed::routes(Arc::clone(&app)))
+        .unify()
+        .or(crate::openapi::routes(Arc::clone(&app)))
+        .unify()
         .or(session)
         .unify()
         .or(dev_token)

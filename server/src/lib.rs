@@ -29,6 +29,7 @@ pub mod durability;
 pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod rest;
 pub mod room;
 pub mod rooms;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tandem_crdt_model::contact::{self, Contact, ContactEdit};
 use tandem_crdt_model::issue::{self, Issue, IssueEdit};
 use tandem_crdt_model::note::{self, Note, NoteEdit};
-use tandem_crdt_model::schema::SchemaIssue;
+use tandem_crdt_model::schema::{SchemaIssue, LIST_LEN_MAX, SHORT_TEXT_CHARS_MAX};
 use tandem_crdt_model::thread::{self, Entry};
 use tandem_crdt_model::typed::{self, DocKind, Typed};
 use tokio::sync::oneshot;
@@ -189,13 +189,16 @@ pub struct Deleted {
 pub struct NoteCreate {
     /// Chosen by the client (one segment of `[A-Za-z0-9._~-]`, at most 64); generated if absent.
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"))]
     pub id: Option<String>,
     #[serde(default)]
+    #[schemars(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX))]
     pub title: String,
     /// Plain text; each line becomes a paragraph of the rich-text body.
     #[serde(default)]
     pub body: String,
     #[serde(default)]
+    #[schemars(length(max = tandem_crdt_model::schema::LIST_LEN_MAX), inner(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX)))]
     pub tags: Vec<String>,
 }
 
@@ -203,13 +206,18 @@ pub struct NoteCreate {
 #[serde(deny_unknown_fields)]
 pub struct ContactCreate {
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"))]
     pub id: Option<String>,
+    #[schemars(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX), regex(pattern = r"\S"))]
     pub name: String,
     #[serde(default)]
+    #[schemars(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX))]
     pub email: String,
     #[serde(default)]
+    #[schemars(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX))]
     pub phone: String,
     #[serde(default)]
+    #[schemars(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX))]
     pub company: String,
     #[serde(default)]
     pub notes: String,
@@ -221,19 +229,25 @@ pub struct ContactCreate {
 #[serde(deny_unknown_fields)]
 pub struct IssueCreate {
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"))]
     pub id: Option<String>,
+    #[schemars(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX))]
     pub title: String,
     #[serde(default)]
     pub description: String,
     /// `open` (default), `in_progress`, `done` or `cancelled`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["open", "in_progress", "done", "cancelled", null]))]
     pub status: Option<String>,
     /// `low`, `medium` (default), `high` or `urgent`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["low", "medium", "high", "urgent", null]))]
     pub priority: Option<String>,
     #[serde(default)]
+    #[schemars(length(max = tandem_crdt_model::schema::LIST_LEN_MAX), inner(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX)))]
     pub assignees: Vec<String>,
     #[serde(default)]
+    #[schemars(length(max = tandem_crdt_model::schema::LIST_LEN_MAX), inner(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX)))]
     pub labels: Vec<String>,
 }
 
@@ -247,6 +261,7 @@ pub struct EntryText {
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
     /// `open`, `in_progress`, `done` or `cancelled`.
+    #[schemars(extend("enum" = ["open", "in_progress", "done", "cancelled"]))]
     pub status: String,
 }
 
@@ -328,17 +343,16 @@ fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, ApiE
 /// Ids are one document-name segment: short, and safe in names and URLs.
 fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
     let ok = (1..=64).contains(&id.len())
+        && id.as_bytes()[0].is_ascii_alphanumeric()
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
-        && id != "."
-        && id != "..";
+            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b));
     if ok {
         Ok(())
     } else {
         Err(ApiError::invalid(
             field,
-            "1 to 64 characters of A-Z a-z 0-9 . _ ~ -",
+            "1 to 64 characters of A-Z a-z 0-9 . _ ~ -, starting with a letter or digit",
         ))
     }
 }
@@ -390,7 +404,16 @@ pub fn routes(
                 let call = match route_of(&method, path.as_str()) {
                     Ok(Some(call)) => call,
                     Ok(None) => return Err(warp::reject::not_found()),
-                    Err(e) => return Ok(e.into_response()),
+                    Err(e) => {
+                        let allow = e.message.trim_start_matches("use ").replace(" or ", ", ");
+                        let mut response = e.into_response();
+                        if let Ok(v) =
+                            warp::http::HeaderValue::from_str(allow.trim_end_matches(" here"))
+                        {
+                            response.headers_mut().insert("allow", v);
+                        }
+                        return Ok(response);
+                    }
                 };
                 let request = Request {
                     query: &query,
@@ -414,11 +437,10 @@ struct Request<'a> {
 
 async fn handle(app: &Arc<App>, call: &Call<'_>, req: Request<'_>) -> Result<Response, ApiError> {
     let principal = authenticate(app, req.remote, req.token)?;
-    let limits = &app.config.limits;
     match call.op {
         Op::List(scope) => list(app, &principal, scope, req.query).await,
         Op::Create(scope) => {
-            let (id, edit) = create_edit(scope, req.body, &principal.sub, limits)?;
+            let (id, edit) = create_edit(scope, req.body, &principal.sub)?;
             let doc = doc_of(scope, &id, &principal);
             require(&principal, &doc, Role::Write)?;
             let value = edit_in_room(app, &doc, &principal.sub, edit).await?;
@@ -440,7 +462,7 @@ async fn handle(app: &Arc<App>, call: &Call<'_>, req: Request<'_>) -> Result<Res
         Op::Patch(scope) => {
             let doc = doc_of(scope, param(call.id)?, &principal);
             require(&principal, &doc, Role::Write)?;
-            let edit = patch_edit(scope.kind, param(call.id)?, &doc, req.body, limits)?;
+            let edit = patch_edit(scope.kind, param(call.id)?, &doc, req.body)?;
             let value = edit_in_room(app, &doc, &principal.sub, edit).await?;
             Ok(json_reply(StatusCode::OK, &value))
         }
@@ -449,7 +471,7 @@ async fn handle(app: &Arc<App>, call: &Call<'_>, req: Request<'_>) -> Result<Res
             require(&principal, &doc, Role::Write)?;
             let change: StatusChange = parse(req.body)?;
             let body = serde_json::to_vec(&json!({ "status": change.status })).unwrap_or_default();
-            let edit = patch_edit(DocKind::Issue, param(call.id)?, &doc, &body, limits)?;
+            let edit = patch_edit(DocKind::Issue, param(call.id)?, &doc, &body)?;
             let value = edit_in_room(app, &doc, &principal.sub, edit).await?;
             Ok(json_reply(StatusCode::OK, &value))
         }
@@ -461,9 +483,6 @@ async fn handle(app: &Arc<App>, call: &Call<'_>, req: Request<'_>) -> Result<Res
                 Op::DeleteEntry(_) => None,
                 _ => Some(parse::<EntryText>(req.body)?.text),
             };
-            if let Some(text) = &text {
-                check_text("text", text, limits.rest_body_max_bytes)?;
-            }
             let edit = entry_edit(
                 scope.kind,
                 call.op,
@@ -526,16 +545,18 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn check_text(field: &str, value: &str, max: impl TryInto<usize>) -> Result<(), ApiError> {
-    let max = max.try_into().unwrap_or(usize::MAX);
-    if value.len() > max {
-        return Err(ApiError::invalid(field, format!("longer than {max} bytes")));
+/// Short text fields are bounded in characters (what the OpenAPI schema can state).
+fn check_short(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.chars().count() > SHORT_TEXT_CHARS_MAX {
+        return Err(ApiError::invalid(
+            field,
+            format!("longer than {SHORT_TEXT_CHARS_MAX} characters"),
+        ));
     }
     Ok(())
 }
 
-fn check_list(field: &str, values: &[String], max_len: usize) -> Result<(), ApiError> {
-    const LIST_LEN_MAX: usize = 100;
+fn check_list(field: &str, values: &[String]) -> Result<(), ApiError> {
     if values.len() > LIST_LEN_MAX {
         return Err(ApiError::invalid(
             field,
@@ -543,7 +564,7 @@ fn check_list(field: &str, values: &[String], max_len: usize) -> Result<(), ApiE
         ));
     }
     for (i, v) in values.iter().enumerate() {
-        check_text(&format!("{field}[{i}]"), v, max_len)?;
+        check_short(&format!("{field}[{i}]"), v)?;
     }
     Ok(())
 }
@@ -582,20 +603,14 @@ fn not_found(kind: DocKind) -> EditError {
 }
 
 /// Validates a create request and returns the id and the edit that creates it.
-fn create_edit(
-    scope: Scope,
-    body: &[u8],
-    author: &str,
-    limits: &crate::config::Limits,
-) -> Result<(String, EditFn), ApiError> {
-    let field_max = limits.rest_field_max_bytes;
+fn create_edit(scope: Scope, body: &[u8], author: &str) -> Result<(String, EditFn), ApiError> {
     let author = author.to_string();
     let kind = scope.kind;
     let (id, make): (Option<String>, Change) = match kind {
         DocKind::Note => {
             let r: NoteCreate = parse(body)?;
-            check_text("title", &r.title, field_max)?;
-            check_list("tags", &r.tags, field_max)?;
+            check_short("title", &r.title)?;
+            check_list("tags", &r.tags)?;
             let private = scope.private;
             (
                 r.id,
@@ -623,9 +638,8 @@ fn create_edit(
                 ("phone", &r.phone),
                 ("company", &r.company),
             ] {
-                check_text(field, value, field_max)?;
+                check_short(field, value)?;
             }
-            check_custom(r.custom.iter().map(|(k, v)| (k, Some(v))), field_max)?;
             if r.name.trim().is_empty() {
                 return Err(ApiError::invalid("name", "must not be empty"));
             }
@@ -646,11 +660,11 @@ fn create_edit(
         }
         DocKind::Issue => {
             let r: IssueCreate = parse(body)?;
-            check_text("title", &r.title, field_max)?;
+            check_short("title", &r.title)?;
             check_enum("status", r.status.as_deref(), &issue::STATUSES)?;
             check_enum("priority", r.priority.as_deref(), &issue::PRIORITIES)?;
-            check_list("assignees", &r.assignees, field_max)?;
-            check_list("labels", &r.labels, field_max)?;
+            check_list("assignees", &r.assignees)?;
+            check_list("labels", &r.labels)?;
             (
                 r.id,
                 Box::new(move |d: &Doc| {
@@ -706,43 +720,17 @@ fn item_doc_name(d: &Doc, kind: DocKind, id: &str) -> Option<String> {
     Some(typed::doc_name(kind, id, Some(&n.author)))
 }
 
-fn check_custom<'a>(
-    custom: impl Iterator<Item = (&'a String, Option<&'a String>)>,
-    field_max: usize,
-) -> Result<(), ApiError> {
-    for (label, value) in custom {
-        if label.is_empty() || label.len() > 64 {
-            return Err(ApiError::invalid(
-                format!("custom.{label}"),
-                "labels are 1 to 64 bytes",
-            ));
-        }
-        if let Some(value) = value {
-            check_text(&format!("custom.{label}"), value, field_max)?;
-        }
-    }
-    Ok(())
-}
-
 /// Validates a patch and returns the edit that applies it to an existing document.
-fn patch_edit(
-    kind: DocKind,
-    id: &str,
-    name: &str,
-    body: &[u8],
-    limits: &crate::config::Limits,
-) -> Result<EditFn, ApiError> {
-    let field_max = limits.rest_field_max_bytes;
-    let body_max = limits.rest_body_max_bytes;
+fn patch_edit(kind: DocKind, id: &str, name: &str, body: &[u8]) -> Result<EditFn, ApiError> {
     let (id, name) = (id.to_string(), name.to_string());
     let change: Change = match kind {
         DocKind::Note => {
             let e: NoteEdit = parse(body)?;
             if let Some(t) = &e.title {
-                check_text("title", t, field_max)?;
+                check_short("title", t)?;
             }
             if let Some(tags) = &e.tags {
-                check_list("tags", tags, field_max)?;
+                check_list("tags", tags)?;
             }
             Box::new(move |d: &Doc| note::apply(d, &e, now_ms()))
         }
@@ -755,25 +743,21 @@ fn patch_edit(
                 ("company", &e.company),
             ] {
                 if let Some(v) = value {
-                    check_text(field, v, field_max)?;
+                    check_short(field, v)?;
                 }
             }
-            if let Some(n) = &e.notes {
-                check_text("notes", n, body_max)?;
-            }
-            check_custom(e.custom.iter().map(|(k, v)| (k, v.as_ref())), field_max)?;
             Box::new(move |d: &Doc| contact::apply(d, &e))
         }
         DocKind::Issue => {
             let e: IssueEdit = parse(body)?;
             if let Some(t) = &e.title {
-                check_text("title", t, field_max)?;
+                check_short("title", t)?;
             }
             check_enum("status", e.status.as_deref(), &issue::STATUSES)?;
             check_enum("priority", e.priority.as_deref(), &issue::PRIORITIES)?;
             for (field, list) in [("assignees", &e.assignees), ("labels", &e.labels)] {
                 if let Some(list) = list {
-                    check_list(field, list, field_max)?;
+                    check_list(field, list)?;
                 }
             }
             Box::new(move |d: &Doc| {
