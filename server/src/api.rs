@@ -137,7 +137,7 @@ async fn dispatch(req: Request, app: Arc<App>) -> Result<Response, ApiError> {
             at(doc, version, want_json, &app).await
         }
         Op::Restore(version) => restore(doc, version, &principal, &app).await,
-        Op::Document => delete(doc, &app).await,
+        Op::Document => delete(doc, &principal.sub, &app).await,
     }
 }
 
@@ -397,19 +397,33 @@ async fn restore(
     )
 }
 
-async fn delete(doc: &str, app: &Arc<App>) -> Result<Response, ApiError> {
-    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
-    let (tx, rx) = oneshot::channel();
-    room.send(RoomCmd::Delete(tx)).await.map_err(room_error)?;
-    match rx.await.map_err(|_| room_error(RoomError::Gone))? {
-        Ok(true) => Ok(warp::reply::json(&json!({ "doc": doc, "deleted": true })).into_response()),
-        Ok(false) => Err(ApiError::new(
+async fn delete(doc: &str, by: &str, app: &Arc<App>) -> Result<Response, ApiError> {
+    if delete_document(app, doc, by).await? {
+        Ok(warp::reply::json(&json!({ "doc": doc, "deleted": true })).into_response())
+    } else {
+        Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "document_not_found",
             "no such document",
-        )),
-        Err(_) => Err(storage_error()),
+        ))
     }
+}
+
+/// Deletes a document through its room: its sockets are closed with 4404 and the change feed
+/// says `document.deleted`. False when there was no such document.
+pub(crate) async fn delete_document(app: &Arc<App>, doc: &str, by: &str) -> Result<bool, ApiError> {
+    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
+    let (reply, answer) = oneshot::channel();
+    room.send(RoomCmd::Delete {
+        by: Arc::from(by),
+        reply,
+    })
+    .await
+    .map_err(room_error)?;
+    answer
+        .await
+        .map_err(|_| room_error(RoomError::Gone))?
+        .map_err(|_| storage_error())
 }
 
 fn describe(message: &Inbound) -> &'static str {
@@ -423,7 +437,7 @@ fn describe(message: &Inbound) -> &'static str {
     }
 }
 
-fn storage_error() -> ApiError {
+pub(crate) fn storage_error() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "storage_failure",
@@ -431,7 +445,7 @@ fn storage_error() -> ApiError {
     )
 }
 
-fn room_error(e: RoomError) -> ApiError {
+pub(crate) fn room_error(e: RoomError) -> ApiError {
     match e {
         RoomError::Load { .. } => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

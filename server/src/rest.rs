@@ -28,6 +28,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 use yrs::Doc;
 
+use crate::api::{delete_document, room_error, storage_error};
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::http::{authenticate, credentials, role_on, ApiError};
@@ -290,8 +291,9 @@ struct Call<'a> {
 }
 
 /// Finds the route of `method path`: `Ok(None)` when no route has this path (another filter may
-/// serve it), `Err` for a known path with the wrong method or a malformed parameter.
-fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, ApiError> {
+/// serve it), `Err` with the answer for a known path with the wrong method (405 with `Allow`) or
+/// a malformed parameter.
+fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, Response> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let mut allowed = Vec::new();
     for route in ROUTES.iter() {
@@ -321,7 +323,7 @@ fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, ApiE
         }
         for (name, value) in [("id", id), ("entry", entry)] {
             if let Some(value) = value {
-                check_id(name, value)?;
+                check_id(name, value).map_err(ApiError::into_response)?;
             }
         }
         return Ok(Some(Call {
@@ -333,11 +335,16 @@ fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, ApiE
     if allowed.is_empty() {
         return Ok(None);
     }
-    Err(ApiError::new(
+    let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("use {} here", allowed.join(" or ")),
-    ))
+    )
+    .into_response();
+    if let Ok(allow) = warp::http::HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert("allow", allow);
+    }
+    Err(response)
 }
 
 /// Ids are one document-name segment: short, and safe in names and URLs.
@@ -404,16 +411,7 @@ pub fn routes(
                 let call = match route_of(&method, path.as_str()) {
                     Ok(Some(call)) => call,
                     Ok(None) => return Err(warp::reject::not_found()),
-                    Err(e) => {
-                        let allow = e.message.trim_start_matches("use ").replace(" or ", ", ");
-                        let mut response = e.into_response();
-                        if let Ok(v) =
-                            warp::http::HeaderValue::from_str(allow.trim_end_matches(" here"))
-                        {
-                            response.headers_mut().insert("allow", v);
-                        }
-                        return Ok(response);
-                    }
+                    Err(refusal) => return Ok(refusal),
                 };
                 let request = Request {
                     query: &query,
@@ -880,17 +878,6 @@ fn edit_error(e: EditError) -> ApiError {
     }
 }
 
-fn room_error(e: RoomError) -> ApiError {
-    match e {
-        RoomError::Load { .. } => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "document_unavailable",
-            "the document could not be loaded from storage",
-        ),
-        RoomError::Gone => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "room_busy", "retry"),
-    }
-}
-
 /// A page of a collection, read from the store (no room is opened for a listing).
 async fn list(
     app: &Arc<App>,
@@ -945,8 +932,8 @@ async fn list(
         Ok((items, more))
     })
     .await
-    .map_err(|_| storage_unavailable())?
-    .map_err(|_| storage_unavailable())?;
+    .map_err(|_| storage_error())?
+    .map_err(|_| storage_error())?;
     let (items, more) = page;
     let next_after = more
         .then(|| {
@@ -960,14 +947,6 @@ async fn list(
         body["next_after"] = json!(next);
     }
     Ok(json_reply(StatusCode::OK, &body))
-}
-
-fn storage_unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "storage_failure",
-        "storage is unavailable; retry",
-    )
 }
 
 /// Deletes a typed document: its author (or an admin; anyone in their own private space).
@@ -1008,12 +987,9 @@ async fn delete(
             format!("only its author or an admin may delete a {}", kind.name()),
         ));
     }
-    let room = app.rooms.open(app, &doc).await.map_err(room_error)?;
-    let (tx, rx) = oneshot::channel();
-    room.send(RoomCmd::Delete(tx)).await.map_err(room_error)?;
-    match rx.await.map_err(|_| room_error(RoomError::Gone))? {
-        Ok(true) => Ok(json_reply(StatusCode::OK, &json!({ "deleted": true }))),
-        Ok(false) => Err(edit_error(not_found(kind))),
-        Err(_) => Err(storage_unavailable()),
+    if delete_document(app, &doc, &principal.sub).await? {
+        Ok(json_reply(StatusCode::OK, &json!({ "deleted": true })))
+    } else {
+        Err(edit_error(not_found(kind)))
     }
 }

@@ -77,7 +77,11 @@ pub enum RoomCmd {
     /// The document's full state as one update (durable: read between batches).
     State(oneshot::Sender<Vec<u8>>),
     /// Closes every socket with 4404, deletes the document from the store, unloads the room.
-    Delete(oneshot::Sender<Result<bool, String>>),
+    Delete {
+        /// Who deleted it (the feed's `by`).
+        by: Arc<str>,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
 }
 
 /// A one-round-trip sync request (`POST /api/docs/<doc>/sync`).
@@ -373,7 +377,7 @@ impl Room {
                 RoomCmd::State(reply) => {
                     let _ = reply.send(encode_state(&self.doc));
                 }
-                RoomCmd::Delete(reply) => {
+                RoomCmd::Delete { by, reply } => {
                     // Earlier edits of this batch are dropped with the document, so nothing
                     // of them is delivered.
                     self.close_all(CloseCode::DocumentDeleted);
@@ -394,7 +398,7 @@ impl Room {
                     if result.as_ref().is_ok_and(|existed| *existed) {
                         self.app.feed.publish(
                             &self.name,
-                            Vec::new(),
+                            vec![by.to_string()],
                             vec![Change::new("document.deleted")],
                         );
                     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tandem::close_code::CloseCode;
 use tandem::config::{Config, Limits};
-use tandem::room::{Peer, RoomCmd};
+use tandem::room::{Edit, EditError, EditFn, Peer, RoomCmd};
 use tandem::rooms::RoomHandle;
 use tandem::App;
 use tandem_crdt_model::protocol::{self, Inbound};
@@ -223,6 +223,79 @@ async fn update_is_durable_before_anyone_sees_it() {
     b.next_with(&[0, 2]).await;
     assert_eq!(stored_text(h.app.store.as_ref(), "d"), "hello");
     a.next_with(&[0, 2]).await; // the author's echo, its acknowledgement
+}
+
+async fn edit(
+    room: &RoomHandle,
+    author: &str,
+    apply: EditFn,
+) -> Result<serde_json::Value, EditError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    room.send(RoomCmd::Edit(Edit {
+        author: Arc::from(author),
+        apply,
+        reply,
+    }))
+    .await
+    .expect("alive");
+    answer.await.expect("answered")
+}
+
+// A REST edit runs on the room's document: what it changes is appended under its author and
+// broadcast like a client's update; a refused edit changes nothing; a panicking one is answered
+// with an error and the document is rebuilt from what is durable.
+#[tokio::test]
+async fn rest_edits_are_persisted_broadcast_and_contained() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut watcher = join(&room, 1, 64, true).await;
+    watcher.next().await;
+    let answer = edit(
+        &room,
+        "ada",
+        Box::new(|d: &Doc| {
+            let t = d.get_or_insert_text("t");
+            t.insert(&mut d.transact_mut(), 0, "hello");
+            Ok(serde_json::json!("made"))
+        }),
+    )
+    .await;
+    assert_eq!(answer.expect("made"), serde_json::json!("made"));
+    watcher.next_with(&[0, 2]).await;
+    assert_eq!(stored_text(h.app.store.as_ref(), "d"), "hello");
+    let history = h.app.store.history("d", 0, 10).expect("history");
+    assert_eq!(history.last().map(|e| e.author.as_str()), Some("ada"));
+
+    let refused = edit(
+        &room,
+        "ada",
+        Box::new(|_: &Doc| Err(EditError::NotFound("no such thing".into()))),
+    )
+    .await;
+    assert!(matches!(refused, Err(EditError::NotFound(_))));
+
+    let panicked = edit(
+        &room,
+        "mallory",
+        Box::new(|d: &Doc| {
+            let t = d.get_or_insert_text("t");
+            t.insert(&mut d.transact_mut(), 0, "half ");
+            panic!("an edit that fails half-way");
+        }),
+    )
+    .await;
+    assert!(matches!(panicked, Err(EditError::Failed)));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    watcher.no_frame();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    room.send(RoomCmd::State(tx)).await.expect("alive");
+    let state = rx.await.expect("state");
+    let doc = Doc::new();
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(&state).expect("decodes"))
+        .expect("applies");
+    let t = doc.get_or_insert_text("t");
+    assert_eq!(t.get_string(&doc.transact()), "hello");
 }
 
 // A read-only socket's update is answered with the protocol's permission-denied message and
