@@ -293,7 +293,7 @@ struct Call<'a> {
 /// Finds the route of `method path`: `Ok(None)` when no route has this path (another filter may
 /// serve it), `Err` with the answer for a known path with the wrong method (405 with `Allow`) or
 /// a malformed parameter.
-fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, Response> {
+fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, Box<Response>> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let mut allowed = Vec::new();
     for route in ROUTES.iter() {
@@ -323,7 +323,7 @@ fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, Resp
         }
         for (name, value) in [("id", id), ("entry", entry)] {
             if let Some(value) = value {
-                check_id(name, value).map_err(ApiError::into_response)?;
+                check_id(name, value).map_err(|e| Box::new(e.into_response()))?;
             }
         }
         return Ok(Some(Call {
@@ -344,7 +344,7 @@ fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, Resp
     if let Ok(allow) = warp::http::HeaderValue::from_str(&allowed.join(", ")) {
         response.headers_mut().insert("allow", allow);
     }
-    Err(response)
+    Err(Box::new(response))
 }
 
 /// Ids are one document-name segment: short, and safe in names and URLs.
@@ -411,7 +411,7 @@ pub fn routes(
                 let call = match route_of(&method, path.as_str()) {
                     Ok(Some(call)) => call,
                     Ok(None) => return Err(warp::reject::not_found()),
-                    Err(refusal) => return Ok(refusal),
+                    Err(refusal) => return Ok(*refusal),
                 };
                 let request = Request {
                     query: &query,
