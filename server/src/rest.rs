@@ -442,6 +442,7 @@ async fn handle(app: &Arc<App>, call: &Call<'_>, req: Request<'_>) -> Result<Res
             let doc = doc_of(scope, &id, &principal);
             require(&principal, &doc, Role::Write)?;
             let value = edit_in_room(app, &doc, &principal.sub, edit).await?;
+            update_index(app, &principal, scope, &id, Some(&value)).await;
             Ok(json_reply(StatusCode::CREATED, &value))
         }
         Op::Read(scope) => {
@@ -462,6 +463,7 @@ async fn handle(app: &Arc<App>, call: &Call<'_>, req: Request<'_>) -> Result<Res
             require(&principal, &doc, Role::Write)?;
             let edit = patch_edit(scope.kind, param(call.id)?, &doc, req.body)?;
             let value = edit_in_room(app, &doc, &principal.sub, edit).await?;
+            update_index(app, &principal, scope, param(call.id)?, Some(&value)).await;
             Ok(json_reply(StatusCode::OK, &value))
         }
         Op::SetStatus => {
@@ -471,6 +473,7 @@ async fn handle(app: &Arc<App>, call: &Call<'_>, req: Request<'_>) -> Result<Res
             let body = serde_json::to_vec(&json!({ "status": change.status })).unwrap_or_default();
             let edit = patch_edit(DocKind::Issue, param(call.id)?, &doc, &body)?;
             let value = edit_in_room(app, &doc, &principal.sub, edit).await?;
+            update_index(app, &principal, ISSUES, param(call.id)?, Some(&value)).await;
             Ok(json_reply(StatusCode::OK, &value))
         }
         Op::Delete(scope) => delete(app, &principal, scope, param(call.id)?).await,
@@ -835,6 +838,81 @@ fn entry_edit(
     }))
 }
 
+/// The index document the web demo lists a collection from: `workspace/index`, or the owner's
+/// `private/<sub>/index`. Each holds one `Y.Map` per collection (`notes`, `contacts`, `issues`)
+/// of id → `Y.Map {title, updated, status?, private?}`; clients keep it up to date as they edit.
+fn index_of(scope: Scope, principal: &Principal) -> String {
+    if scope.private {
+        format!("private/{}/index", principal.sub)
+    } else {
+        "workspace/index".to_string()
+    }
+}
+
+/// Keeps the index row of a REST-created, -edited or -deleted item in step, so lists built
+/// from the index (the web demo's) show it. Best effort: the document is the truth, and a
+/// caller without write access to the index leaves it to the clients that have it.
+async fn update_index(
+    app: &Arc<App>,
+    principal: &Principal,
+    scope: Scope,
+    id: &str,
+    item: Option<&Value>,
+) {
+    let index = index_of(scope, principal);
+    if principal.role_for(&index).is_none_or(|r| r < Role::Write) {
+        return;
+    }
+    let collection = scope.kind.collection();
+    let id = id.to_string();
+    let row: Option<Vec<(&'static str, yrs::Any)>> = item.map(|item| {
+        let title = item["title"]
+            .as_str()
+            .or(item["name"].as_str())
+            .unwrap_or_default();
+        let mut row = vec![
+            ("title", yrs::Any::from(title)),
+            (
+                "updated",
+                yrs::Any::from(item["updated"].as_f64().unwrap_or_else(now_ms)),
+            ),
+        ];
+        if let Some(status) = item["status"].as_str() {
+            row.push(("status", yrs::Any::from(status)));
+        }
+        if scope.private {
+            row.push(("private", yrs::Any::from(true)));
+        }
+        row
+    });
+    let edit: EditFn = Box::new(move |d: &Doc| {
+        use yrs::{Map, MapPrelim, Out, Transact};
+        let map = d.get_or_insert_map(collection);
+        let mut txn = d.transact_mut();
+        match row {
+            None => {
+                map.remove(&mut txn, &id);
+            }
+            Some(fields) => {
+                let row = match map.get(&txn, &id) {
+                    Some(Out::YMap(row)) => row,
+                    _ => map.insert(&mut txn, id.as_str(), MapPrelim::default()),
+                };
+                for (key, value) in fields {
+                    if !matches!(row.get(&txn, key), Some(Out::Any(ref current)) if *current == value)
+                    {
+                        row.insert(&mut txn, key, value);
+                    }
+                }
+            }
+        }
+        Ok(Value::Null)
+    });
+    if let Err(e) = edit_in_room(app, &index, &principal.sub, edit).await {
+        tracing::debug!(index = %index, error = %e.message, "index row not updated");
+    }
+}
+
 /// Sends an edit (or a read) to the document's room and waits for its durable answer.
 async fn edit_in_room(
     app: &Arc<App>,
@@ -988,6 +1066,7 @@ async fn delete(
         ));
     }
     if delete_document(app, &doc, &principal.sub).await? {
+        update_index(app, principal, scope, id, None).await;
         Ok(json_reply(StatusCode::OK, &json!({ "deleted": true })))
     } else {
         Err(edit_error(not_found(kind)))

@@ -139,3 +139,17 @@ test('invalid input names the field; unknown ids are 404; duplicates 409', async
   assert.equal(dup.status, 409)
   assert.equal(dup.body.error.code, 'already_exists')
 })
+
+test('REST writes keep the index the web demo lists from in step', async () => {
+  const token = mint('fay', ['issues/*=write', 'workspace/index=write'])
+  const index = connectClient(server.ws, 'workspace/index', { params: { token } })
+  clients.push(index)
+  await index.waitSynced()
+  const row = () => index.doc.getMap('issues').get('idx1')
+  assert.equal((await api('POST', '/api/issues', token, { id: 'idx1', title: 'Listed' })).status, 201)
+  await waitFor(() => row()?.get('title') === 'Listed' && row().get('status') === 'open', 2000, 'index row')
+  await api('PUT', '/api/issues/idx1/status', token, { status: 'done' })
+  await waitFor(() => row()?.get('status') === 'done', 2000, 'status in the index')
+  await api('DELETE', '/api/issues/idx1', token)
+  await waitFor(() => row() === undefined, 2000, 'row removed')
+})
