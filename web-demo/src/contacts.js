@@ -157,15 +157,17 @@ function contactView (id, ctx) {
   bindStandard()
   fields.observe(bindStandard)
 
-  // Fields that are missing once the document is loaded get created (older or foreign contacts).
+  // Fields that are missing once the document is synced with the server get created (older or
+  // foreign contacts). Never before that sync: a field is a Y.Text inside a Y.Map, and two
+  // replicas that each create one for the same key conflict as map entries — one of the texts,
+  // with everything typed into it, would silently lose. The creator makes all fields at once.
   const ensure = () => {
-    if (!entry.synced && !entry.localLoaded) return
+    if (!entry.synced) return
     const missing = FIELDS.filter(f => !(fields.get(f.key) instanceof Y.Text))
     if (missing.length) doc.transact(() => missing.forEach(f => fields.set(f.key, new Y.Text())))
   }
   entry.provider.on('sync', ensure)
-  entry.idb.whenSynced.then(ensure, () => {})
-  if (entry.synced || entry.localLoaded) ensure()
+  if (entry.synced) ensure()
 
   const customHost = h('div', { class: 'form-grid' })
   let customRows = []
