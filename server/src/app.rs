@@ -8,6 +8,7 @@ use tandem_storage::DocStore;
 use tokio::sync::{watch, Semaphore};
 
 use crate::abuse::{IpLimits, UserSockets, WindowLimiter};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::durability::Durability;
 use crate::feed::Feed;
@@ -22,6 +23,8 @@ pub struct App {
     pub rooms: Rooms,
     /// Typed change events for `GET /api/events`.
     pub feed: Feed,
+    /// Cluster mode (`--redis`): cross-node updates and presence.
+    pub cluster: Option<Arc<Cluster>>,
     /// One permit per open websocket: `connections_max`.
     pub connections: Arc<Semaphore>,
     pub ip_limits: IpLimits,
@@ -39,6 +42,7 @@ impl App {
     pub fn new(
         config: Config,
         store: Arc<dyn DocStore>,
+        cluster: Option<Arc<Cluster>>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
@@ -57,6 +61,7 @@ impl App {
             durability,
             rooms: Rooms::default(),
             feed,
+            cluster,
             connections,
             ip_limits,
             user_sockets: Arc::default(),

@@ -115,6 +115,8 @@ pub struct Config {
     pub dev_login_secret: Option<Vec<u8>>,
     /// The built web demo served at `/`; `None` serves nothing there.
     pub static_dir: Option<PathBuf>,
+    /// Cluster mode: documents live in this Redis and nodes share them (`None`: sled, one node).
+    pub redis_url: Option<String>,
 }
 
 impl Config {
@@ -128,6 +130,7 @@ impl Config {
             store: StoreConfig::default(),
             auth: None,
             dev_login_secret: None,
+            redis_url: None,
             static_dir: None,
         }
     }

@@ -102,12 +102,12 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::get())
         .and(with_app.clone())
         .map(|app: Arc<App>| {
-            warp::reply::with_header(
-                app.metrics.render(),
-                "content-type",
-                "text/plain; version=0.0.4",
-            )
-            .into_response()
+            let mut text = app.metrics.render();
+            if let Some(cluster) = &app.cluster {
+                text.push_str(&cluster.metrics_text());
+            }
+            warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
+                .into_response()
         });
     let index = warp::path::end()
         .and(warp::get())
@@ -439,7 +439,12 @@ fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
 }
 
 fn health(app: Arc<App>) -> Response {
-    let problem = app.health_problem();
+    let mut problem = app.health_problem();
+    if let Some(cluster) = &app.cluster {
+        if problem.is_none() && !cluster.metrics.node_lease_ok.load(Relaxed) {
+            problem = Some("Redis is unreachable: this node cannot refresh its lease".into());
+        }
+    }
     let body = json!({
         "status": if problem.is_none() { "ok" } else { "unhealthy" },
         "problem": problem,
@@ -462,11 +467,14 @@ fn stats(app: Arc<App>) -> Response {
         .iter()
         .map(|(name, n)| (name.clone(), json!(n)))
         .collect();
-    let body = json!({
+    let mut body = json!({
         "rooms": rooms.len(),
         "connections": app.metrics.connections_open.load(Relaxed),
         "per_room": per_room,
     });
+    if let Some(cluster) = &app.cluster {
+        body["cluster"] = cluster.stats();
+    }
     warp::reply::json(&body).into_response()
 }
 

@@ -22,6 +22,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod close_code;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod doc_name;
@@ -61,6 +62,20 @@ pub struct Server {
 impl Server {
     /// Opens the store under `config.data_dir` and starts serving on `config.addr`.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
+        if let Some(url) = config.redis_url.clone() {
+            // Cluster mode: Redis holds every document; sled is not used.
+            let node = crate::cluster::new_node_id();
+            let store = tokio::task::spawn_blocking({
+                let store_config = config.store.clone();
+                move || tandem_storage::redis_store::RedisStore::open(&url, &node, store_config)
+            })
+            .await?
+            .context("connecting to Redis")?;
+            let store = Arc::new(store);
+            let cluster = crate::cluster::Cluster::start(Arc::clone(&store))?;
+            tracing::info!(node = %cluster.node, "cluster mode: documents live in Redis");
+            return Self::start_inner(config, store, Some(cluster)).await;
+        }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let store_path = config.data_dir.join("store");
@@ -74,12 +89,20 @@ impl Server {
         config: Config,
         store: Arc<dyn DocStore>,
     ) -> anyhow::Result<Server> {
+        Self::start_inner(config, store, None).await
+    }
+
+    async fn start_inner(
+        config: Config,
+        store: Arc<dyn DocStore>,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
+    ) -> anyhow::Result<Server> {
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let app = App::new(config, store, shutdown_rx.clone());
+        let app = App::new(config, store, cluster, shutdown_rx.clone());
         let routes = http::routes(Arc::clone(&app));
         let mut stop = shutdown_rx;
         let http = tokio::spawn(

@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve documents over the y-websocket protocol.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed HS256 token for local use (from --jwt-secret / TANDEM_JWT_SECRET).
     Token(TokenArgs),
 }
@@ -120,6 +120,10 @@ struct ServeArgs {
     /// Directory served at `/` (the built web demo). Defaults to `web-demo/dist` when present.
     #[arg(long, env = "TANDEM_STATIC_DIR")]
     static_dir: Option<PathBuf>,
+    /// Cluster mode: keep documents in this Redis (`redis://127.0.0.1:6379`) and serve them
+    /// together with every other node pointed at it. `--data-dir` is then unused.
+    #[arg(long = "redis", env = "TANDEM_REDIS_URL")]
+    redis_url: Option<String>,
     /// Largest websocket frame accepted, in bytes.
     #[arg(long, env = "TANDEM_FRAME_SIZE_MAX_BYTES")]
     frame_size_max_bytes: Option<usize>,
@@ -208,6 +212,7 @@ impl ServeArgs {
                 })?;
             config.dev_login_secret = Some(secret.into_bytes());
         }
+        config.redis_url = self.redis_url;
         // The built demo: where the run command is usually started (the repo root), else next
         // to the sources this binary was built from.
         config.static_dir = self.static_dir.or_else(|| {

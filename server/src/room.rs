@@ -26,6 +26,7 @@ use yrs::block::ClientID;
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::sync::Awareness;
 use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use crate::app::App;
@@ -74,6 +75,19 @@ pub enum RoomCmd {
     HttpSync(HttpSync),
     /// A typed edit from the REST API, made by the room on its own document.
     Edit(Edit),
+    /// Cluster mode: updates other nodes appended to this document's stream, in order.
+    Remote(Vec<tandem_storage::UpdateRecord>),
+    /// Cluster mode: presence of another node's sockets.
+    RemoteAwareness {
+        node: String,
+        update: Vec<u8>,
+    },
+    /// Cluster mode: a room opened on another node; republish our sockets' presence.
+    AwarenessHello,
+    /// Cluster mode: a node's lease expired; drop the presence that came from it.
+    NodeGone(String),
+    /// Cluster mode: another node deleted the document.
+    RemoteDeleted,
     /// The document's full state as one update (durable: read between batches).
     State(oneshot::Sender<Vec<u8>>),
     /// Closes every socket with 4404, deletes the document from the store, unloads the room.
@@ -248,7 +262,13 @@ pub struct Room {
     typed: Option<(DocKind, Typed)>,
     /// Authors of the updates applied in the current batch (the feed's `by`).
     batch_authors: Vec<Arc<str>>,
+    /// Cluster mode: presence entries that came from other nodes, by the node they came from.
+    /// Their IDs are owned by `REMOTE` in `awareness_owner`, so no local socket can take them.
+    remote_awareness: HashMap<ClientID, String>,
 }
+
+/// The owner of awareness IDs whose sockets are on another node.
+const REMOTE: ConnId = ConnId::MAX;
 
 impl Room {
     /// Loads the document and serves the inbox until the room unloads or the server stops.
@@ -262,7 +282,7 @@ impl Room {
     ) {
         app.metrics.rooms_open.fetch_add(1, Relaxed);
         let loaded = load(&app, &name).await;
-        let (doc, doc_bytes) = match loaded {
+        let (doc, doc_bytes, last_seq) = match loaded {
             Ok(loaded) => loaded,
             Err(err) => {
                 tracing::error!(doc = %name, cause = %err, "could not load document");
@@ -286,9 +306,16 @@ impl Room {
             conn_count,
             typed: None,
             batch_authors: Vec::new(),
+            remote_awareness: HashMap::new(),
         };
+        if let Some(cluster) = &room.app.cluster {
+            cluster.register(&room.name, last_seq, room.inbox_weak.clone());
+        }
         room.typed = typed::locate(&room.name).map(|l| (l.kind, typed::read(l.kind, &room.doc).0));
         room.serve(inbox).await;
+        if let Some(cluster) = &room.app.cluster {
+            cluster.unregister(&room.name);
+        }
         room.app.metrics.rooms_open.fetch_sub(1, Relaxed);
     }
 
@@ -339,6 +366,7 @@ impl Room {
         let mut ready = Vec::new();
         let mut http_replies = Vec::new();
         let mut edit_replies = Vec::new();
+        let mut remote_applied = 0u64;
         for cmd in batch.drain(..) {
             match cmd {
                 RoomCmd::Ready(reply) => ready.push(reply),
@@ -374,6 +402,28 @@ impl Room {
                     }
                     Err(e) => storage_error = Some(e),
                 },
+                RoomCmd::Remote(records) => match self.apply_remote(records, &mut out) {
+                    Ok(n) => remote_applied += n,
+                    Err(e) => storage_error = Some(e),
+                },
+                RoomCmd::RemoteAwareness { node, update } => {
+                    self.apply_remote_awareness(node, &update, &mut out);
+                }
+                RoomCmd::AwarenessHello => self.republish_awareness(),
+                RoomCmd::NodeGone(node) => self.drop_node_awareness(&node, &mut out),
+                RoomCmd::RemoteDeleted => {
+                    self.close_all(CloseCode::DocumentDeleted);
+                    self.app.rooms.remove(&self.name, self.generation);
+                    for pending in http_replies {
+                        let _ = pending
+                            .reply
+                            .send(Err(HttpSyncError::Room(RoomError::Gone)));
+                    }
+                    for pending in edit_replies {
+                        let _ = pending.reply.send(Err(EditError::Room(RoomError::Gone)));
+                    }
+                    return false;
+                }
                 RoomCmd::State(reply) => {
                     let _ = reply.send(encode_state(&self.doc));
                 }
@@ -395,6 +445,9 @@ impl Room {
                         Err(_) => Ok(()),
                     };
                     let result = result.and_then(|existed| flushed.map(|()| existed));
+                    if let Some(cluster) = &self.app.cluster {
+                        cluster.publish_deleted(&self.name);
+                    }
                     if result.as_ref().is_ok_and(|existed| *existed) {
                         self.app.feed.publish(
                             &self.name,
@@ -449,7 +502,7 @@ impl Room {
             let _ = pending.reply.send(pending.answer);
         }
         self.deliver(out);
-        if appended > 0 {
+        if appended > 0 || remote_applied > 0 {
             self.publish_changes();
         }
         if appended > 0 {
@@ -687,6 +740,116 @@ impl Room {
         Ok((1, PendingEdit { answer, reply }))
     }
 
+    /// Applies updates other nodes appended (cluster mode): they are durable already, so they
+    /// are only applied and broadcast. One that does not fit (a gap, or yrs refusing it) means
+    /// this node's copy is behind what the stream says: the document is reloaded from the store.
+    fn apply_remote(
+        &mut self,
+        records: Vec<tandem_storage::UpdateRecord>,
+        out: &mut Outbox,
+    ) -> Result<u64, String> {
+        let mut applied = 0;
+        for record in records {
+            let Ok(update) = Update::decode_v1(&record.update) else {
+                tracing::warn!(doc = %self.name, seq = record.seq, "remote update does not decode; skipped");
+                continue;
+            };
+            if has_gap(&self.doc, &update) {
+                self.reload_doc()?;
+                continue;
+            }
+            match apply_guarded(&self.doc, update) {
+                Ok(true) => {
+                    let size = u64::try_from(record.update.len()).unwrap_or(u64::MAX);
+                    self.doc_bytes = self.doc_bytes.saturating_add(size);
+                    if !self.batch_authors.iter().any(|a| **a == *record.author) {
+                        self.batch_authors.push(Arc::from(record.author.as_str()));
+                    }
+                    out.all(protocol::encode_update(&record.update));
+                    applied += 1;
+                }
+                Ok(false) => {}
+                Err(_) => self.reload_doc()?,
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Presence from another node's sockets: applied and passed to ours, but owned by `REMOTE`.
+    fn apply_remote_awareness(&mut self, node: String, raw: &[u8], out: &mut Outbox) {
+        let Ok(mut update) = AwarenessUpdate::decode_v1(raw) else {
+            return;
+        };
+        update
+            .clients
+            .retain(|id, _| match self.awareness_owner.get(id) {
+                Some(owner) => *owner == REMOTE,
+                None => true,
+            });
+        for id in update.clients.keys() {
+            self.awareness_owner.insert(*id, REMOTE);
+            self.remote_awareness.insert(*id, node.clone());
+        }
+        let Ok(Some(summary)) = self.awareness.apply_update_summary(update) else {
+            return;
+        };
+        for id in &summary.removed {
+            self.awareness_owner.remove(id);
+            self.remote_awareness.remove(id);
+        }
+        if let Ok(update) = self.awareness.update_with_clients(summary.all_changes()) {
+            if !update.clients.is_empty() {
+                out.all(protocol::encode_awareness(&update));
+            }
+        }
+    }
+
+    /// Sends the presence of this node's sockets to the other nodes (a room opened there).
+    fn republish_awareness(&self) {
+        let Some(cluster) = &self.app.cluster else {
+            return;
+        };
+        let local: Vec<ClientID> = self
+            .awareness_owner
+            .iter()
+            .filter(|(_, owner)| **owner != REMOTE)
+            .map(|(id, _)| *id)
+            .collect();
+        if local.is_empty() {
+            return;
+        }
+        if let Ok(update) = self.awareness.update_with_clients(local) {
+            cluster.publish_awareness(&self.name, &update.encode_v1());
+        }
+    }
+
+    /// Removes the presence that came from a node that died.
+    fn drop_node_awareness(&mut self, node: &str, out: &mut Outbox) {
+        let gone: Vec<ClientID> = self
+            .remote_awareness
+            .iter()
+            .filter(|(_, n)| n.as_str() == node)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.remote_awareness.remove(id);
+            self.awareness_owner.remove(id);
+            self.awareness.remove_state(*id);
+        }
+        if !gone.is_empty() {
+            if let Ok(update) = self.awareness.update_with_clients(gone) {
+                out.all(protocol::encode_awareness(&update));
+            }
+        }
+    }
+
+    /// Shares a change of this node's sockets' presence with the other nodes.
+    fn share_awareness(&self, update: &AwarenessUpdate) {
+        if let Some(cluster) = &self.app.cluster {
+            cluster.publish_awareness(&self.name, &update.encode_v1());
+        }
+    }
+
     /// Describes the durable changes of this batch on the change feed (typed documents only).
     fn publish_changes(&mut self) {
         let by: Vec<String> = self
@@ -794,6 +957,9 @@ impl Room {
         let (doc, bytes) = build_doc(&stored)?;
         self.doc = doc;
         self.doc_bytes = bytes;
+        if let Some(cluster) = &self.app.cluster {
+            cluster.reset_tail(&self.name, last_seq_of(&stored));
+        }
         Ok(())
     }
 
@@ -854,6 +1020,7 @@ impl Room {
         if let Ok(update) = self.awareness.update_with_clients(changed) {
             if !update.clients.is_empty() {
                 out.all(protocol::encode_awareness(&update));
+                self.share_awareness(&update);
             }
         }
     }
@@ -890,6 +1057,7 @@ impl Room {
         if !changed.is_empty() {
             if let Ok(update) = self.awareness.update_with_clients(changed) {
                 out.all(protocol::encode_awareness(&update));
+                self.share_awareness(&update);
             }
         }
     }
@@ -1044,7 +1212,8 @@ async fn fail_all(
     }
 }
 
-async fn load(app: &Arc<App>, name: &Arc<str>) -> Result<(Doc, u64), RoomError> {
+/// The document, its stored size, and the last seq it includes.
+async fn load(app: &Arc<App>, name: &Arc<str>) -> Result<(Doc, u64, u64), RoomError> {
     let store = Arc::clone(&app.store);
     let key = Arc::clone(name);
     let load_err = |cause: String| RoomError::Load {
@@ -1057,11 +1226,16 @@ async fn load(app: &Arc<App>, name: &Arc<str>) -> Result<(Doc, u64), RoomError> 
             .load(&key)
             .map_err(|e| e.to_string())?
             .unwrap_or_default();
-        build_doc(&stored)
+        let (doc, bytes) = build_doc(&stored)?;
+        Ok((doc, bytes, last_seq_of(&stored)))
     })
     .await
     .map_err(|e| load_err(e.to_string()))?
     .map_err(load_err)
+}
+
+fn last_seq_of(stored: &tandem_storage::StoredDoc) -> u64 {
+    stored.tail.last().map_or(stored.snapshot_seq, |r| r.seq)
 }
 
 /// Rebuilds a document from its stored snapshot and log; returns it with its stored size.
@@ -1175,7 +1349,7 @@ pub fn encode_state(doc: &Doc) -> Vec<u8> {
     encode_diff(doc, &StateVector::default()).unwrap_or_default()
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

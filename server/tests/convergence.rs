@@ -65,7 +65,7 @@ async fn boot(dir: &std::path::Path) -> World {
         }
     };
     let (stop, rx) = watch::channel(false);
-    let app = App::new(config, Arc::new(store), rx);
+    let app = App::new(config, Arc::new(store), None, rx);
     let room = app.rooms.open(&app, "doc").await.expect("opens");
     World {
         app,

@@ -43,7 +43,7 @@ fn harness_with(
     let store = store(&dir);
     let (tx, rx) = watch::channel(false);
     Harness {
-        app: App::new(config, store, rx),
+        app: App::new(config, store, None, rx),
         _dir: dir,
         _shutdown: tx,
     }

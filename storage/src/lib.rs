@@ -27,6 +27,7 @@
 pub mod fault;
 pub mod memory;
 pub mod record;
+pub mod redis_store;
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;

@@ -1,0 +1,434 @@
+//! Cluster mode: several nodes serving the same documents through Redis (`--redis`).
+//!
+//! - Updates: every node appends to the document's Redis stream (`RedisStore`). One tailer
+//!   thread per node reads the streams of the documents it has open (`XREAD BLOCK`, by seq, so
+//!   nothing is missed when a node is slow) and hands what other nodes wrote to the rooms, which
+//!   apply it (idempotent: a CRDT update applied twice changes nothing) and broadcast it.
+//! - Awareness: rooms publish their sockets' presence on `tandem:{<doc>}:aw`; one subscriber
+//!   thread receives every node's (pattern subscription) and hands it to the open rooms. Each
+//!   node keeps a liveness key (`tandem:node:<id>`, refreshed every second, 5 s TTL); presence
+//!   that came from a node whose key expired is removed.
+//! - Deletes and a room's "who is here?" on opening travel on the same channel.
+//!
+//! Everything that talks to Redis runs on its own thread, so a slow Redis never stalls a room's
+//! task; rooms only enqueue.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tandem_storage::redis_store::RedisStore;
+use tandem_storage::UpdateRecord;
+use tokio::sync::mpsc;
+
+use crate::room::RoomCmd;
+
+/// How long a node's liveness key lives without a refresh; its presence is dropped after that.
+pub const NODE_LEASE: Duration = Duration::from_secs(5);
+/// How often the liveness key is refreshed and other nodes' keys are checked.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Longest wait of one blocking stream read (also how soon a newly opened room is tailed).
+const READ_BLOCK: Duration = Duration::from_millis(250);
+/// Stream entries read per document per call.
+const READ_COUNT: usize = 512;
+/// Presence messages waiting to be published; beyond it they are dropped (presence is renewed
+/// by clients every 15 s, so a dropped message only delays it).
+const PUBLISH_QUEUE_LEN: usize = 4096;
+
+/// What travels on a document's awareness channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// An awareness update (y-protocols encoding) of the sending node's sockets.
+    Awareness = 0,
+    /// A room just opened: others republish their sockets' presence.
+    Hello = 1,
+    /// The document was deleted: others close their rooms.
+    Deleted = 2,
+}
+
+/// Counters for `/metrics` and `/api/stats`.
+#[derive(Default)]
+pub struct ClusterMetrics {
+    pub remote_updates: AtomicU64,
+    pub awareness_in: AtomicU64,
+    pub awareness_out: AtomicU64,
+    /// Time from a remote append to this node reading it, of the latest entry read (ms).
+    pub stream_lag_ms: AtomicU64,
+    pub node_lease_ok: AtomicBool,
+    pub nodes_expired: AtomicU64,
+    pub redis_errors: AtomicU64,
+}
+
+struct Tail {
+    after: u64,
+    inbox: mpsc::WeakSender<RoomCmd>,
+}
+
+pub struct Cluster {
+    pub node: String,
+    pub store: Arc<RedisStore>,
+    pub metrics: ClusterMetrics,
+    tails: Mutex<HashMap<Arc<str>, Tail>>,
+    outbox: std_mpsc::SyncSender<(String, Vec<u8>)>,
+    /// Nodes whose presence rooms hold, checked for liveness.
+    remote_nodes: Mutex<HashSet<String>>,
+    stop: AtomicBool,
+}
+
+/// A fresh node id: 16 hex digits (the process's hasher keys, its pid and the clock).
+pub fn new_node_id() -> String {
+    use std::hash::BuildHasher;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:016x}",
+        std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id()))
+    )
+}
+
+fn channel(doc: &str) -> String {
+    format!("tandem:{{{doc}}}:aw")
+}
+
+fn frame(kind: Kind, node: &str, payload: &[u8]) -> Vec<u8> {
+    let node = &node.as_bytes()[..node.len().min(255)];
+    let mut out = Vec::with_capacity(2 + node.len() + payload.len());
+    out.push(kind as u8);
+    out.push(u8::try_from(node.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(node);
+    out.extend_from_slice(payload);
+    out
+}
+
+fn unframe(raw: &[u8]) -> Option<(Kind, &str, &[u8])> {
+    let (&kind, rest) = raw.split_first()?;
+    let (&len, rest) = rest.split_first()?;
+    let len = usize::from(len);
+    let node = std::str::from_utf8(rest.get(..len)?).ok()?;
+    let kind = match kind {
+        0 => Kind::Awareness,
+        1 => Kind::Hello,
+        2 => Kind::Deleted,
+        _ => return None,
+    };
+    Some((kind, node, &rest[len..]))
+}
+
+impl Cluster {
+    /// Starts the tailer, subscriber and publisher threads.
+    pub fn start(store: Arc<RedisStore>) -> anyhow::Result<Arc<Cluster>> {
+        let (outbox, queued) = std_mpsc::sync_channel(PUBLISH_QUEUE_LEN);
+        let cluster = Arc::new(Cluster {
+            node: store.node().to_string(),
+            store,
+            metrics: ClusterMetrics::default(),
+            tails: Mutex::new(HashMap::new()),
+            outbox,
+            remote_nodes: Mutex::new(HashSet::new()),
+            stop: AtomicBool::new(false),
+        });
+        cluster.store.heartbeat(NODE_LEASE)?;
+        cluster.metrics.node_lease_ok.store(true, Relaxed);
+        let mut tail_conn = cluster.store.connection()?;
+        let mut sub_conn = cluster.store.connection()?;
+        sub_conn.set_read_timeout(Some(HEARTBEAT))?;
+        let c = Arc::clone(&cluster);
+        std::thread::Builder::new()
+            .name("cluster-tail".into())
+            .spawn(move || c.tail_loop(&mut tail_conn))?;
+        let c = Arc::clone(&cluster);
+        std::thread::Builder::new()
+            .name("cluster-sub".into())
+            .spawn(move || c.subscribe_loop(&mut sub_conn))?;
+        let c = Arc::clone(&cluster);
+        std::thread::Builder::new()
+            .name("cluster-pub".into())
+            .spawn(move || c.publish_loop(&queued))?;
+        Ok(cluster)
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Relaxed);
+    }
+
+    /// A room opened with its document loaded up to `after`: tail its stream from there and ask
+    /// the other nodes who is present.
+    pub fn register(&self, doc: &Arc<str>, after: u64, inbox: mpsc::WeakSender<RoomCmd>) {
+        self.tails
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(Arc::clone(doc), Tail { after, inbox });
+        self.enqueue(doc, Kind::Hello, &[]);
+    }
+
+    pub fn unregister(&self, doc: &str) {
+        self.tails
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(doc);
+    }
+
+    /// Shares an awareness update of this node's sockets.
+    pub fn publish_awareness(&self, doc: &str, update: &[u8]) {
+        self.enqueue(doc, Kind::Awareness, update);
+    }
+
+    pub fn publish_deleted(&self, doc: &str) {
+        self.enqueue(doc, Kind::Deleted, &[]);
+    }
+
+    fn enqueue(&self, doc: &str, kind: Kind, payload: &[u8]) {
+        let message = (channel(doc), frame(kind, &self.node, payload));
+        if self.outbox.try_send(message).is_ok() && kind == Kind::Awareness {
+            self.metrics.awareness_out.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn room(&self, doc: &str) -> Option<mpsc::Sender<RoomCmd>> {
+        let tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+        tails.get(doc)?.inbox.upgrade()
+    }
+
+    fn tail_loop(&self, conn: &mut redis::Connection) {
+        while !self.stop.load(Relaxed) {
+            let docs: Vec<(String, u64)> = {
+                let tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+                tails
+                    .iter()
+                    .map(|(d, t)| (d.to_string(), t.after))
+                    .collect()
+            };
+            if docs.is_empty() {
+                std::thread::sleep(READ_BLOCK);
+                continue;
+            }
+            let read = RedisStore::read_after(conn, &docs, READ_BLOCK, READ_COUNT);
+            let streams = match read {
+                Ok(s) => s,
+                Err(e) => {
+                    self.metrics.redis_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, "reading document streams failed; retrying");
+                    std::thread::sleep(READ_BLOCK);
+                    if let Ok(fresh) = self.store.connection() {
+                        *conn = fresh;
+                    }
+                    continue;
+                }
+            };
+            for (doc, entries) in streams {
+                let Some(last) = entries.last().map(|e| e.record.seq) else {
+                    continue;
+                };
+                let remote: Vec<UpdateRecord> = entries
+                    .into_iter()
+                    .filter(|e| e.node != self.node)
+                    .map(|e| e.record)
+                    .collect();
+                if let Some(newest) = remote.last() {
+                    let now = crate::room::now_ms();
+                    self.metrics
+                        .stream_lag_ms
+                        .store(now.saturating_sub(newest.time_ms), Relaxed);
+                    self.metrics
+                        .remote_updates
+                        .fetch_add(u64::try_from(remote.len()).unwrap_or(0), Relaxed);
+                }
+                let room = self.room(&doc);
+                if !remote.is_empty() {
+                    // The room's inbox is bounded: waiting here slows the tail, never drops.
+                    if let Some(room) = &room {
+                        let _ = room.blocking_send(RoomCmd::Remote(remote));
+                    }
+                }
+                let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(tail) = tails.get_mut(doc.as_str()) {
+                    tail.after = tail.after.max(last);
+                }
+            }
+        }
+    }
+
+    /// The room reloaded its document from the store, up to `after`.
+    pub fn reset_tail(&self, doc: &str, after: u64) {
+        let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tail) = tails.get_mut(doc) {
+            tail.after = after;
+        }
+    }
+
+    fn subscribe_loop(&self, conn: &mut redis::Connection) {
+        let mut last_check = Instant::now();
+        loop {
+            if self.stop.load(Relaxed) {
+                return;
+            }
+            let mut pubsub = conn.as_pubsub();
+            if let Err(e) = pubsub.psubscribe("tandem:{*}:aw") {
+                self.metrics.redis_errors.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, "subscribing to presence failed; retrying");
+                drop(pubsub);
+                std::thread::sleep(HEARTBEAT);
+                if let Ok(fresh) = self.store.connection() {
+                    let _ = fresh.set_read_timeout(Some(HEARTBEAT));
+                    *conn = fresh;
+                }
+                continue;
+            }
+            loop {
+                if self.stop.load(Relaxed) {
+                    return;
+                }
+                match pubsub.get_message() {
+                    Ok(msg) => self.received(msg.get_channel_name(), msg.get_payload_bytes()),
+                    Err(e) if e.is_timeout() => {}
+                    Err(e) => {
+                        self.metrics.redis_errors.fetch_add(1, Relaxed);
+                        tracing::warn!(error = %e, "presence subscription broke; resubscribing");
+                        break;
+                    }
+                }
+                if last_check.elapsed() >= HEARTBEAT {
+                    last_check = Instant::now();
+                    self.check_nodes();
+                }
+            }
+        }
+    }
+
+    fn received(&self, channel: &str, payload: &[u8]) {
+        let Some(doc) = channel
+            .strip_prefix("tandem:{")
+            .and_then(|c| c.strip_suffix("}:aw"))
+        else {
+            return;
+        };
+        let Some((kind, node, body)) = unframe(payload) else {
+            return;
+        };
+        if node == self.node {
+            return;
+        }
+        let Some(room) = self.room(doc) else {
+            return;
+        };
+        let cmd = match kind {
+            Kind::Awareness => {
+                self.metrics.awareness_in.fetch_add(1, Relaxed);
+                self.remote_nodes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(node.to_string());
+                RoomCmd::RemoteAwareness {
+                    node: node.to_string(),
+                    update: body.to_vec(),
+                }
+            }
+            Kind::Hello => RoomCmd::AwarenessHello,
+            Kind::Deleted => RoomCmd::RemoteDeleted,
+        };
+        // Presence is best effort: a full room inbox drops it rather than stall every document.
+        let _ = room.try_send(cmd);
+    }
+
+    /// Refreshes this node's liveness key and drops the presence of nodes whose key expired.
+    fn check_nodes(&self) {
+        let ok = self.store.heartbeat(NODE_LEASE).is_ok();
+        self.metrics.node_lease_ok.store(ok, Relaxed);
+        let nodes: Vec<String> = self
+            .remote_nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        for node in nodes {
+            if matches!(self.store.node_alive(&node), Ok(false)) {
+                self.metrics.nodes_expired.fetch_add(1, Relaxed);
+                tracing::info!(node = %node, "node lease expired; removing its presence");
+                self.remote_nodes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&node);
+                let rooms: Vec<mpsc::Sender<RoomCmd>> = self
+                    .tails
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .values()
+                    .filter_map(|t| t.inbox.upgrade())
+                    .collect();
+                for room in rooms {
+                    let _ = room.try_send(RoomCmd::NodeGone(node.clone()));
+                }
+            }
+        }
+    }
+
+    fn publish_loop(&self, queued: &std_mpsc::Receiver<(String, Vec<u8>)>) {
+        while !self.stop.load(Relaxed) {
+            let Ok((channel, payload)) = queued.recv_timeout(HEARTBEAT) else {
+                continue;
+            };
+            if let Err(e) = self.store.publish(&channel, &payload) {
+                self.metrics.redis_errors.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, "publishing presence failed");
+            }
+        }
+    }
+
+    /// Prometheus lines.
+    pub fn metrics_text(&self) -> String {
+        let m = &self.metrics;
+        let open = self
+            .tails
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        format!(
+            "# HELP tandem_cluster_remote_updates_total Updates from other nodes applied here.\n\
+             # TYPE tandem_cluster_remote_updates_total counter\n\
+             tandem_cluster_remote_updates_total {}\n\
+             # HELP tandem_cluster_awareness_messages_total Presence messages across nodes.\n\
+             # TYPE tandem_cluster_awareness_messages_total counter\n\
+             tandem_cluster_awareness_messages_total{{direction=\"in\"}} {}\n\
+             tandem_cluster_awareness_messages_total{{direction=\"out\"}} {}\n\
+             # HELP tandem_cluster_stream_lag_ms Append-to-read delay of the latest remote update.\n\
+             # TYPE tandem_cluster_stream_lag_ms gauge\n\
+             tandem_cluster_stream_lag_ms {}\n\
+             # HELP tandem_cluster_node_lease_ok 1 while this node's liveness key is refreshed.\n\
+             # TYPE tandem_cluster_node_lease_ok gauge\n\
+             tandem_cluster_node_lease_ok {}\n\
+             # HELP tandem_cluster_streams_tailed Document streams this node reads.\n\
+             # TYPE tandem_cluster_streams_tailed gauge\n\
+             tandem_cluster_streams_tailed {}\n\
+             # HELP tandem_cluster_nodes_expired_total Other nodes whose lease expired.\n\
+             # TYPE tandem_cluster_nodes_expired_total counter\n\
+             tandem_cluster_nodes_expired_total {}\n\
+             # HELP tandem_cluster_redis_errors_total Failed Redis calls of the cluster threads.\n\
+             # TYPE tandem_cluster_redis_errors_total counter\n\
+             tandem_cluster_redis_errors_total {}\n",
+            m.remote_updates.load(Relaxed),
+            m.awareness_in.load(Relaxed),
+            m.awareness_out.load(Relaxed),
+            m.stream_lag_ms.load(Relaxed),
+            u8::from(m.node_lease_ok.load(Relaxed)),
+            open,
+            m.nodes_expired.load(Relaxed),
+            m.redis_errors.load(Relaxed),
+        )
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        let m = &self.metrics;
+        serde_json::json!({
+            "node": self.node,
+            "streams_tailed": self.tails.lock().unwrap_or_else(PoisonError::into_inner).len(),
+            "remote_updates": m.remote_updates.load(Relaxed),
+            "awareness_in": m.awareness_in.load(Relaxed),
+            "awareness_out": m.awareness_out.load(Relaxed),
+            "stream_lag_ms": m.stream_lag_ms.load(Relaxed),
+            "node_lease_ok": m.node_lease_ok.load(Relaxed),
+        })
+    }
+}

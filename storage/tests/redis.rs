@@ -1,0 +1,159 @@
+//! `RedisStore` against a real `redis-server` (Debian's), started on a free loopback port.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::Commands;
+use tandem_storage::redis_store::RedisStore;
+use tandem_storage::{DocStore, StoreConfig, StoreError};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, GetString, Text, Transact, Update};
+
+struct Redis {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis() -> Redis {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (Debian package redis-server)");
+    let url = format!("redis://127.0.0.1:{port}/");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection())
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Redis {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+fn insert(client: u64, text: &str) -> Vec<u8> {
+    let doc = Doc::with_client_id(client);
+    let t = doc.get_or_insert_text("t");
+    let mut txn = doc.transact_mut();
+    t.insert(&mut txn, 0, text);
+    txn.encode_update_v1()
+}
+
+fn text_of(store: &RedisStore, name: &str) -> String {
+    let stored = store.load(name).expect("loads").expect("exists");
+    let doc = Doc::new();
+    for u in stored.updates() {
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(u).expect("decodes"))
+            .expect("applies");
+    }
+    let t = doc.get_or_insert_text("t");
+    let s = t.get_string(&doc.transact());
+    s
+}
+
+// Appends from two nodes share one seq order; compaction merges into a snapshot while appends
+// made during it stay in the stream; history keeps authors; a fresh store reads it all back.
+#[test]
+fn append_compact_load_across_nodes() {
+    let r = redis();
+    let config = StoreConfig {
+        compact_after_updates: 3,
+        history_keep_updates: 2,
+        ..StoreConfig::default()
+    };
+    let a = RedisStore::open(&r.url, "node-a", config.clone()).expect("connects");
+    let b = RedisStore::open(&r.url, "node-b", config).expect("connects");
+    assert!(a.load("d").expect("loads").is_none());
+    let s1 = a.append("d", "ada", 1, &insert(1, "a")).expect("appends");
+    let s2 = b.append("d", "bob", 2, &insert(2, "b")).expect("appends");
+    let s3 = a.append("d", "ada", 3, &insert(3, "c")).expect("appends");
+    assert_eq!((s1, s2, s3), (1, 2, 3));
+    assert!(b.needs_compaction("d").expect("counts"));
+    let report = b.compact("d").expect("compacts");
+    assert_eq!((report.merged_updates, report.snapshot_seq), (3, 3));
+    b.append("d", "bob", 4, &insert(4, "d")).expect("appends");
+    let loaded = a.load("d").expect("loads").expect("exists");
+    assert_eq!(loaded.snapshot_seq, 3);
+    assert_eq!(loaded.tail.len(), 1, "only what came after the snapshot");
+    assert_eq!(text_of(&a, "d").len(), 4);
+    let history = a.history("d", 0, 10).expect("history");
+    let authors: Vec<&str> = history.iter().map(|h| h.author.as_str()).collect();
+    assert_eq!(
+        authors,
+        ["bob", "ada", "bob"],
+        "two kept before the snapshot, one after"
+    );
+    assert!(a.state_at("d", 4).expect("reads").is_some());
+    assert!(
+        a.state_at("d", 1).expect("reads").is_none(),
+        "before the snapshot"
+    );
+    assert_eq!(a.list().expect("lists").len(), 1);
+    assert!(a.delete("d").expect("deletes"));
+    assert!(b.load("d").expect("loads").is_none());
+}
+
+// A stored record whose checksum does not match fails the load with the document named.
+#[test]
+fn corrupt_record_fails_loudly() {
+    let r = redis();
+    let store = RedisStore::open(&r.url, "node-a", StoreConfig::default()).expect("connects");
+    store
+        .append("notes/x", "ada", 1, &insert(1, "hello"))
+        .expect("appends");
+    let mut conn = redis::Client::open(r.url.as_str())
+        .and_then(|c| c.get_connection())
+        .expect("connects");
+    let _: String = redis::cmd("XADD")
+        .arg("tandem:{notes/x}:log")
+        .arg("2-0")
+        .arg("a")
+        .arg("mallory")
+        .arg("t")
+        .arg(2)
+        .arg("n")
+        .arg("x")
+        .arg("u")
+        .arg(&insert(2, "evil")[..])
+        .arg("c")
+        .arg(12345)
+        .query(&mut conn)
+        .expect("writes");
+    let _: () = conn.set("tandem:{notes/x}:seq", 2).expect("writes");
+    match store.load("notes/x") {
+        Err(StoreError::Corrupt { doc, detail }) => {
+            assert_eq!(doc, "notes/x");
+            assert!(detail.contains("checksum"), "{detail}");
+        }
+        other => panic!("expected a corruption error, got {other:?}"),
+    }
+}
