@@ -140,8 +140,8 @@ async fn main() -> anyhow::Result<()> {
                             .await
                             .map(|f| (srv, f))
                     })
-                    .await?;
-                    run.samples.push(s);
+                    .await;
+                    run.record(s);
                 }
             }
             if wanted("fanout_throughput") {
@@ -151,8 +151,8 @@ async fn main() -> anyhow::Result<()> {
                         .await
                         .map(|f| (srv, f))
                 })
-                .await?;
-                run.samples.push(s);
+                .await;
+                run.record(s);
             }
             if wanted("many_documents") {
                 let (d, every, dur) = (plan.many_docs, plan.many_every, plan.many_duration);
@@ -161,8 +161,8 @@ async fn main() -> anyhow::Result<()> {
                         .await
                         .map(|f| (srv, f))
                 })
-                .await?;
-                run.samples.push(s);
+                .await;
+                run.record(s);
             }
             for &n in &plan.idle {
                 let name = format!("idle_n{n}");
@@ -170,8 +170,8 @@ async fn main() -> anyhow::Result<()> {
                     let s = measure(kind, &paths, &name, round, |srv| async move {
                         scenarios::idle(&srv, n).await.map(|f| (srv, f))
                     })
-                    .await?;
-                    run.samples.push(s);
+                    .await;
+                    run.record(s);
                 }
             }
         }
@@ -195,8 +195,8 @@ async fn main() -> anyhow::Result<()> {
                         .map(|f| (srv, f))
                 },
             )
-            .await?;
-            run.samples.push(s);
+            .await;
+            run.record(s);
         }
     }
     run.generator_cpu_s = peers::cpu_seconds(std::process::id()) - cpu_start;
@@ -252,21 +252,43 @@ async fn cold_load(
     let no_compaction = [("TANDEM_COMPACT_AFTER_UPDATES", "1000000000".to_string())];
     let server = peers::start(Kind::Tandem, paths, Some(dir), &no_compaction).await?;
     let doc = "bench/trace";
-    let mut writer = client::Client::connect(&server.clone_target(), doc).await?;
+    let writer = client::Client::connect(&server.clone_target(), doc).await?;
+    // Echoes are read while sending: a client that never reads is closed as a slow consumer.
+    let (mut sink, mut stream) = futures_util::StreamExt::split(writer.socket);
+    let last = updates.len();
+    let acks = tokio::spawn(async move {
+        let mut echoed = 0;
+        while echoed < last {
+            match tokio::time::timeout(
+                Duration::from_secs(300),
+                futures_util::StreamExt::next(&mut stream),
+            )
+            .await
+            {
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b))))
+                    if b.starts_with(&[0, 2]) =>
+                {
+                    echoed += 1
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => anyhow::bail!(
+                    "the trace upload stopped after {echoed} of {last} acknowledgements"
+                ),
+            }
+        }
+        anyhow::Ok(())
+    });
     for update in &updates {
-        writer
-            .send(tandem_crdt_model::protocol::encode_update(update))
-            .await?;
+        let frame = tandem_crdt_model::protocol::encode_update(update);
+        futures_util::SinkExt::send(
+            &mut sink,
+            tokio_tungstenite::tungstenite::Message::binary(frame),
+        )
+        .await?;
     }
     // The last update's echo means every one before it is durable.
-    let last = updates.len();
-    let mut echoed = 0;
-    while echoed < last {
-        let frame = tokio::time::timeout(Duration::from_secs(300), writer.next_binary()).await??;
-        if frame.starts_with(&[0, 2]) {
-            echoed += 1;
-        }
-    }
+    acks.await??;
+    let writer = sink;
     drop(writer);
     // Stop without removing the data: the directory moves to the next process.
     let dir = stop_keep(server).await;

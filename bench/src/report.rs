@@ -109,6 +109,17 @@ impl Run {
         }
     }
 
+    /// Keeps a sample, or notes why a scenario produced none (the run goes on).
+    pub fn record(&mut self, sample: anyhow::Result<Sample>) {
+        match sample {
+            Ok(s) => self.samples.push(s),
+            Err(e) => {
+                eprintln!("scenario failed: {e:#}");
+                self.notes.push(format!("FAILED: {e:#}"));
+            }
+        }
+    }
+
     /// scenario → metric → server → median.
     fn medians(&self) -> BTreeMap<String, BTreeMap<String, BTreeMap<&'static str, f64>>> {
         let mut raw: BTreeMap<(String, String, &'static str), Vec<f64>> = BTreeMap::new();
