@@ -15,7 +15,10 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
 use crate::abuse::{SocketSlot, TokenBucket};
 use tokio::time::Instant;
-use warp::ws::{Message, WebSocket};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::upgrade::Socket as WebSocket;
 
 use crate::app::App;
 use crate::close_code::CloseCode;
@@ -149,8 +152,7 @@ async fn pump(
                     }
                 };
                 pong_pending = false; // any traffic proves the peer alive
-                if msg.is_binary() {
-                    let bytes = msg.as_bytes();
+                if let Message::Binary(bytes) = &msg {
                     app.metrics.bytes_in.fetch_add(u64::try_from(bytes.len()).unwrap_or(0), Relaxed);
                     match protocol::decode_frame(bytes, limits.frame_size_max_bytes) {
                         Ok(messages) if messages.is_empty() => {}
@@ -188,19 +190,14 @@ async fn pump(
                     break End::Close(CloseCode::PingTimeout);
                 }
                 pong_pending = true;
-                if send_timed(&mut sink, Message::ping(Bytes::new()), timing.close_timeout).await.is_err() {
+                if send_timed(&mut sink, Message::Ping(Bytes::new()), timing.close_timeout).await.is_err() {
                     break End::PeerGone;
                 }
             }
         }
     };
     if let End::Close(code) = end {
-        let _ = send_timed(
-            &mut sink,
-            Message::close_with(code.code(), code.reason()),
-            timing.close_timeout,
-        )
-        .await;
+        let _ = send_timed(&mut sink, close_message(code), timing.close_timeout).await;
         // Give the peer a moment to answer the close handshake, bounded.
         let _ = tokio::time::timeout(timing.close_timeout, async {
             while let Some(Ok(msg)) = stream.next().await {
@@ -227,22 +224,20 @@ where
 }
 
 async fn close_socket(mut ws: WebSocket, code: CloseCode, limit: Duration) {
-    let _ = send_timed(
-        &mut ws,
-        Message::close_with(code.code(), code.reason()),
-        limit,
-    )
-    .await;
-    let _ = ws.close().await;
+    let _ = send_timed(&mut ws, close_message(code), limit).await;
+    let _ = tokio::time::timeout(limit, ws.close(None)).await;
+}
+
+fn close_message(code: CloseCode) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.code().into(),
+        reason: code.reason().into(),
+    }))
 }
 
 /// True when the websocket layer refused a frame for exceeding `max_message_size`.
-fn is_capacity_error(err: &warp::Error) -> bool {
-    use std::error::Error as _;
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    err.source()
-        .and_then(|e| e.downcast_ref::<WsError>())
-        .is_some_and(|e| matches!(e, WsError::Capacity(_)))
+fn is_capacity_error(err: &WsError) -> bool {
+    matches!(err, WsError::Capacity(_))
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

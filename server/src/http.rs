@@ -12,7 +12,6 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::path::Tail;
 use warp::reply::{Reply, Response};
-use warp::ws::Ws;
 use warp::Filter;
 
 use crate::app::App;
@@ -81,13 +80,12 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         let app = Arc::clone(&app);
         warp::any().map(move || Arc::clone(&app))
     };
-    let optional_ws = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
     let sync = warp::path("sync")
         .and(warp::path::tail())
         .and(warp::get())
         .and(credentials())
         .and(warp::addr::remote())
-        .and(optional_ws)
+        .and(crate::upgrade::request())
         .and(with_app.clone())
         .then(sync_socket);
     let health = warp::path!("health")
@@ -289,7 +287,7 @@ async fn sync_socket(
     tail: Tail,
     token: Option<String>,
     remote: Option<SocketAddr>,
-    ws: Option<Ws>,
+    ws: Option<crate::upgrade::Upgrade>,
     app: Arc<App>,
 ) -> Response {
     // The raw path, not percent-decoded: stock providers do not encode the room name, and a
@@ -379,13 +377,10 @@ async fn sync_socket(
         expires_at: principal.expires_at,
     };
     let frame_max = app.config.limits.frame_size_max_bytes;
-    ws.max_message_size(frame_max)
-        .max_frame_size(frame_max)
-        .on_upgrade(move |socket| {
-            let guards = Guards { permit, user_slot };
-            connection::serve(socket, app, room, identity, guards)
-        })
-        .into_response()
+    ws.accept(frame_max, move |socket| {
+        let guards = Guards { permit, user_slot };
+        connection::serve(socket, app, room, identity, guards)
+    })
 }
 
 #[derive(serde::Deserialize)]

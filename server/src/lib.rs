@@ -34,6 +34,7 @@ pub mod openapi;
 pub mod rest;
 pub mod room;
 pub mod rooms;
+pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
