@@ -229,6 +229,19 @@ struct HttpSyncParts<'a> {
     if_none_match: Option<String>,
 }
 
+/// Opens the document's room, sends it the command `make` builds around a reply channel, and
+/// waits for the answer: the one way HTTP handlers talk to a room.
+pub(crate) async fn ask_room<T>(
+    app: &Arc<App>,
+    doc: &str,
+    make: impl FnOnce(oneshot::Sender<T>) -> RoomCmd,
+) -> Result<T, ApiError> {
+    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
+    let (reply, answer) = oneshot::channel();
+    room.send(make(reply)).await.map_err(room_error)?;
+    answer.await.map_err(|_| room_error(RoomError::Gone))
+}
+
 /// Sends edits through the document's room (so they are persisted, attributed and broadcast
 /// like socket edits) and waits for the durable answer.
 async fn room_sync(
@@ -236,37 +249,33 @@ async fn room_sync(
     doc: &str,
     parts: HttpSyncParts<'_>,
 ) -> Result<HttpSyncReply, ApiError> {
-    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
-    let (reply, answer) = oneshot::channel();
-    room.send(RoomCmd::HttpSync(HttpSync {
-        state_vector: parts.state_vector,
-        updates: parts.updates,
-        author: Arc::from(parts.author),
-        can_write: parts.can_write,
-        if_none_match: parts.if_none_match,
-        reply,
-    }))
-    .await
-    .map_err(room_error)?;
-    answer
-        .await
-        .map_err(|_| room_error(RoomError::Gone))?
-        .map_err(|e| match e {
-            HttpSyncError::TooLarge => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "document_too_large",
-                e.to_string(),
-            ),
-            HttpSyncError::Invalid(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_update", e.to_string())
-            }
-            HttpSyncError::Storage => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_failure",
-                "the edits could not be made durable; retry",
-            ),
-            HttpSyncError::Room(e) => room_error(e),
+    ask_room(app, doc, |reply| {
+        RoomCmd::HttpSync(HttpSync {
+            state_vector: parts.state_vector,
+            updates: parts.updates,
+            author: Arc::from(parts.author),
+            can_write: parts.can_write,
+            if_none_match: parts.if_none_match,
+            reply,
         })
+    })
+    .await?
+    .map_err(|e| match e {
+        HttpSyncError::TooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "document_too_large",
+            e.to_string(),
+        ),
+        HttpSyncError::Invalid(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_update", e.to_string())
+        }
+        HttpSyncError::Storage => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_failure",
+            "the edits could not be made durable; retry",
+        ),
+        HttpSyncError::Room(e) => room_error(e),
+    })
 }
 
 async fn history(
@@ -363,10 +372,7 @@ async fn restore(
     app: &Arc<App>,
 ) -> Result<Response, ApiError> {
     let past = past_state(doc, version, app).await?;
-    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
-    let (tx, rx) = oneshot::channel();
-    room.send(RoomCmd::State(tx)).await.map_err(room_error)?;
-    let current = rx.await.map_err(|_| room_error(RoomError::Gone))?;
+    let current = ask_room(app, doc, RoomCmd::State).await?;
     // The revert is computed here, off the room's task; edits that land meanwhile survive it.
     let revert =
         tokio::task::spawn_blocking(move || tandem_crdt_model::history::revert_to(&current, &past))
@@ -412,17 +418,9 @@ async fn delete(doc: &str, by: &str, app: &Arc<App>) -> Result<Response, ApiErro
 /// Deletes a document through its room: its sockets are closed with 4404 and the change feed
 /// says `document.deleted`. False when there was no such document.
 pub(crate) async fn delete_document(app: &Arc<App>, doc: &str, by: &str) -> Result<bool, ApiError> {
-    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
-    let (reply, answer) = oneshot::channel();
-    room.send(RoomCmd::Delete {
-        by: Arc::from(by),
-        reply,
-    })
-    .await
-    .map_err(room_error)?;
-    answer
-        .await
-        .map_err(|_| room_error(RoomError::Gone))?
+    let by = Arc::from(by);
+    ask_room(app, doc, |reply| RoomCmd::Delete { by, reply })
+        .await?
         .map_err(|_| storage_error())
 }
 

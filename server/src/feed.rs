@@ -293,13 +293,7 @@ mod tests {
     use super::*;
 
     fn change(event: &str) -> Change {
-        Change {
-            event: event.into(),
-            fields: Vec::new(),
-            entry: None,
-            from: None,
-            to: None,
-        }
+        Change::new(event)
     }
 
     #[test]

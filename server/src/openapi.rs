@@ -41,7 +41,8 @@ fn document() -> Value {
         if matches!(route.op, crate::rest::Op::List(_)) {
             parameters.push(json!({
                 "name": "limit", "in": "query", "required": false,
-                "schema": { "type": "integer", "minimum": 1, "maximum": 100 }
+                // The default limit: a server started with a lower one answers 400 beyond it.
+                "schema": { "type": "integer", "minimum": 1, "maximum": crate::config::Limits::default().rest_page_len_max }
             }));
             parameters.push(json!({
                 "name": "after", "in": "query", "required": false,

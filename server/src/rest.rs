@@ -22,17 +22,16 @@ use tandem_crdt_model::note::{self, Note, NoteEdit};
 use tandem_crdt_model::schema::{SchemaIssue, LIST_LEN_MAX, SHORT_TEXT_CHARS_MAX};
 use tandem_crdt_model::thread::{self, Entry};
 use tandem_crdt_model::typed::{self, DocKind, Typed};
-use tokio::sync::oneshot;
 use warp::http::{Method, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::Filter;
 use yrs::Doc;
 
-use crate::api::{delete_document, room_error, storage_error};
+use crate::api::{ask_room, delete_document, room_error, storage_error};
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::http::{authenticate, credentials, role_on, ApiError};
-use crate::room::{Edit, EditError, EditFn, RoomCmd, RoomError};
+use crate::room::{Edit, EditError, EditFn, RoomCmd};
 
 /// A typed collection as the API exposes it: a kind, shared or in the caller's private space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -469,9 +468,12 @@ async fn handle(app: &Arc<App>, call: &Call<'_>, req: Request<'_>) -> Result<Res
         Op::SetStatus => {
             let doc = doc_of(ISSUES, param(call.id)?, &principal);
             require(&principal, &doc, Role::Write)?;
-            let change: StatusChange = parse(req.body)?;
-            let body = serde_json::to_vec(&json!({ "status": change.status })).unwrap_or_default();
-            let edit = patch_edit(DocKind::Issue, param(call.id)?, &doc, &body)?;
+            let StatusChange { status } = parse(req.body)?;
+            let change = issue_change(IssueEdit {
+                status: Some(status),
+                ..IssueEdit::default()
+            })?;
+            let edit = on_existing(DocKind::Issue, param(call.id)?.into(), doc.clone(), change);
             let value = edit_in_room(app, &doc, &principal.sub, edit).await?;
             update_index(app, &principal, ISSUES, param(call.id)?, Some(&value)).await;
             Ok(json_reply(StatusCode::OK, &value))
@@ -604,8 +606,8 @@ fn not_found(kind: DocKind) -> EditError {
 }
 
 /// Validates a create request and returns the id and the edit that creates it.
-fn create_edit(scope: Scope, body: &[u8], author: &str) -> Result<(String, EditFn), ApiError> {
-    let author = author.to_string();
+fn create_edit(scope: Scope, body: &[u8], caller: &str) -> Result<(String, EditFn), ApiError> {
+    let author = caller.to_string();
     let kind = scope.kind;
     let (id, make): (Option<String>, Change) = match kind {
         DocKind::Note => {
@@ -692,7 +694,8 @@ fn create_edit(scope: Scope, body: &[u8], author: &str) -> Result<(String, EditF
         }
         None => new_id(),
     };
-    let name = typed::doc_name(kind, &id, None);
+    // A private document lives in its author's space (what `doc_of` builds for the caller).
+    let name = typed::doc_name(kind, &id, scope.private.then_some(caller));
     let reply_id = id.clone();
     let edit: EditFn = Box::new(move |d: &Doc| {
         if !typed::read(kind, d).0.is_blank() {
@@ -702,23 +705,9 @@ fn create_edit(scope: Scope, body: &[u8], author: &str) -> Result<(String, EditF
             )));
         }
         make(d);
-        let name = if scope.private {
-            // The private name carries the owner; answer with the real document name.
-            item_doc_name(d, kind, &reply_id).unwrap_or(name)
-        } else {
-            name
-        };
         existing(kind, d, &reply_id, &name)
     });
     Ok((id, edit))
-}
-
-/// The private document's name from its author (what `doc_of` built for this caller).
-fn item_doc_name(d: &Doc, kind: DocKind, id: &str) -> Option<String> {
-    let Typed::Note(n) = typed::read(kind, d).0 else {
-        return None;
-    };
-    Some(typed::doc_name(kind, id, Some(&n.author)))
 }
 
 /// Validates a patch and returns the edit that applies it to an existing document.
@@ -749,31 +738,38 @@ fn patch_edit(kind: DocKind, id: &str, name: &str, body: &[u8]) -> Result<EditFn
             }
             Box::new(move |d: &Doc| contact::apply(d, &e))
         }
-        DocKind::Issue => {
-            let e: IssueEdit = parse(body)?;
-            if let Some(t) = &e.title {
-                check_short("title", t)?;
-            }
-            check_enum("status", e.status.as_deref(), &issue::STATUSES)?;
-            check_enum("priority", e.priority.as_deref(), &issue::PRIORITIES)?;
-            for (field, list) in [("assignees", &e.assignees), ("labels", &e.labels)] {
-                if let Some(list) = list {
-                    check_list(field, list)?;
-                }
-            }
-            Box::new(move |d: &Doc| {
-                // Validated above, so this cannot be refused.
-                let _ = issue::apply(d, &e, now_ms());
-            })
-        }
+        DocKind::Issue => issue_change(parse(body)?)?,
     };
+    Ok(on_existing(kind, id, name, change))
+}
+
+/// Validates an issue edit and returns the change that makes it.
+fn issue_change(e: IssueEdit) -> Result<Change, ApiError> {
+    if let Some(t) = &e.title {
+        check_short("title", t)?;
+    }
+    check_enum("status", e.status.as_deref(), &issue::STATUSES)?;
+    check_enum("priority", e.priority.as_deref(), &issue::PRIORITIES)?;
+    for (field, list) in [("assignees", &e.assignees), ("labels", &e.labels)] {
+        if let Some(list) = list {
+            check_list(field, list)?;
+        }
+    }
     Ok(Box::new(move |d: &Doc| {
+        // Validated above, so this cannot be refused.
+        let _ = issue::apply(d, &e, now_ms());
+    }))
+}
+
+/// The edit that makes `change` to an existing document and answers with its new reading.
+fn on_existing(kind: DocKind, id: String, name: String, change: Change) -> EditFn {
+    Box::new(move |d: &Doc| {
         if typed::read(kind, d).0.is_blank() {
             return Err(not_found(kind));
         }
         change(d);
         existing(kind, d, &id, &name)
-    }))
+    })
 }
 
 /// Adds, edits or deletes a reply or comment. Only its author (or an admin) may change one.
@@ -920,19 +916,16 @@ async fn edit_in_room(
     author: &str,
     apply: EditFn,
 ) -> Result<Value, ApiError> {
-    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
-    let (reply, answer) = oneshot::channel();
-    room.send(RoomCmd::Edit(Edit {
-        author: Arc::from(author),
-        apply,
-        reply,
-    }))
-    .await
-    .map_err(room_error)?;
-    answer
-        .await
-        .map_err(|_| room_error(RoomError::Gone))?
-        .map_err(edit_error)
+    let author = Arc::from(author);
+    ask_room(app, doc, |reply| {
+        RoomCmd::Edit(Edit {
+            author,
+            apply,
+            reply,
+        })
+    })
+    .await?
+    .map_err(edit_error)
 }
 
 fn edit_error(e: EditError) -> ApiError {

@@ -189,6 +189,25 @@ struct PendingHttpReply {
     reply: oneshot::Sender<Result<HttpSyncReply, HttpSyncError>>,
 }
 
+/// Answers the HTTP requests of a batch that will never be acknowledged: the store failed, or
+/// the room is going away.
+fn refuse_pending(http: Vec<PendingHttpReply>, edits: Vec<PendingEdit>, storage_failed: bool) {
+    for pending in http {
+        let _ = pending.reply.send(Err(if storage_failed {
+            HttpSyncError::Storage
+        } else {
+            HttpSyncError::Room(RoomError::Gone)
+        }));
+    }
+    for pending in edits {
+        let _ = pending.reply.send(Err(if storage_failed {
+            EditError::Storage
+        } else {
+            EditError::Room(RoomError::Gone)
+        }));
+    }
+}
+
 /// What became of one incoming update.
 enum Ingest {
     /// It carried nothing (the empty update clients send when they have nothing to add).
@@ -414,14 +433,7 @@ impl Room {
                 RoomCmd::RemoteDeleted => {
                     self.close_all(CloseCode::DocumentDeleted);
                     self.app.rooms.remove(&self.name, self.generation);
-                    for pending in http_replies {
-                        let _ = pending
-                            .reply
-                            .send(Err(HttpSyncError::Room(RoomError::Gone)));
-                    }
-                    for pending in edit_replies {
-                        let _ = pending.reply.send(Err(EditError::Room(RoomError::Gone)));
-                    }
+                    refuse_pending(http_replies, edit_replies, false);
                     return false;
                 }
                 RoomCmd::State(reply) => {
@@ -456,14 +468,7 @@ impl Room {
                         );
                     }
                     let _ = reply.send(result);
-                    for pending in http_replies {
-                        let _ = pending
-                            .reply
-                            .send(Err(HttpSyncError::Room(RoomError::Gone)));
-                    }
-                    for pending in edit_replies {
-                        let _ = pending.reply.send(Err(EditError::Room(RoomError::Gone)));
-                    }
+                    refuse_pending(http_replies, edit_replies, false);
                     return false;
                 }
             }
@@ -484,12 +489,7 @@ impl Room {
             self.app.mark_unhealthy(&cause);
             self.close_all(CloseCode::InternalError);
             self.app.rooms.remove(&self.name, self.generation);
-            for pending in http_replies {
-                let _ = pending.reply.send(Err(HttpSyncError::Storage));
-            }
-            for pending in edit_replies {
-                let _ = pending.reply.send(Err(EditError::Storage));
-            }
+            refuse_pending(http_replies, edit_replies, true);
             return false;
         }
         for reply in ready {

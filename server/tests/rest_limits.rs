@@ -1,0 +1,87 @@
+//! The REST API and the change feed at the edges of their limits: request body size, page
+//! length, short-text and list lengths (shared with the OpenAPI schemas), open feed streams.
+
+mod common;
+
+use common::*;
+use tandem_crdt_model::schema::{LIST_LEN_MAX, SHORT_TEXT_CHARS_MAX};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn json_body(value: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(value).expect("encodes")
+}
+
+fn field_of(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["error"]["field"].as_str().map(str::to_string)
+}
+
+#[tokio::test]
+async fn rest_requests_at_their_limits() {
+    let s = start(|c| c.limits.rest_body_max_bytes = 8 * 1024).await;
+    let addr = s.addr();
+    let post =
+        move |body: Vec<u8>| async move { http(addr, "POST", "/api/notes", &[], &body).await };
+
+    // Short texts: the limit itself passes, one more character is refused with the field named.
+    let title = "é".repeat(SHORT_TEXT_CHARS_MAX);
+    let (status, _, _) = post(json_body(&serde_json::json!({ "title": title }))).await;
+    assert_eq!(status, 201);
+    let (status, _, body) = post(json_body(
+        &serde_json::json!({ "title": format!("{title}x") }),
+    ))
+    .await;
+    assert_eq!((status, field_of(&body).as_deref()), (400, Some("title")));
+
+    // Lists: as many entries as allowed, then one more.
+    let tags: Vec<String> = (0..LIST_LEN_MAX).map(|i| format!("t{i}")).collect();
+    let (status, _, _) = post(json_body(&serde_json::json!({ "tags": tags }))).await;
+    assert_eq!(status, 201);
+    let mut more = tags.clone();
+    more.push("one too many".into());
+    let (status, _, body) = post(json_body(&serde_json::json!({ "tags": more }))).await;
+    assert_eq!((status, field_of(&body).as_deref()), (400, Some("tags")));
+
+    // The request body: a JSON document one byte over the limit is refused before parsing.
+    let filler = "x".repeat(8 * 1024);
+    let (status, _, _) = post(json_body(&serde_json::json!({ "body": filler }))).await;
+    assert_eq!(status, 413);
+
+    // Page length: the maximum is accepted, one more is refused with the field named.
+    let (status, _, _) = http(s.addr(), "GET", "/api/notes?limit=100", &[], b"").await;
+    assert_eq!(status, 200);
+    let (status, _, body) = http(s.addr(), "GET", "/api/notes?limit=101", &[], b"").await;
+    assert_eq!((status, field_of(&body).as_deref()), (400, Some("limit")));
+}
+
+/// Opens `/api/events` and returns the socket once the response head has arrived.
+async fn open_stream(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, String) {
+    let mut tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    tcp.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut byte))
+            .await
+            .expect("head in time")
+            .expect("reads");
+        assert!(n > 0, "closed before the head");
+        head.push(byte[0]);
+    }
+    (tcp, String::from_utf8_lossy(&head).to_string())
+}
+
+#[tokio::test]
+async fn feed_streams_are_bounded() {
+    let s = start(|c| c.limits.feed_streams_max = 1).await;
+    let (_first, head) = open_stream(s.addr()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/event-stream"), "{head}");
+    let (status, _, body) = http(s.addr(), "GET", "/api/events", &[], b"").await;
+    assert_eq!(status, 503);
+    assert!(String::from_utf8_lossy(&body).contains("too_many_streams"));
+}
