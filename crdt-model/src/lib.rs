@@ -1,6 +1,7 @@
 //! The Yjs side of tandem, with no I/O.
 //!
 //! - [`history`]: restoring a past version as a new forward edit.
+//! - [`requires`]: what an update needs from a document before it can integrate completely.
 //! - [`protocol`]: the y-websocket wire codec (y-protocols sync, awareness, auth, query-awareness).
 //!   It turns untrusted frames into typed messages and typed replies into frames, and never panics.
 //!
@@ -20,6 +21,7 @@ pub mod history;
 pub mod issue;
 pub mod note;
 pub mod protocol;
+pub mod requires;
 pub mod schema;
 pub mod text;
 pub mod thread;

@@ -16,6 +16,8 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{StateVector, Update};
 
+use crate::requires;
+
 pub use yrs::sync::AwarenessUpdate;
 
 /// Message type tags of the y-websocket protocol.
@@ -24,13 +26,28 @@ pub const MSG_AWARENESS: u8 = 1;
 pub const MSG_AUTH: u8 = 2;
 pub const MSG_QUERY_AWARENESS: u8 = 3;
 
-/// A document update received from a client: the bytes exactly as sent (what the store keeps)
-/// and the decoded form (what the room applies). Decoding happens once, on the connection's task,
-/// so the room's single thread never spends time on parsing or on rejecting garbage.
+/// A document update received from a client: the bytes exactly as sent (what the store keeps),
+/// the decoded form (what the room applies) and the state a document needs before the update
+/// integrates completely ([`requires::required_state`]). Decoding happens once, on the
+/// connection's task, so the room's single thread never spends time on parsing or on rejecting
+/// garbage.
 #[derive(Debug)]
 pub struct ClientUpdate {
     pub bytes: Vec<u8>,
     pub decoded: Update,
+    pub requires: StateVector,
+}
+
+impl ClientUpdate {
+    /// Decodes untrusted bytes; see [`decode_update`].
+    pub fn decode(bytes: Vec<u8>) -> Result<Self, DecodeError> {
+        let (decoded, requires) = decode_update(&bytes)?;
+        Ok(ClientUpdate {
+            bytes,
+            decoded,
+            requires,
+        })
+    }
 }
 
 /// One message received from a y-websocket client.
@@ -153,11 +170,7 @@ fn decode_sync(cursor: &mut Cursor<'_>) -> Result<Inbound, DecodeError> {
             Ok(Inbound::SyncStep1(sv))
         }
         s if s == u64::from(SYNC_STEP_2) || s == u64::from(SYNC_UPDATE) => {
-            let decoded = decode_update(buf)?;
-            Ok(Inbound::Update(ClientUpdate {
-                bytes: buf.to_vec(),
-                decoded,
-            }))
+            Ok(Inbound::Update(ClientUpdate::decode(buf.to_vec())?))
         }
         other => Err(DecodeError::Malformed {
             what: "sync step",
@@ -166,19 +179,24 @@ fn decode_sync(cursor: &mut Cursor<'_>) -> Result<Inbound, DecodeError> {
     }
 }
 
-/// Decodes a Yjs v1 update from untrusted bytes. The allocator bounds what a length prefix can
-/// reserve (see the server's `alloc`); the panic guard turns decoder bugs (for instance a delete
-/// range whose end overflows) into an error. Whether the update may enter a document is the
-/// room's decision (`has_gap`): decoding never integrates anything.
-pub fn decode_update(bytes: &[u8]) -> Result<Update, DecodeError> {
-    match std::panic::catch_unwind(|| Update::decode_v1(bytes)) {
-        Ok(Ok(update)) => Ok(update),
-        Ok(Err(e)) => Err(DecodeError::malformed("update", e)),
-        Err(_) => Err(DecodeError::Malformed {
+/// Decodes a Yjs v1 update from untrusted bytes, with the state a document must have before it
+/// integrates completely. The allocator bounds what a length prefix can reserve (see the
+/// server's `alloc`); the panic guard turns decoder bugs (for instance a delete range whose end
+/// overflows) into an error. Whether the update may enter a document is the room's decision
+/// (`has_gap`): decoding never integrates anything.
+pub fn decode_update(bytes: &[u8]) -> Result<(Update, StateVector), DecodeError> {
+    let decoded = std::panic::catch_unwind(|| {
+        let update = Update::decode_v1(bytes).map_err(|e| DecodeError::malformed("update", e))?;
+        let requires =
+            requires::required_state(bytes).map_err(|e| DecodeError::malformed("update", e))?;
+        Ok((update, requires))
+    });
+    decoded.unwrap_or_else(|_| {
+        Err(DecodeError::Malformed {
             what: "update",
             detail: "decoder panicked".into(),
-        }),
-    }
+        })
+    })
 }
 
 fn frame(capacity: usize, write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {

@@ -28,11 +28,11 @@ fuzz_target!(
     if let Ok(update) = Update::decode_v1(&base) {
         let _ = doc.transact_mut().apply_update(update);
     }
-    let Ok(update) = tandem_crdt_model::protocol::decode_update(data) else {
+    let Ok((update, requires)) = tandem_crdt_model::protocol::decode_update(data) else {
         return;
     };
     // The room never applies an update that runs ahead of its dependencies.
-    if tandem::room::has_gap(&doc, &update) {
+    if tandem::room::has_gap(&doc, &requires) {
         return;
     }
     // A refused update is discarded by the room, which reloads the document from the store;

@@ -41,7 +41,7 @@ fn world() -> &'static World {
                 Config::new("127.0.0.1:0".parse().expect("addr"), std::env::temp_dir());
             config.limits.doc_size_max_bytes = 1 << 20;
             config.timing.room_idle_grace = std::time::Duration::ZERO;
-            App::new(config, Arc::new(MemStore::new(Default::default())), rx)
+            App::new(config, Arc::new(MemStore::new(Default::default())), None, rx)
         });
         World {
             rt,

@@ -22,7 +22,6 @@ use warp::http::{Method, StatusCode};
 use warp::path::Tail;
 use warp::reply::{Reply, Response};
 use warp::Filter;
-use yrs::updates::decoder::Decode;
 
 use crate::app::App;
 use crate::auth::{Principal, Role};
@@ -379,18 +378,15 @@ async fn restore(
             .await
             .map_err(|_| storage_error())?
             .map_err(|e| ApiError::new(StatusCode::CONFLICT, "restore_failed", e.to_string()))?;
-    let decoded = yrs::Update::decode_v1(&revert)
+    let update = ClientUpdate::decode(revert)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "restore_failed", e.to_string()))?;
-    let sv = decoded.state_vector();
+    let sv = update.decoded.state_vector();
     let answer = room_sync(
         app,
         doc,
         HttpSyncParts {
             state_vector: sv,
-            updates: vec![ClientUpdate {
-                bytes: revert,
-                decoded,
-            }],
+            updates: vec![update],
             author: &principal.sub,
             can_write: true,
             if_none_match: None,

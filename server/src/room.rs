@@ -646,7 +646,7 @@ impl Room {
             self.app.metrics.updates_refused.fetch_add(1, Relaxed);
             return Ok(Ingest::TooLarge);
         }
-        if has_gap(&self.doc, &update.decoded) {
+        if has_gap(&self.doc, &update.requires) {
             return Ok(Ingest::Gap);
         }
         match apply_guarded(&self.doc, update.decoded) {
@@ -750,11 +750,11 @@ impl Room {
     ) -> Result<u64, String> {
         let mut applied = 0;
         for record in records {
-            let Ok(update) = Update::decode_v1(&record.update) else {
+            let Ok((update, requires)) = protocol::decode_update(&record.update) else {
                 tracing::warn!(doc = %self.name, seq = record.seq, "remote update does not decode; skipped");
                 continue;
             };
-            if has_gap(&self.doc, &update) {
+            if has_gap(&self.doc, &requires) {
                 self.reload_doc()?;
                 continue;
             }
@@ -1254,10 +1254,11 @@ pub fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), Strin
 /// Applies an update, turning a `yrs` error or panic into an error. `Ok(false)` means the
 /// update changed nothing (everything in it was already known).
 ///
-/// An update whose dependencies are missing is kept pending inside the document; fuzzing found
-/// crafted ones that integrate but make every later encode of the document panic inside `yrs`,
-/// which would poison the document for everyone once stored. So when an update leaves pending
-/// content, the document must still encode before the update is accepted.
+/// The document never keeps pending content: an update that would leave some (it points at
+/// content the document lacks, which [`has_gap`] should have caught, or its blocks depend on each
+/// other in a cycle) is an error, and the caller must rebuild the document, since `yrs` cannot
+/// take pending content back out. Fuzzing found crafted pending content that makes every later
+/// encode of the document panic, encode to bytes that no longer decode, or read freed memory.
 pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let before = doc.transact().state_vector();
@@ -1266,6 +1267,9 @@ pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
             txn.apply_update(update).map_err(|e| e.to_string())?;
             (txn.has_changes(), txn.has_missing_updates())
         };
+        if pending {
+            return Err("the update depends on content the document lacks".to_string());
+        }
         // What the document now holds beyond its previous state, encoded as it will reach other
         // clients and the store's compaction, must decode again: fuzzing found updates that
         // integrate but leave a document encoding to bytes that no longer decode. The check
@@ -1275,51 +1279,23 @@ pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
             Update::decode_v1(&delta)
                 .map_err(|e| format!("the update does not round-trip: {e}"))?;
         }
-        Ok::<_, String>((changed, pending))
+        Ok(changed)
     }));
-    let (changed, pending) =
-        result.unwrap_or_else(|_| Err("applying the update panicked".into()))?;
-    if pending && encode_diff(doc, &StateVector::default()).is_none() {
-        return Err("the update leaves the document unencodable".into());
-    }
-    Ok(changed || pending)
+    result.unwrap_or_else(|_| Err("applying the update panicked".into()))
 }
 
-/// True when `update` depends on content `doc` does not have: it starts past the document's
-/// clock for some client, or deletes beyond what the document and the update itself hold.
+/// True when an update needing `requires` ([`protocol::decode_update`]) depends on content
+/// `doc` does not have: earlier clocks of a client, an origin or parent, or what it deletes.
 ///
 /// The room never lets such an update into its document. Stock clients only produce one when
-/// a fresh edit overtakes the SyncStep2 that carries its predecessors, and they repair that by
-/// answering our SyncStep1; meanwhile `yrs` would keep the update pending, and crafted pending
-/// content is where fuzzing found documents that no longer encode and a use-after-free.
-pub fn has_gap(doc: &Doc, update: &Update) -> bool {
-    // Reading a hostile update's ranges must not take the room down either: a panic counts as
-    // "not ready", which only asks the sender to resync.
-    std::panic::catch_unwind(AssertUnwindSafe(|| gap_unguarded(doc, update))).unwrap_or(true)
-}
-
-fn gap_unguarded(doc: &Doc, update: &Update) -> bool {
+/// a fresh edit overtakes the SyncStep2 that carries its predecessors (or, with a second
+/// provider such as y-webrtc, when they saw a peer's edit before we did), and they repair that
+/// by answering our SyncStep1.
+pub fn has_gap(doc: &Doc, requires: &StateVector) -> bool {
     let have = doc.transact().state_vector();
-    // The end of what the update inserts, per client (`Update::state_vector` only counts
-    // clients whose blocks start at clock 0).
-    let inserted = update.insertions(true);
-    let brings = |client: &yrs::block::ClientID| {
-        inserted
-            .iter()
-            .filter(|(c, _)| *c == client)
-            .flat_map(|(_, ranges)| ranges.iter().map(|r| r.end).max())
-            .max()
-            .unwrap_or(0)
-    };
-    let starts_past = update
-        .state_vector_lower()
+    requires
         .iter()
-        .any(|(client, clock)| *clock > have.get(client));
-    let deletes_past = update.delete_set().iter().any(|(client, ranges)| {
-        let known = have.get(client).max(brings(client));
-        ranges.iter().any(|r| r.end > known)
-    });
-    starts_past || deletes_past
+        .any(|(client, clock)| have.get(client) < *clock)
 }
 
 /// What `doc` has beyond `sv`, or `None` if `yrs` panics encoding it (see [`apply_guarded`]).
