@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 
 use yrs::block::{
-    ItemContent, BLOCK_GC_REF_NUMBER, BLOCK_SKIP_REF_NUMBER, HAS_ORIGIN, HAS_PARENT_SUB,
-    HAS_RIGHT_ORIGIN,
+    ItemContent, BLOCK_GC_REF_NUMBER, BLOCK_ITEM_JSON_REF_NUMBER, BLOCK_SKIP_REF_NUMBER,
+    HAS_ORIGIN, HAS_PARENT_SUB, HAS_RIGHT_ORIGIN,
 };
 use yrs::encoding::read::Read;
 use yrs::updates::decoder::{Decode, Decoder, DecoderV1};
@@ -36,6 +36,11 @@ pub enum ShapeError {
     /// never integrate.
     #[error("block {client}#{clock} depends on its own future")]
     DependsOnItself { client: u64, clock: u32 },
+    /// Legacy JSON content (Yjs' `ContentJSON`, which current Yjs only reads): `yrs` 0.28 reads
+    /// one string more than the count it writes, so such a block either misreads what follows it
+    /// or makes the document's state undecodable once stored (a fuzzing find).
+    #[error("block {client}#{clock} carries legacy JSON content")]
+    LegacyJson { client: u64, clock: u32 },
 }
 
 /// The clock ranges one client's blocks cover in an update, in order.
@@ -165,7 +170,6 @@ fn read_block(
                     decoder.read_string().map_err(decode_error)?;
                 }
             }
-            let content = ItemContent::decode(decoder, info).map_err(decode_error)?;
             for target in refs.into_iter().flatten() {
                 if target.client == id.client && target.clock >= id.clock {
                     return Err(ShapeError::DependsOnItself {
@@ -175,6 +179,14 @@ fn read_block(
                 }
                 depends_on.push(target);
             }
+            // `ItemContent::decode` picks the content kind from the low four bits.
+            if info & 0b1111 == BLOCK_ITEM_JSON_REF_NUMBER {
+                return Err(ShapeError::LegacyJson {
+                    client: id.client.get(),
+                    clock: id.clock,
+                });
+            }
+            let content = ItemContent::decode(decoder, info).map_err(decode_error)?;
             Ok((content.len_utf16(), false))
         }
     }
@@ -311,14 +323,28 @@ mod tests {
 
     #[test]
     fn a_parent_nobody_sent_is_required() {
-        // Goal: the same crasher's second block points at 8#0, another client's content the
-        // update does not bring: the document must have it first.
-        // (`yrs` reads one JSON string more than the count says: count 0, one string.)
+        // Goal: a block whose parent is another client's item the update does not bring (8#0)
+        // needs the document to have it first; yrs would keep it pending.
         let orphan = [
-            0x01, 0x01, 0x00, 0x00, 0x02, 0x00, 0x08, 0x00, 0x00, 0x02, b'{', b'}', 0x00,
+            0x01, 0x01, 0x00, 0x00, 0x04, 0x00, 0x08, 0x00, 0x01, b'x', 0x00,
         ];
         assert_eq!(required_state(&orphan), Ok(sv(&[(8, 1)])));
         assert!(leaves_pending(&state(&Doc::new()), &orphan));
+    }
+
+    #[test]
+    fn legacy_json_content_is_refused() {
+        // Goal: the fuzzing find `fuzz/corpus/apply_update/regression-legacy-json` (a JSON block
+        // in a new root, plus a delete) passed every other check but left a document whose state
+        // no longer decodes, because yrs writes JSON content one string shorter than it reads.
+        let crasher = include_bytes!("../../fuzz/corpus/apply_update/regression-legacy-json");
+        assert_eq!(
+            required_state(crasher),
+            Err(ShapeError::LegacyJson {
+                client: 4,
+                clock: 0
+            })
+        );
     }
 
     #[test]
