@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 
 use yrs::block::{
-    ItemContent, BLOCK_GC_REF_NUMBER, BLOCK_ITEM_JSON_REF_NUMBER, BLOCK_SKIP_REF_NUMBER,
-    HAS_ORIGIN, HAS_PARENT_SUB, HAS_RIGHT_ORIGIN,
+    ItemContent, BLOCK_GC_REF_NUMBER, BLOCK_ITEM_DOC_REF_NUMBER, BLOCK_ITEM_JSON_REF_NUMBER,
+    BLOCK_SKIP_REF_NUMBER, HAS_ORIGIN, HAS_PARENT_SUB, HAS_RIGHT_ORIGIN,
 };
 use yrs::encoding::read::Read;
 use yrs::updates::decoder::{Decode, Decoder, DecoderV1};
@@ -41,6 +41,12 @@ pub enum ShapeError {
     /// or makes the document's state undecodable once stored (a fuzzing find).
     #[error("block {client}#{clock} carries legacy JSON content")]
     LegacyJson { client: u64, clock: u32 },
+    /// A subdocument (`ContentDoc`). `yrs` 0.28 never frees a subdocument's store once it was
+    /// integrated (a reference cycle, found by LeakSanitizer while fuzzing), so every load of a
+    /// document holding them would leak memory in proportion to their number. Hocuspocus does not
+    /// support subdocuments either.
+    #[error("block {client}#{clock} is a subdocument, which this server does not support")]
+    Subdocument { client: u64, clock: u32 },
 }
 
 /// The clock ranges one client's blocks cover in an update, in order.
@@ -180,11 +186,11 @@ fn read_block(
                 depends_on.push(target);
             }
             // `ItemContent::decode` picks the content kind from the low four bits.
-            if info & 0b1111 == BLOCK_ITEM_JSON_REF_NUMBER {
-                return Err(ShapeError::LegacyJson {
-                    client: id.client.get(),
-                    clock: id.clock,
-                });
+            let (client, clock) = (id.client.get(), id.clock);
+            match info & 0b1111 {
+                BLOCK_ITEM_JSON_REF_NUMBER => return Err(ShapeError::LegacyJson { client, clock }),
+                BLOCK_ITEM_DOC_REF_NUMBER => return Err(ShapeError::Subdocument { client, clock }),
+                _ => {}
             }
             let content = ItemContent::decode(decoder, info).map_err(decode_error)?;
             Ok((content.len_utf16(), false))
@@ -342,6 +348,30 @@ mod tests {
             required_state(crasher),
             Err(ShapeError::LegacyJson {
                 client: 4,
+                clock: 0
+            })
+        );
+    }
+
+    #[test]
+    fn subdocuments_are_refused() {
+        // Goal: the fuzzing find `fuzz/corpus/apply_update/regression-subdocument-leak` (yrs
+        // leaks an integrated subdocument's store) and a subdocument as Yjs writes it are refused.
+        let crasher = include_bytes!("../../fuzz/corpus/apply_update/regression-subdocument-leak");
+        assert_eq!(
+            required_state(crasher),
+            Err(ShapeError::Subdocument {
+                client: 0,
+                clock: 0
+            })
+        );
+        let doc = Doc::with_client_id(3);
+        doc.get_or_insert_map("m")
+            .insert(&mut doc.transact_mut(), "sub", Doc::with_client_id(4));
+        assert_eq!(
+            required_state(&state(&doc)),
+            Err(ShapeError::Subdocument {
+                client: 3,
                 clock: 0
             })
         );

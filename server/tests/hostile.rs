@@ -75,6 +75,83 @@ fn big_edit(client: u64, bytes: usize) -> Vec<u8> {
     protocol::encode_update(&u)
 }
 
+/// This process's resident memory (the server runs in it).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// A websocket spoken byte by byte, to send what no client library would: frame headers that
+/// lie about their length, endless fragments. Client frames are masked with the zero key, which
+/// RFC 6455 allows and which leaves the payload as it is.
+struct RawWs {
+    tcp: tokio::net::TcpStream,
+}
+
+impl RawWs {
+    async fn open(addr: std::net::SocketAddr, path: &str) -> RawWs {
+        let mut tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let request = format!(
+            "GET /sync/{path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.expect("writes");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            tcp.read_exact(&mut byte).await.expect("upgrade response");
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        RawWs { tcp }
+    }
+
+    /// Writes a masked frame header declaring `len` payload bytes; false once the peer is gone.
+    async fn header(&mut self, first_byte: u8, len: u64) -> bool {
+        let mut header = vec![first_byte, 0x80 | 127];
+        header.extend_from_slice(&len.to_be_bytes());
+        header.extend_from_slice(&[0, 0, 0, 0]);
+        self.write(&header).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> bool {
+        self.tcp.write_all(bytes).await.is_ok()
+    }
+
+    /// Reads the server's frames until its close frame; returns the close code (`None` if the
+    /// connection ended without one).
+    async fn close_code(&mut self) -> Option<u16> {
+        let read = async {
+            loop {
+                let mut head = [0u8; 2];
+                self.tcp.read_exact(&mut head).await.ok()?;
+                let len = match head[1] & 0x7f {
+                    126 => u64::from(self.tcp.read_u16().await.ok()?),
+                    127 => self.tcp.read_u64().await.ok()?,
+                    n => u64::from(n),
+                };
+                let mut payload = vec![0u8; usize::try_from(len).ok()?];
+                self.tcp.read_exact(&mut payload).await.ok()?;
+                if head[0] & 0x0f == 0x8 {
+                    return Some(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]));
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, read).await.ok().flatten()
+    }
+}
+
 #[tokio::test]
 async fn hostile_clients_do_not_disturb_fifty_neighbours() {
     let s = start(|c| {
@@ -109,6 +186,32 @@ async fn hostile_clients_do_not_disturb_fifty_neighbours() {
         .expect("sends");
     assert_eq!(close_code(&mut h).await, 1009);
     crowd.still_syncs("an oversized frame").await;
+
+    // Frames that claim a gigabyte, and messages fragmented far past the limit (each fragment
+    // under it): 1009 as soon as the header or the fragment crossing the limit arrives, before
+    // the rest is buffered, so twenty such sockets sending 8 MiB each leave memory where it was.
+    let rss_before = rss_bytes();
+    for i in 0..20 {
+        let mut raw = RawWs::open(addr, ROOM).await;
+        if i % 2 == 0 {
+            raw.header(0x82, 1 << 30).await;
+        } else {
+            raw.header(0x02, 128 * 1024).await;
+        }
+        let chunk = vec![0u8; 128 * 1024];
+        for _ in 0..64 {
+            if !raw.write(&chunk).await || (i % 2 == 1 && !raw.header(0x00, 128 * 1024).await) {
+                break; // the server has closed the connection
+            }
+        }
+        assert_eq!(raw.close_code().await, Some(1009), "socket {i}");
+    }
+    let growth = rss_bytes().saturating_sub(rss_before);
+    eprintln!("20 sockets sending 8 MiB past the limit: RSS grew by {growth} bytes");
+    assert!(growth < 32 << 20, "RSS grew by {growth} bytes");
+    crowd
+        .still_syncs("frames and messages past the limit")
+        .await;
 
     // Text frame: 1003. Undecodable binary: 1007.
     for (frame, code) in [
