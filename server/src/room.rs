@@ -257,6 +257,11 @@ struct Member {
     /// new socket; the claim takes over when the old socket leaves, so its presence survives
     /// instead of being removed late. A live owner is never overwritten (presence spoofing).
     awareness_claims: HashMap<ClientID, AwarenessUpdateEntry>,
+    /// The document state at which this socket was last asked to resync after an update it
+    /// sent had a gap. A client whose own document holds content it cannot complete (pending in
+    /// Yjs, say from a second provider) answers every request with the same incomplete update;
+    /// asking again only when the document has changed since keeps that from looping.
+    resync_asked_at: Option<StateVector>,
 }
 
 pub struct Room {
@@ -532,6 +537,7 @@ impl Room {
                 peer,
                 awareness_ids: HashMap::new(),
                 awareness_claims: HashMap::new(),
+                resync_asked_at: None,
             },
         );
     }
@@ -610,11 +616,17 @@ impl Room {
             Ingest::Gap => {
                 // Ask again: the client answers our state vector with everything we lack, this
                 // update's predecessors and the update itself.
-                tracing::debug!(doc = %self.name, conn, "update ahead of its dependencies; asking for a resync");
-                out.to(
-                    conn,
-                    protocol::encode_sync_step1(&self.doc.transact().state_vector()),
-                );
+                let sv = self.doc.transact().state_vector();
+                let Some(member) = self.members.get_mut(&conn) else {
+                    return Ok(false);
+                };
+                if member.resync_asked_at.as_ref() == Some(&sv) {
+                    tracing::debug!(doc = %self.name, conn, "update still ahead of its dependencies; not asking again");
+                } else {
+                    tracing::debug!(doc = %self.name, conn, "update ahead of its dependencies; asking for a resync");
+                    out.to(conn, protocol::encode_sync_step1(&sv));
+                    member.resync_asked_at = Some(sv);
+                }
                 Ok(false)
             }
             Ingest::TooLarge => {
