@@ -1,12 +1,16 @@
 //! The wire codec on the hot path: decoding a client's update frame (which validates the
-//! update) and encoding the broadcast frame. `cargo bench -p tandem-crdt-model`.
+//! update and computes the state it requires) and encoding the broadcast frame; the requirement
+//! walk alone, to show its share. `cargo bench -p tandem-crdt-model --bench codec`.
+//!
+//! With `../shared/data/b4-update.bin` present (the automerge-paper history as one 400 KB
+//! update, what a client's first SyncStep2 of a long document looks like), it is measured too.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tandem_crdt_model::protocol;
+use tandem_crdt_model::{protocol, requires};
 use yrs::{Doc, Text, Transact};
 
-/// A typical keystroke update, and a large paste.
-fn updates() -> [(&'static str, Vec<u8>); 2] {
+/// A typical keystroke update, a large paste, and the whole-history update if present.
+fn updates() -> Vec<(&'static str, Vec<u8>)> {
     let doc = Doc::with_client_id(7);
     let text = doc.get_or_insert_text("t");
     let keystroke = {
@@ -19,7 +23,15 @@ fn updates() -> [(&'static str, Vec<u8>); 2] {
         text.insert(&mut txn, 1, &"lorem ipsum ".repeat(8_000));
         txn.encode_update_v1()
     };
-    [("keystroke", keystroke), ("paste_96k", paste)]
+    let mut updates = vec![("keystroke", keystroke), ("paste_96k", paste)];
+    let b4 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/b4-update.bin"
+    );
+    if let Ok(history) = std::fs::read(b4) {
+        updates.push(("b4_history_400k", history));
+    }
+    updates
 }
 
 fn codec(c: &mut Criterion) {
@@ -29,6 +41,9 @@ fn codec(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(frame.len() as u64));
         group.bench_function(format!("decode_frame/{name}"), |b| {
             b.iter(|| protocol::decode_frame(&frame, 16 << 20).expect("decodes"));
+        });
+        group.bench_function(format!("required_state/{name}"), |b| {
+            b.iter(|| requires::required_state(&update).expect("well-formed"));
         });
         group.bench_function(format!("encode_update/{name}"), |b| {
             b.iter(|| protocol::encode_update(&update));

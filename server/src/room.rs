@@ -1251,14 +1251,24 @@ fn last_seq_of(stored: &tandem_storage::StoredDoc) -> u64 {
 }
 
 /// Rebuilds a document from its stored snapshot and log; returns it with its stored size.
+///
+/// Every stored update was accepted by a room, but not necessarily in log order with its
+/// dependencies (a log written by an older version, which let updates with missing origins in),
+/// so content may be pending between two entries; it must not be once the whole log is in.
 pub fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), String> {
     let doc = Doc::new();
     let mut bytes = 0u64;
+    let mut pending = false;
     for raw in stored.updates() {
         bytes = bytes.saturating_add(u64::try_from(raw.len()).unwrap_or(u64::MAX));
         let update =
             Update::decode_v1(raw).map_err(|e| format!("stored update does not decode: {e}"))?;
-        apply_guarded(&doc, update).map_err(|e| format!("stored update does not apply: {e}"))?;
+        let (_, left_pending) =
+            integrate(&doc, update).map_err(|e| format!("stored update does not apply: {e}"))?;
+        pending = left_pending;
+    }
+    if pending {
+        return Err("the stored log leaves content pending (a dependency is missing)".into());
     }
     Ok((doc, bytes))
 }
@@ -1272,6 +1282,15 @@ pub fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), Strin
 /// take pending content back out. Fuzzing found crafted pending content that makes every later
 /// encode of the document panic, encode to bytes that no longer decode, or read freed memory.
 pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
+    match integrate(doc, update)? {
+        (_, true) => Err("the update depends on content the document lacks".to_string()),
+        (changed, false) => Ok(changed),
+    }
+}
+
+/// Applies an update under a panic guard; returns whether it changed the document and whether
+/// the document now holds pending content.
+fn integrate(doc: &Doc, update: Update) -> Result<(bool, bool), String> {
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let before = doc.transact().state_vector();
         let (changed, pending) = {
@@ -1279,9 +1298,6 @@ pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
             txn.apply_update(update).map_err(|e| e.to_string())?;
             (txn.has_changes(), txn.has_missing_updates())
         };
-        if pending {
-            return Err("the update depends on content the document lacks".to_string());
-        }
         // What the document now holds beyond its previous state, encoded as it will reach other
         // clients and the store's compaction, must decode again: fuzzing found updates that
         // integrate but leave a document encoding to bytes that no longer decode. The check
@@ -1291,7 +1307,7 @@ pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
             Update::decode_v1(&delta)
                 .map_err(|e| format!("the update does not round-trip: {e}"))?;
         }
-        Ok(changed)
+        Ok::<_, String>((changed, pending))
     }));
     result.unwrap_or_else(|_| Err("applying the update panicked".into()))
 }
