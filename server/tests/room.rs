@@ -120,6 +120,22 @@ fn text_update(client: u64, text: &str) -> Vec<u8> {
     update
 }
 
+/// One client typing `first` then `second` into text "t": its document, the first update, and
+/// the second alone (which depends on the first).
+fn two_edits(client: u64, first: &str, second: &str) -> (Doc, Vec<u8>, Vec<u8>) {
+    let doc = Doc::with_client_id(client);
+    let text = doc.get_or_insert_text("t");
+    text.insert(&mut doc.transact_mut(), 0, first);
+    let sv = doc.transact().state_vector();
+    let first_update = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    let len = text.len(&doc.transact());
+    text.insert(&mut doc.transact_mut(), len, second);
+    let second_update = doc.transact().encode_state_as_update_v1(&sv);
+    (doc, first_update, second_update)
+}
+
 fn inbound(frame: &[u8]) -> Vec<Inbound> {
     protocol::decode_frame(frame, 1 << 24).expect("valid frame")
 }
@@ -672,12 +688,7 @@ async fn an_update_that_stays_incomplete_is_not_asked_for_in_a_loop() {
     let mut b = join(&room, 2, 64, true).await;
     a.next().await;
     b.next().await;
-    let author = Doc::with_client_id(9);
-    let text = author.get_or_insert_text("t");
-    text.insert(&mut author.transact_mut(), 0, "never sent ");
-    let sv = author.transact().state_vector();
-    text.insert(&mut author.transact_mut(), 11, "depends on it");
-    let incomplete = author.transact().encode_state_as_update_v1(&sv);
+    let (_, _, incomplete) = two_edits(9, "never sent ", "depends on it");
 
     send(&room, &a, protocol::encode_update(&incomplete)).await;
     assert!(matches!(
@@ -705,12 +716,7 @@ async fn overtaking_edit_is_recovered_by_resync() {
     let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
     let mut a = join(&room, 1, 64, true).await;
     a.next().await;
-    let doc = Doc::with_client_id(5);
-    let text = doc.get_or_insert_text("t");
-    text.insert(&mut doc.transact_mut(), 0, "offline ");
-    let sv = doc.transact().state_vector();
-    text.insert(&mut doc.transact_mut(), 8, "typed");
-    let overtaking = doc.transact().encode_state_as_update_v1(&sv);
+    let (doc, _, overtaking) = two_edits(5, "offline ", "typed");
     send(&room, &a, protocol::encode_update(&overtaking)).await;
     let Some(Inbound::SyncStep1(server_sv)) = inbound(&a.next().await).pop() else {
         panic!("expected a resync request");
@@ -757,15 +763,7 @@ async fn failed_append_sends_no_acknowledgement() {
 #[test]
 fn stored_logs_may_be_out_of_order_but_not_incomplete() {
     use tandem_storage::{StoredDoc, UpdateRecord};
-    let doc = Doc::with_client_id(3);
-    let text = doc.get_or_insert_text("t");
-    text.insert(&mut doc.transact_mut(), 0, "first ");
-    let first = doc
-        .transact()
-        .encode_state_as_update_v1(&StateVector::default());
-    let sv = doc.transact().state_vector();
-    text.insert(&mut doc.transact_mut(), 6, "second");
-    let second = doc.transact().encode_state_as_update_v1(&sv);
+    let (_, first, second) = two_edits(3, "first ", "second");
     let log = |updates: &[&Vec<u8>]| StoredDoc {
         snapshot: None,
         snapshot_seq: 0,
