@@ -4,11 +4,12 @@
 //! the left and right neighbours the author saw (origins), the parent type, the earlier clocks of
 //! the block's own client, and the content its delete set removes. What is missing it keeps
 //! *pending* inside the document, and fuzzing found crafted pending content that makes the whole
-//! document encode to bytes that no longer decode (`fuzz/known-yrs-crashes/`). `yrs` does not
-//! expose an update's blocks, so this module walks the encoding itself, with `yrs`' own decoder,
-//! and sums the update's needs up as one state vector: the update integrates completely into a
-//! document whose state vector reaches [`required_state`] for every client, and may leave
-//! pending content in any other.
+//! document encode to bytes that no longer decode, or read freed memory (`fuzz/README.md`).
+//! `yrs` does not expose an update's blocks, so this module walks the encoding itself, with
+//! `yrs`' own decoder, and sums the update's needs up as one state vector: the update integrates
+//! completely into a document whose state vector reaches [`required_state`] for every client,
+//! and may leave pending content in any other. It also refuses block shapes no Yjs client
+//! writes and content kinds `yrs` mishandles ([`ShapeError`]).
 //!
 //! A room checks this before it applies anything (`tandem::room::has_gap`); it is computed on
 //! the connection's task, next to decoding, so the room only compares two state vectors.
