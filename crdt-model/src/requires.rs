@@ -17,8 +17,9 @@
 use std::collections::HashMap;
 
 use yrs::block::{
-    ItemContent, BLOCK_GC_REF_NUMBER, BLOCK_ITEM_DOC_REF_NUMBER, BLOCK_ITEM_JSON_REF_NUMBER,
-    BLOCK_SKIP_REF_NUMBER, HAS_ORIGIN, HAS_PARENT_SUB, HAS_RIGHT_ORIGIN,
+    ItemContent, BLOCK_GC_REF_NUMBER, BLOCK_ITEM_DELETED_REF_NUMBER, BLOCK_ITEM_DOC_REF_NUMBER,
+    BLOCK_ITEM_JSON_REF_NUMBER, BLOCK_ITEM_STRING_REF_NUMBER, BLOCK_SKIP_REF_NUMBER, HAS_ORIGIN,
+    HAS_PARENT_SUB, HAS_RIGHT_ORIGIN,
 };
 use yrs::encoding::read::Read;
 use yrs::updates::decoder::{Decode, Decoder, DecoderV1};
@@ -63,6 +64,14 @@ impl Coverage {
         self.ranges.get(i).is_some_and(|&(start, _)| start <= clock)
     }
 
+    /// Appends a block's range, merged with the previous one when they touch.
+    fn add(&mut self, start: u32, end: u32) {
+        match self.ranges.last_mut() {
+            Some(last) if last.1 == start => last.1 = end,
+            _ => self.ranges.push((start, end)),
+        }
+    }
+
     fn end(&self) -> u32 {
         self.ranges.last().map_or(0, |&(_, end)| end)
     }
@@ -97,15 +106,15 @@ pub fn required_state(update: &[u8]) -> Result<StateVector, ShapeError> {
         let client = decoder.read_client().map_err(decode_error)?;
         let mut clock: u32 = decoder.read_var().map_err(decode_error)?;
         for _ in 0..blocks {
-            let (len, skip) = read_block(&mut decoder, ID::new(client, clock), &mut depends_on)?;
-            if len == 0 {
+            let block = read_block(&mut decoder, ID::new(client, clock))?;
+            if block.len == 0 {
                 // `yrs` drops empty items without advancing the clock; so do we.
                 continue;
             }
             let end = clock
-                .checked_add(len)
+                .checked_add(block.len)
                 .ok_or_else(|| ShapeError::Decode("clock overflows".into()))?;
-            if !skip {
+            if !block.skip {
                 let coverage = covered.entry(client).or_default();
                 if clock < coverage.end() {
                     return Err(ShapeError::OutOfOrder {
@@ -113,7 +122,16 @@ pub fn required_state(update: &[u8]) -> Result<StateVector, ShapeError> {
                         clock,
                     });
                 }
-                coverage.ranges.push((clock, end));
+                // Most blocks point at the block just before them (the previous keystroke of
+                // the same client); settle those here instead of collecting them.
+                depends_on.extend(
+                    block
+                        .refs
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| r.client != client || !coverage.covers(r.clock)),
+                );
+                coverage.add(clock, end);
             }
             clock = end;
         }
@@ -146,17 +164,27 @@ pub fn required_state(update: &[u8]) -> Result<StateVector, ShapeError> {
     Ok(required)
 }
 
-/// Reads one block the way `yrs` does (`Update::decode_block`), recording what it points at.
-/// Returns its length in clocks and whether it is a skip (a hole the update leaves open).
-fn read_block(
-    decoder: &mut DecoderV1<'_>,
-    id: ID,
-    depends_on: &mut Vec<ID>,
-) -> Result<(u32, bool), ShapeError> {
+/// One block as far as its needs go.
+struct BlockShape {
+    /// Length in clocks.
+    len: u32,
+    /// A skip: a hole the update leaves open.
+    skip: bool,
+    /// What it points at: left origin, right origin, parent item.
+    refs: [Option<ID>; 3],
+}
+
+/// Reads one block the way `yrs` does (`Update::decode_block`).
+fn read_block(decoder: &mut DecoderV1<'_>, id: ID) -> Result<BlockShape, ShapeError> {
     let info = decoder.read_info().map_err(decode_error)?;
+    let range = |len, skip| BlockShape {
+        len,
+        skip,
+        refs: [None; 3],
+    };
     match info {
-        BLOCK_SKIP_REF_NUMBER => Ok((decoder.read_var().map_err(decode_error)?, true)),
-        BLOCK_GC_REF_NUMBER => Ok((decoder.read_len().map_err(decode_error)?, false)),
+        BLOCK_SKIP_REF_NUMBER => Ok(range(decoder.read_var().map_err(decode_error)?, true)),
+        BLOCK_GC_REF_NUMBER => Ok(range(decoder.read_len().map_err(decode_error)?, false)),
         info => {
             let mut refs = [None, None, None];
             if info & HAS_ORIGIN != 0 {
@@ -177,14 +205,13 @@ fn read_block(
                     decoder.read_string().map_err(decode_error)?;
                 }
             }
-            for target in refs.into_iter().flatten() {
+            for target in refs.iter().flatten() {
                 if target.client == id.client && target.clock >= id.clock {
                     return Err(ShapeError::DependsOnItself {
                         client: id.client.get(),
                         clock: id.clock,
                     });
                 }
-                depends_on.push(target);
             }
             // `ItemContent::decode` picks the content kind from the low four bits.
             let (client, clock) = (id.client.get(), id.clock);
@@ -193,8 +220,24 @@ fn read_block(
                 BLOCK_ITEM_DOC_REF_NUMBER => return Err(ShapeError::Subdocument { client, clock }),
                 _ => {}
             }
-            let content = ItemContent::decode(decoder, info).map_err(decode_error)?;
-            Ok((content.len_utf16(), false))
+            // Text and deletions, nearly every block of a real document, are measured without
+            // building their content (the same reads `ItemContent::decode` makes, no copies).
+            let len = match info & 0b1111 {
+                BLOCK_ITEM_STRING_REF_NUMBER => {
+                    let text = decoder.read_string().map_err(decode_error)?;
+                    u32::try_from(text.encode_utf16().count())
+                        .map_err(|_| ShapeError::Decode("string too long".into()))?
+                }
+                BLOCK_ITEM_DELETED_REF_NUMBER => decoder.read_len().map_err(decode_error)?,
+                _ => ItemContent::decode(decoder, info)
+                    .map_err(decode_error)?
+                    .len_utf16(),
+            };
+            Ok(BlockShape {
+                len,
+                skip: false,
+                refs,
+            })
         }
     }
 }
