@@ -1,7 +1,7 @@
 //! Fault injection for tests: a [`DocStore`] wrapper whose k-th append or flush fails.
 //!
-//! Test-only in purpose, but an ordinary public module so that the server's integration tests
-//! can wrap a real store with it.
+//! Compiled only for tests: this crate's own, and others' through the `fault-injection` feature
+//! (the server's integration tests enable it as a dev-dependency).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -24,6 +24,7 @@
 //! listings); loading reads only `snapshot` and `log`, so a crash between two writes can skew a
 //! counter but never a document.
 
+#[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
 pub mod memory;
 pub mod record;
