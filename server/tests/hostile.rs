@@ -351,11 +351,14 @@ async fn hostile_clients_do_not_disturb_fifty_neighbours() {
 
 // With authentication on, bytes sent before the upgrade completes (a websocket frame pipelined
 // behind an unauthenticated upgrade request) are never applied: the request gets 401 and the
-// connection ends.
+// connection ends, while 50 authenticated clients of the same document keep syncing.
 #[tokio::test]
 async fn frames_before_authentication_are_not_applied() {
     let s = start(with_auth).await;
     let addr = s.addr();
+    let crowd_token = token("crowd", &[("auth/**", Role::Write)], 60);
+    let mut crowd = Crowd::join(addr, &format!("auth/doc?token={crowd_token}")).await;
+    crowd.still_syncs("joining").await;
     let mut tcp = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connects");
@@ -380,6 +383,9 @@ async fn frames_before_authentication_are_not_applied() {
     let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut response)).await;
     let response = String::from_utf8_lossy(&response).to_string();
     assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    crowd
+        .still_syncs("a frame pipelined behind an unauthenticated upgrade")
+        .await;
     let token = token("w", &[("auth/**", Role::Write)], 60);
     let mut ws = connect_ok(addr, &format!("auth/doc?token={token}")).await;
     send(
