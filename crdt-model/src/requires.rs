@@ -77,17 +77,10 @@ impl Coverage {
     }
 
     /// The clock the document must already have for these blocks to integrate without a hole:
-    /// the start of the first block, and of every block that does not follow the one before it.
+    /// the start of every range that does not follow the one before it. Touching ranges are
+    /// merged (`add`), so that is the start of the last range.
     fn requires(&self) -> u32 {
-        let mut need = 0;
-        let mut previous_end = None;
-        for &(start, end) in &self.ranges {
-            if previous_end != Some(start) {
-                need = need.max(start);
-            }
-            previous_end = Some(end);
-        }
-        need
+        self.ranges.last().map_or(0, |&(start, _)| start)
     }
 }
 
@@ -139,8 +132,9 @@ pub fn required_state(update: &[u8]) -> Result<StateVector, ShapeError> {
     let deletes = IdSet::decode(&mut decoder).map_err(decode_error)?;
 
     let mut required = StateVector::default();
+    // Clients that need nothing stay out of the result.
     let mut need = |client: ClientID, clock: u32| {
-        if clock > required.get(&client) {
+        if clock > 0 {
             required.set_max(client, clock);
         }
     };

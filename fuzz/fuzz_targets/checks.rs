@@ -9,7 +9,7 @@
 // Each fuzz target uses one of these checks; the replay test uses them all.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tandem::config::Config;
 use tandem::room::{Peer, RoomCmd};
@@ -40,15 +40,19 @@ pub fn decode_frame(data: &[u8]) {
 pub fn apply_update(data: &[u8]) {
     // As in a room: the content came from remote clients (client 1 here), the server's own
     // client ID never wrote anything.
+    static BASE: OnceLock<Vec<u8>> = OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        let author = Doc::with_client_id(1);
+        author
+            .get_or_insert_text("t")
+            .insert(&mut author.transact_mut(), 0, "base content");
+        let base = author
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        base
+    });
     let doc = Doc::with_client_id(0x5e_77e2);
-    let author = Doc::with_client_id(1);
-    author
-        .get_or_insert_text("t")
-        .insert(&mut author.transact_mut(), 0, "base content");
-    let base = author
-        .transact()
-        .encode_state_as_update_v1(&StateVector::default());
-    tandem::room::apply_guarded(&doc, Update::decode_v1(&base).expect("base decodes"))
+    tandem::room::apply_guarded(&doc, Update::decode_v1(base).expect("base decodes"))
         .expect("base applies");
 
     let Ok((update, requires)) = protocol::decode_update(data) else {

@@ -94,7 +94,8 @@ struct RawWs {
 }
 
 impl RawWs {
-    async fn open(addr: std::net::SocketAddr, path: &str) -> RawWs {
+    /// Connects and sends the upgrade request for `/sync/<path>`; the response is not read.
+    async fn request(addr: std::net::SocketAddr, path: &str) -> RawWs {
         let mut tcp = tokio::net::TcpStream::connect(addr)
             .await
             .expect("connects");
@@ -103,10 +104,19 @@ impl RawWs {
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         );
         tcp.write_all(request.as_bytes()).await.expect("writes");
+        RawWs { tcp }
+    }
+
+    /// An upgraded websocket on `/sync/<path>`.
+    async fn open(addr: std::net::SocketAddr, path: &str) -> RawWs {
+        let mut raw = RawWs::request(addr, path).await;
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
             let mut byte = [0u8; 1];
-            tcp.read_exact(&mut byte).await.expect("upgrade response");
+            raw.tcp
+                .read_exact(&mut byte)
+                .await
+                .expect("upgrade response");
             head.push(byte[0]);
         }
         assert!(
@@ -114,13 +124,24 @@ impl RawWs {
             "{}",
             String::from_utf8_lossy(&head)
         );
-        RawWs { tcp }
+        raw
     }
 
-    /// Writes a masked frame header declaring `len` payload bytes; false once the peer is gone.
+    /// Writes a masked frame header declaring `len` payload bytes (in the shortest length
+    /// encoding, as RFC 6455 asks); false once the peer is gone.
     async fn header(&mut self, first_byte: u8, len: u64) -> bool {
-        let mut header = vec![first_byte, 0x80 | 127];
-        header.extend_from_slice(&len.to_be_bytes());
+        let mut header = vec![first_byte];
+        match (u8::try_from(len), u16::try_from(len)) {
+            (Ok(short), _) if short < 126 => header.push(0x80 | short),
+            (_, Ok(medium)) => {
+                header.push(0x80 | 126);
+                header.extend_from_slice(&medium.to_be_bytes());
+            }
+            _ => {
+                header.push(0x80 | 127);
+                header.extend_from_slice(&len.to_be_bytes());
+            }
+        }
         header.extend_from_slice(&[0, 0, 0, 0]);
         self.write(&header).await
     }
@@ -359,28 +380,13 @@ async fn frames_before_authentication_are_not_applied() {
     let crowd_token = token("crowd", &[("auth/**", Role::Write)], 60);
     let mut crowd = Crowd::join(addr, &format!("auth/doc?token={crowd_token}")).await;
     crowd.still_syncs("joining").await;
-    let mut tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    let request = "GET /sync/auth/doc HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    // A binary frame carrying an update, written right behind the upgrade request.
     let payload = edit(1, "smuggled");
-    // A masked client binary frame carrying the update.
-    let mut frame = vec![0x82u8];
-    let len = payload.len();
-    if len < 126 {
-        frame.push(0x80 | u8::try_from(len).expect("small"));
-    } else {
-        frame.push(0x80 | 126);
-        frame.extend_from_slice(&u16::try_from(len).expect("fits").to_be_bytes());
-    }
-    let mask = [1u8, 2, 3, 4];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    tcp.write_all(request.as_bytes()).await.expect("writes");
-    tcp.write_all(&frame).await.expect("writes");
+    let mut raw = RawWs::request(addr, "auth/doc").await;
+    let len = u64::try_from(payload.len()).expect("fits");
+    assert!(raw.header(0x82, len).await && raw.write(&payload).await);
     let mut response = Vec::new();
-    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut response)).await;
+    let _ = tokio::time::timeout(WAIT, raw.tcp.read_to_end(&mut response)).await;
     let response = String::from_utf8_lossy(&response).to_string();
     assert!(response.starts_with("HTTP/1.1 401"), "{response}");
     crowd

@@ -708,6 +708,43 @@ async fn an_update_that_stays_incomplete_is_not_asked_for_in_a_loop() {
     assert_eq!(stored_text(h.app.store.as_ref(), "d"), "other");
 }
 
+// The backstop behind `has_gap`: two clients' blocks in one update that are each other's origin
+// bring everything they need, yet yrs can integrate neither and keeps both pending. The update is
+// refused (1007), the document rebuilt from the store, nothing stored, and the room keeps serving.
+#[tokio::test]
+async fn an_update_that_leaves_content_pending_anyway_is_refused() {
+    let cycle = [
+        0x02, 0x01, 0x01, 0x00, 0x84, 0x02, 0x00, 0x01, b'a', 0x01, 0x02, 0x00, 0x84, 0x01, 0x00,
+        0x01, b'b', 0x00,
+    ];
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let mut a = join(&room, 1, 64, true).await;
+    let mut b = join(&room, 2, 64, true).await;
+    a.next().await;
+    b.next().await;
+    // Client 3: the cycle's clients (1 and 2) must be new to the document.
+    send(&room, &b, protocol::encode_update(&text_update(3, "kept"))).await;
+    b.next_with(&[0, 2]).await;
+    a.next_with(&[0, 2]).await;
+    send(&room, &a, protocol::encode_update(&cycle)).await;
+    assert_eq!(a.closed().await, Some(CloseCode::InvalidPayload));
+    send(
+        &room,
+        &b,
+        protocol::encode_sync_step1(&StateVector::default()),
+    )
+    .await;
+    let step2 = b.next_with(&[0, 1]).await;
+    assert!(
+        !step2.windows(2).any(|w| w == [0x01, b'a']),
+        "cycle applied"
+    );
+    assert_eq!(stored_text(h.app.store.as_ref(), "d"), "kept");
+    let stored = h.app.store.load("d").expect("loads").expect("exists");
+    assert_eq!(stored.tail.len(), 1, "nothing of the cycle was stored");
+}
+
 // A stock client's edit that overtakes the SyncStep2 carrying its predecessors is not lost: the
 // server asks for a resync, and the SyncStep2 that answers brings both.
 #[tokio::test]
