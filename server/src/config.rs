@@ -88,6 +88,11 @@ pub struct Timing {
     /// this long is not reading; without this bound its connection task would wait on the write
     /// (TCP keeps probing a zero window forever) and hold a connection slot.
     pub write_stall_max: Duration,
+    /// Shortest time between two presence broadcasts of a room; changes in between are
+    /// coalesced into one frame. Stock providers send back every presence frame they receive, so
+    /// this rate (20 frames/s) bounds what any socket echoes, however fast others publish, and
+    /// 50 ms is below what a person notices in a moving cursor.
+    pub presence_broadcast_interval: Duration,
 }
 
 impl Default for Timing {
@@ -97,6 +102,7 @@ impl Default for Timing {
             room_idle_grace: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             write_stall_max: Duration::from_secs(10),
+            presence_broadcast_interval: Duration::from_millis(50),
         }
     }
 }

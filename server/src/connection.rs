@@ -50,16 +50,32 @@ enum End {
     Close(CloseCode),
 }
 
+/// Counts a connection as open for exactly as long as it lives, even if its task panics.
+struct OpenConnection(Arc<App>);
+
+impl OpenConnection {
+    fn new(app: &Arc<App>) -> Self {
+        app.metrics.connections_open.fetch_add(1, Relaxed);
+        app.metrics.connections_total.fetch_add(1, Relaxed);
+        OpenConnection(Arc::clone(app))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.metrics.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
 pub async fn serve(
     ws: WebSocket,
     app: Arc<App>,
     room: RoomHandle,
     identity: Identity,
-    _guards: Guards,
+    guards: Guards,
 ) {
     let conn: ConnId = NEXT_CONN_ID.fetch_add(1, Relaxed);
-    app.metrics.connections_open.fetch_add(1, Relaxed);
-    app.metrics.connections_total.fetch_add(1, Relaxed);
+    let open = OpenConnection::new(&app);
     let (outbound_tx, outbound_rx) = mpsc::channel(app.config.limits.outbound_queue_len_max);
     let (close_tx, close_rx) = watch::channel(None);
     let peer = Peer {
@@ -69,22 +85,20 @@ pub async fn serve(
         outbound: outbound_tx,
         close: close_tx,
     };
-    let expiry = identity.expires_at.map(instant_of_epoch_s);
-    let end = match room.join(peer).await {
+    let expiry = identity.expires_at.and_then(instant_of_epoch_s);
+    let (end, socket) = match room.join(peer).await {
         Ok(()) => pump(ws, &app, &room, conn, outbound_rx, close_rx, expiry).await,
-        Err(_) => {
-            close_socket(
-                ws,
-                CloseCode::InternalError,
-                app.config.timing.close_timeout,
-            )
-            .await;
-            End::PeerGone
-        }
+        Err(_) => (End::Close(CloseCode::InternalError), ws),
     };
-    let _ = end;
+    // The room and the slots are released before the close handshake: a peer that stopped
+    // reading may never let the close frame out, and must not keep its place meanwhile.
     let _ = room.send(RoomCmd::Leave { conn }).await;
-    app.metrics.connections_open.fetch_sub(1, Relaxed);
+    drop(guards);
+    if let End::Close(code) = end {
+        close_socket(socket, code, app.config.timing.close_timeout).await;
+    }
+    // Counted open until the socket is gone: shutdown waits for that.
+    drop(open);
     tracing::debug!(doc = %room.name, conn, "connection closed");
 }
 
@@ -96,7 +110,7 @@ async fn pump(
     mut outbound: mpsc::Receiver<Bytes>,
     mut close_rx: watch::Receiver<Option<CloseCode>>,
     expiry: Option<Instant>,
-) -> End {
+) -> (End, WebSocket) {
     let limits = &app.config.limits;
     let timing = &app.config.timing;
     let (mut sink, mut stream) = ws.split();
@@ -196,21 +210,10 @@ async fn pump(
             }
         }
     };
-    if let End::Close(code) = end {
-        let _ = send_timed(&mut sink, close_message(code), timing.close_timeout).await;
-        // Give the peer a moment to answer the close handshake, bounded.
-        let _ = tokio::time::timeout(timing.close_timeout, async {
-            while let Some(Ok(msg)) = stream.next().await {
-                if msg.is_close() {
-                    break;
-                }
-            }
-        })
-        .await;
-        let _ = sink.close().await;
-        return End::Close(code);
-    }
-    end
+    let socket = sink
+        .reunite(stream)
+        .expect("the two halves of one socket always reunite");
+    (end, socket)
 }
 
 async fn send_timed<S>(sink: &mut S, msg: Message, limit: Duration) -> Result<(), ()>
@@ -223,9 +226,19 @@ where
     }
 }
 
+/// Sends our close frame and gives the peer a moment to answer it. The whole handshake is
+/// bounded by `limit`: a peer that does not read (a full send buffer) or never answers is dropped.
 async fn close_socket(mut ws: WebSocket, code: CloseCode, limit: Duration) {
-    let _ = send_timed(&mut ws, close_message(code), limit).await;
-    let _ = tokio::time::timeout(limit, ws.close(None)).await;
+    let _ = tokio::time::timeout(limit, async {
+        ws.send(close_message(code)).await?;
+        while let Some(msg) = ws.next().await {
+            if msg?.is_close() {
+                break;
+            }
+        }
+        ws.close(None).await
+    })
+    .await;
 }
 
 fn close_message(code: CloseCode) -> Message {
@@ -247,8 +260,10 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-/// The monotonic instant at which the wall clock reads `epoch_s`.
-fn instant_of_epoch_s(epoch_s: u64) -> Instant {
+/// The monotonic instant at which the wall clock reads `epoch_s`; `None` when that is beyond
+/// what the clock can represent (a token claiming to expire in billions of years), which is the
+/// same as never.
+fn instant_of_epoch_s(epoch_s: u64) -> Option<Instant> {
     let now_s = crate::auth::now_s();
-    Instant::now() + Duration::from_secs(epoch_s.saturating_sub(now_s))
+    Instant::now().checked_add(Duration::from_secs(epoch_s.saturating_sub(now_s)))
 }

@@ -31,6 +31,7 @@ pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod presence;
 pub mod rest;
 pub mod room;
 pub mod rooms;

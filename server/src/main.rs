@@ -157,6 +157,10 @@ struct ServeArgs {
     /// Seconds a document stays loaded after its last socket leaves.
     #[arg(long, env = "TANDEM_ROOM_IDLE_GRACE_S")]
     room_idle_grace_s: Option<u64>,
+    /// Shortest time between two presence broadcasts of a room, in milliseconds (changes in
+    /// between are coalesced).
+    #[arg(long, env = "TANDEM_PRESENCE_BROADCAST_INTERVAL_MS")]
+    presence_broadcast_interval_ms: Option<u64>,
     /// Compact a document's log once it holds this many updates.
     #[arg(long, env = "TANDEM_COMPACT_AFTER_UPDATES")]
     compact_after_updates: Option<u64>,
@@ -200,6 +204,9 @@ impl ServeArgs {
         }
         if let Some(s) = self.room_idle_grace_s {
             config.timing.room_idle_grace = std::time::Duration::from_secs(s);
+        }
+        if let Some(ms) = self.presence_broadcast_interval_ms {
+            config.timing.presence_broadcast_interval = std::time::Duration::from_millis(ms);
         }
         if let Some(n) = self.compact_after_updates {
             config.store.compact_after_updates = n.max(1);

@@ -22,15 +22,14 @@ use tandem_crdt_model::typed::{self, Change, DocKind, Typed};
 use tandem_storage::{CompactionReport, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use yrs::block::ClientID;
-use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
-use yrs::sync::Awareness;
+use yrs::sync::awareness::AwarenessUpdate;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use crate::app::App;
 use crate::close_code::CloseCode;
+use crate::presence::Presence;
 
 pub type ConnId = u64;
 
@@ -244,19 +243,6 @@ impl Outbox {
 
 struct Member {
     peer: Peer,
-    /// Awareness client IDs this socket introduced, each with the offset added to its clocks;
-    /// only this socket may change or remove them, and they are removed when it leaves.
-    ///
-    /// The offset exists because a reconnecting Yjs client announces itself again with the clock
-    /// peers already saw (or below the removal the server sent when its old socket closed), which
-    /// every peer would ignore as stale; shifting that socket's clocks past the last one the room
-    /// used makes its presence reappear at once and stay monotonic for peers.
-    awareness_ids: HashMap<ClientID, u32>,
-    /// Latest entries this socket sent for IDs another socket still owns. A client that
-    /// reconnects before the server has noticed its old socket die speaks for its own ID from a
-    /// new socket; the claim takes over when the old socket leaves, so its presence survives
-    /// instead of being removed late. A live owner is never overwritten (presence spoofing).
-    awareness_claims: HashMap<ClientID, AwarenessUpdateEntry>,
     /// The document state at which this socket was last asked to resync after an update it
     /// sent had a gap. A client whose own document holds content it cannot complete (pending in
     /// Yjs, say from a second provider) answers every request with the same incomplete update;
@@ -269,11 +255,9 @@ pub struct Room {
     generation: u64,
     app: Arc<App>,
     doc: Doc,
-    /// Presence states. Kept apart from `doc` (yrs' `Awareness` wants a doc of its own only for
-    /// its local client ID, which a server does not use), so a reload can replace `doc` alone.
-    awareness: Awareness,
+    /// Presence, kept apart from `doc` so a reload can replace `doc` alone.
+    presence: Presence,
     members: HashMap<ConnId, Member>,
-    awareness_owner: HashMap<ClientID, ConnId>,
     /// Upper bound of the document's encoded size: stored snapshot + log bytes.
     doc_bytes: u64,
     /// Bytes appended since the running compaction started (they may not be in its snapshot).
@@ -286,13 +270,7 @@ pub struct Room {
     typed: Option<(DocKind, Typed)>,
     /// Authors of the updates applied in the current batch (the feed's `by`).
     batch_authors: Vec<Arc<str>>,
-    /// Cluster mode: presence entries that came from other nodes, by the node they came from.
-    /// Their IDs are owned by `REMOTE` in `awareness_owner`, so no local socket can take them.
-    remote_awareness: HashMap<ClientID, String>,
 }
-
-/// The owner of awareness IDs whose sockets are on another node.
-const REMOTE: ConnId = ConnId::MAX;
 
 impl Room {
     /// Loads the document and serves the inbox until the room unloads or the server stops.
@@ -315,14 +293,17 @@ impl Room {
                 return;
             }
         };
+        let presence = Presence::new(
+            app.config.timing.presence_broadcast_interval,
+            app.config.limits.awareness_clients_per_conn_max,
+        );
         let mut room = Room {
             name,
             generation,
             app,
             doc,
-            awareness: Awareness::new(Doc::new()),
+            presence,
             members: HashMap::new(),
-            awareness_owner: HashMap::new(),
             doc_bytes,
             bytes_since_compaction_start: 0,
             compacting: false,
@@ -330,7 +311,6 @@ impl Room {
             conn_count,
             typed: None,
             batch_authors: Vec::new(),
-            remote_awareness: HashMap::new(),
         };
         if let Some(cluster) = &room.app.cluster {
             cluster.register(&room.name, last_seq, room.inbox_weak.clone());
@@ -351,6 +331,12 @@ impl Room {
         loop {
             let idle_deadline = idle_since.map(|t| t + grace);
             tokio::select! {
+                _ = sleep_until_opt(self.presence.due_at()) => {
+                    let mut out = Outbox::default();
+                    self.broadcast_presence(&mut out);
+                    self.deliver(out);
+                    continue;
+                }
                 received = inbox.recv_many(&mut batch, BATCH_LEN_MAX) => {
                     if received == 0 {
                         return; // every sender is gone: nothing can reach this room any more
@@ -410,7 +396,7 @@ impl Room {
                         }
                     }
                 }
-                RoomCmd::Leave { conn } => self.leave(conn, &mut out),
+                RoomCmd::Leave { conn } => self.leave(conn),
                 RoomCmd::Compacted(result) => self.compacted(result),
                 RoomCmd::HttpSync(request) => match self.http_sync(request, &mut out) {
                     Ok((n, pending)) => {
@@ -431,10 +417,10 @@ impl Room {
                     Err(e) => storage_error = Some(e),
                 },
                 RoomCmd::RemoteAwareness { node, update } => {
-                    self.apply_remote_awareness(node, &update, &mut out);
+                    self.apply_remote_awareness(&node, &update);
                 }
                 RoomCmd::AwarenessHello => self.republish_awareness(),
-                RoomCmd::NodeGone(node) => self.drop_node_awareness(&node, &mut out),
+                RoomCmd::NodeGone(node) => self.presence.drop_node(&node),
                 RoomCmd::RemoteDeleted => {
                     self.close_all(CloseCode::DocumentDeleted);
                     self.app.rooms.remove(&self.name, self.generation);
@@ -506,6 +492,7 @@ impl Room {
         for pending in edit_replies {
             let _ = pending.reply.send(pending.answer);
         }
+        self.broadcast_presence(&mut out);
         self.deliver(out);
         if appended > 0 || remote_applied > 0 {
             self.publish_changes();
@@ -528,24 +515,16 @@ impl Room {
             id,
             protocol::encode_sync_step1(&self.doc.transact().state_vector()),
         );
-        if let Some(states) = self.awareness_states() {
-            out.to(id, states);
+        if let Some(states) = self.presence.snapshot() {
+            out.to(id, protocol::encode_awareness(&states));
         }
         self.members.insert(
             id,
             Member {
                 peer,
-                awareness_ids: HashMap::new(),
-                awareness_claims: HashMap::new(),
                 resync_asked_at: None,
             },
         );
-    }
-
-    /// All live presence states as one awareness frame, if there are any.
-    fn awareness_states(&self) -> Option<Vec<u8>> {
-        let update = self.awareness.update().ok()?;
-        (!update.clients.is_empty()).then(|| protocol::encode_awareness(&update))
     }
 
     /// Handles one message; `Ok(true)` when it appended an update to the store.
@@ -565,7 +544,7 @@ impl Room {
                     Some(diff) => out.to(conn, protocol::encode_sync_step2(&diff)),
                     None => {
                         tracing::error!(doc = %self.name, conn, "document does not encode");
-                        self.close_member(conn, CloseCode::InternalError, out);
+                        self.close_member(conn, CloseCode::InternalError);
                     }
                 }
                 Ok(false)
@@ -583,12 +562,16 @@ impl Room {
                 self.apply_client_update(conn, &author, update, out)
             }
             Inbound::Awareness(update) => {
-                self.apply_awareness(conn, update, out);
+                let author = Arc::clone(&member.peer.author);
+                let applied = self.presence.apply_local(conn, &author, update);
+                if let Some(stale) = applied.to_sender {
+                    out.to(conn, protocol::encode_awareness(&stale));
+                }
                 Ok(false)
             }
             Inbound::QueryAwareness => {
-                if let Some(states) = self.awareness_states() {
-                    out.to(conn, states);
+                if let Some(states) = self.presence.snapshot() {
+                    out.to(conn, protocol::encode_awareness(&states));
                 }
                 Ok(false)
             }
@@ -631,12 +614,12 @@ impl Room {
             }
             Ingest::TooLarge => {
                 tracing::warn!(doc = %self.name, conn, size = bytes_len, "update refused: document size limit");
-                self.close_member(conn, CloseCode::DocumentTooLarge, out);
+                self.close_member(conn, CloseCode::DocumentTooLarge);
                 Ok(false)
             }
             Ingest::Invalid(cause) => {
                 tracing::warn!(doc = %self.name, conn, cause = %cause, "update refused: does not apply");
-                self.close_member(conn, CloseCode::InvalidPayload, out);
+                self.close_member(conn, CloseCode::InvalidPayload);
                 Ok(false)
             }
         }
@@ -787,78 +770,29 @@ impl Room {
         Ok(applied)
     }
 
-    /// Presence from another node's sockets: applied and passed to ours, but owned by `REMOTE`.
-    fn apply_remote_awareness(&mut self, node: String, raw: &[u8], out: &mut Outbox) {
-        let Ok(mut update) = AwarenessUpdate::decode_v1(raw) else {
-            return;
-        };
-        update
-            .clients
-            .retain(|id, _| match self.awareness_owner.get(id) {
-                Some(owner) => *owner == REMOTE,
-                None => true,
-            });
-        for id in update.clients.keys() {
-            self.awareness_owner.insert(*id, REMOTE);
-            self.remote_awareness.insert(*id, node.clone());
-        }
-        let Ok(Some(summary)) = self.awareness.apply_update_summary(update) else {
-            return;
-        };
-        for id in &summary.removed {
-            self.awareness_owner.remove(id);
-            self.remote_awareness.remove(id);
-        }
-        if let Ok(update) = self.awareness.update_with_clients(summary.all_changes()) {
-            if !update.clients.is_empty() {
-                out.all(protocol::encode_awareness(&update));
-            }
+    /// Presence from another node's sockets: applied and passed to ours.
+    fn apply_remote_awareness(&mut self, node: &str, raw: &[u8]) {
+        if let Ok(update) = AwarenessUpdate::decode_v1(raw) {
+            self.presence.apply_remote(node, update);
         }
     }
 
     /// Sends the presence of this node's sockets to the other nodes (a room opened there).
     fn republish_awareness(&self) {
-        let Some(cluster) = &self.app.cluster else {
+        if let (Some(cluster), Some(update)) = (&self.app.cluster, self.presence.local_states()) {
+            cluster.publish_awareness(&self.name, &update.encode_v1());
+        }
+    }
+
+    /// Broadcasts the presence changes coalesced since the last broadcast, if they are due, and
+    /// shares this node's part of them with the other nodes.
+    fn broadcast_presence(&mut self, out: &mut Outbox) {
+        let Some((all, local)) = self.presence.take_due(Instant::now()) else {
             return;
         };
-        let local: Vec<ClientID> = self
-            .awareness_owner
-            .iter()
-            .filter(|(_, owner)| **owner != REMOTE)
-            .map(|(id, _)| *id)
-            .collect();
-        if local.is_empty() {
-            return;
-        }
-        if let Ok(update) = self.awareness.update_with_clients(local) {
-            cluster.publish_awareness(&self.name, &update.encode_v1());
-        }
-    }
-
-    /// Removes the presence that came from a node that died.
-    fn drop_node_awareness(&mut self, node: &str, out: &mut Outbox) {
-        let gone: Vec<ClientID> = self
-            .remote_awareness
-            .iter()
-            .filter(|(_, n)| n.as_str() == node)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &gone {
-            self.remote_awareness.remove(id);
-            self.awareness_owner.remove(id);
-            self.awareness.remove_state(*id);
-        }
-        if !gone.is_empty() {
-            if let Ok(update) = self.awareness.update_with_clients(gone) {
-                out.all(protocol::encode_awareness(&update));
-            }
-        }
-    }
-
-    /// Shares a change of this node's sockets' presence with the other nodes.
-    fn share_awareness(&self, update: &AwarenessUpdate) {
-        if let Some(cluster) = &self.app.cluster {
-            cluster.publish_awareness(&self.name, &update.encode_v1());
+        out.all(protocol::encode_awareness(&all));
+        if let (Some(cluster), Some(local)) = (&self.app.cluster, local) {
+            cluster.publish_awareness(&self.name, &local.encode_v1());
         }
     }
 
@@ -975,128 +909,17 @@ impl Room {
         Ok(())
     }
 
-    fn apply_awareness(
-        &mut self,
-        conn: ConnId,
-        mut update: protocol::AwarenessUpdate,
-        out: &mut Outbox,
-    ) {
-        let limit = self.app.config.limits.awareness_clients_per_conn_max;
-        let Some(member) = self.members.get_mut(&conn) else {
-            return;
-        };
-        // A socket speaks only for the client IDs it introduced: entries for IDs another socket
-        // owns are dropped (presence spoofing), and a socket cannot introduce more than `limit`.
-        update
-            .clients
-            .retain(|id, entry| match self.awareness_owner.get(id) {
-                Some(owner) if *owner == conn => {
-                    let offset = member.awareness_ids.get(id).copied().unwrap_or(0);
-                    entry.clock = entry.clock.saturating_add(offset);
-                    true
-                }
-                Some(_) => {
-                    if &*entry.json == "null" {
-                        member.awareness_claims.remove(id);
-                    } else if member.awareness_claims.len() < limit
-                        || member.awareness_claims.contains_key(id)
-                    {
-                        member.awareness_claims.insert(*id, entry.clone());
-                    }
-                    false
-                }
-                None => {
-                    let is_removal = &*entry.json == "null";
-                    if is_removal || member.awareness_ids.len() >= limit {
-                        false
-                    } else {
-                        let offset = clock_offset(&self.awareness, *id, entry.clock);
-                        entry.clock = entry.clock.saturating_add(offset);
-                        member.awareness_ids.insert(*id, offset);
-                        self.awareness_owner.insert(*id, conn);
-                        true
-                    }
-                }
-            });
-        if update.clients.is_empty() {
-            return;
-        }
-        let Ok(Some(summary)) = self.awareness.apply_update_summary(update) else {
-            return;
-        };
-        for id in &summary.removed {
-            member.awareness_ids.remove(id);
-            self.awareness_owner.remove(id);
-        }
-        let changed = summary.all_changes();
-        if let Ok(update) = self.awareness.update_with_clients(changed) {
-            if !update.clients.is_empty() {
-                out.all(protocol::encode_awareness(&update));
-                self.share_awareness(&update);
-            }
+    fn leave(&mut self, conn: ConnId) {
+        if self.members.remove(&conn).is_some() {
+            self.presence.leave(conn);
         }
     }
 
-    fn leave(&mut self, conn: ConnId, out: &mut Outbox) {
-        let Some(member) = self.members.remove(&conn) else {
-            return;
-        };
-        let limit = self.app.config.limits.awareness_clients_per_conn_max;
-        let mut removed = Vec::new();
-        let mut handed_over = Vec::new();
-        for id in member.awareness_ids.into_keys() {
-            self.awareness_owner.remove(&id);
-            match self.take_claim(id, limit) {
-                Some((heir, entry)) => {
-                    self.awareness_owner.insert(id, heir);
-                    handed_over.push((id, entry));
-                }
-                None => {
-                    self.awareness.remove_state(id);
-                    removed.push(id);
-                }
-            }
-        }
-        let mut changed = removed;
-        if !handed_over.is_empty() {
-            let update = AwarenessUpdate {
-                clients: handed_over.into_iter().collect(),
-            };
-            if let Ok(Some(summary)) = self.awareness.apply_update_summary(update) {
-                changed.extend(summary.all_changes());
-            }
-        }
-        if !changed.is_empty() {
-            if let Ok(update) = self.awareness.update_with_clients(changed) {
-                out.all(protocol::encode_awareness(&update));
-                self.share_awareness(&update);
-            }
-        }
-    }
-
-    /// The most recent claim on `id` by a remaining socket with room for one more ID, moved from
-    /// the claimant's pending set to its owned set, with the clock it is to be applied at.
-    fn take_claim(&mut self, id: ClientID, limit: usize) -> Option<(ConnId, AwarenessUpdateEntry)> {
-        let heir = self
-            .members
-            .iter()
-            .filter(|(_, m)| m.awareness_ids.len() < limit)
-            .filter_map(|(conn, m)| m.awareness_claims.get(&id).map(|e| (*conn, e.clock)))
-            .max_by_key(|(_, clock)| *clock)?
-            .0;
-        let member = self.members.get_mut(&heir)?;
-        let mut entry = member.awareness_claims.remove(&id)?;
-        let offset = clock_offset(&self.awareness, id, entry.clock);
-        entry.clock = entry.clock.saturating_add(offset);
-        member.awareness_ids.insert(id, offset);
-        Some((heir, entry))
-    }
-
-    fn close_member(&mut self, conn: ConnId, code: CloseCode, out: &mut Outbox) {
+    fn close_member(&mut self, conn: ConnId, code: CloseCode) {
         if let Some(member) = self.members.get(&conn) {
             let _ = member.peer.close.send(Some(code));
         }
-        self.leave(conn, out);
+        self.leave(conn);
     }
 
     fn close_all(&mut self, code: CloseCode) {
@@ -1107,41 +930,37 @@ impl Room {
     }
 
     /// Queues the outbox to the sockets. A socket whose queue is full is closed as a slow
-    /// consumer; its departure (an awareness removal) is delivered in the same pass.
-    fn deliver(&mut self, mut out: Outbox) {
+    /// consumer; its departure reaches the others with the next presence broadcast.
+    fn deliver(&mut self, out: Outbox) {
         let metrics = Arc::clone(&self.app.metrics);
-        while !out.0.is_empty() {
-            let mut overflowed = Vec::new();
-            for (dest, frame) in out.0.drain(..) {
-                let mut send = |member: &Member| {
-                    match member.peer.outbound.try_send(frame.clone()) {
-                        Ok(()) => {
-                            metrics.messages_out.fetch_add(1, Relaxed);
-                            metrics
-                                .bytes_out
-                                .fetch_add(u64::try_from(frame.len()).unwrap_or(0), Relaxed);
-                        }
-                        Err(mpsc::error::TrySendError::Full(_)) => overflowed.push(member.peer.id),
-                        // The connection task is gone; its Leave is on the way.
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
-                    }
-                };
-                match dest {
-                    Dest::One(conn) => {
-                        if let Some(m) = self.members.get(&conn) {
-                            send(m);
-                        }
-                    }
-                    Dest::All => self.members.values().for_each(&mut send),
+        let mut overflowed = Vec::new();
+        for (dest, frame) in out.0 {
+            let mut send = |member: &Member| match member.peer.outbound.try_send(frame.clone()) {
+                Ok(()) => {
+                    metrics.messages_out.fetch_add(1, Relaxed);
+                    metrics
+                        .bytes_out
+                        .fetch_add(u64::try_from(frame.len()).unwrap_or(0), Relaxed);
                 }
+                Err(mpsc::error::TrySendError::Full(_)) => overflowed.push(member.peer.id),
+                // The connection task is gone; its Leave is on the way.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            };
+            match dest {
+                Dest::One(conn) => {
+                    if let Some(m) = self.members.get(&conn) {
+                        send(m);
+                    }
+                }
+                Dest::All => self.members.values().for_each(&mut send),
             }
-            overflowed.sort_unstable();
-            overflowed.dedup();
-            for conn in overflowed {
-                tracing::warn!(doc = %self.name, conn, "closing slow consumer");
-                metrics.slow_consumers_closed.fetch_add(1, Relaxed);
-                self.close_member(conn, CloseCode::SlowConsumer, &mut out);
-            }
+        }
+        overflowed.sort_unstable();
+        overflowed.dedup();
+        for conn in overflowed {
+            tracing::warn!(doc = %self.name, conn, "closing slow consumer");
+            metrics.slow_consumers_closed.fetch_add(1, Relaxed);
+            self.close_member(conn, CloseCode::SlowConsumer);
         }
     }
 
@@ -1358,13 +1177,4 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-/// How far a socket taking over awareness `id` must shift its clocks so that its entry at `clock`
-/// is newer than the last one the room used for that ID (0 when it already is).
-fn clock_offset(awareness: &Awareness, id: ClientID, clock: u32) -> u32 {
-    match awareness.meta(id) {
-        Some((current, _)) if current >= clock => current - clock + 1,
-        _ => 0,
-    }
 }

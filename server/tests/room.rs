@@ -93,11 +93,22 @@ impl TestPeer {
 }
 
 async fn join(room: &RoomHandle, id: u64, queue: usize, can_write: bool) -> TestPeer {
+    join_as(room, id, &format!("user{id}"), queue, can_write).await
+}
+
+/// Like [`join`], for a socket of a given author (a person's second socket).
+async fn join_as(
+    room: &RoomHandle,
+    id: u64,
+    author: &str,
+    queue: usize,
+    can_write: bool,
+) -> TestPeer {
     let (tx, rx) = mpsc::channel(queue);
     let (close_tx, close_rx) = watch::channel(None);
     let peer = Peer {
         id,
-        author: Arc::from(format!("user{id}")),
+        author: Arc::from(author),
         can_write,
         outbound: tx,
         close: close_tx,
@@ -366,6 +377,16 @@ async fn awareness_lifecycle_and_spoofing() {
         .expect("alive");
     let removal = b.next_with(&[1]).await;
     assert_eq!(awareness_of(&removal), vec![(77, "null".to_string())]);
+    // Nor can b take the ID once its owner has left, even with a newer clock: only its author
+    // may bring it back.
+    send(&room, &b, awareness_frame(77, 50, r#"{"user":"mallory"}"#)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Ok(f) = b.frames.try_recv() {
+        assert!(
+            !f.starts_with(&[1]),
+            "a departed client's ID was taken over"
+        );
+    }
     // A newcomer gets no stale presence.
     let mut c = join(&room, 3, 64, true).await;
     c.next().await;
@@ -375,8 +396,9 @@ async fn awareness_lifecycle_and_spoofing() {
 }
 
 // A client that reconnects before its old socket is noticed dead speaks for its client ID from
-// the new socket; when the old socket finally leaves, the new one takes the ID over, so peers
-// see the presence updated, never removed.
+// the new socket; a newer state from the same author takes the ID over at once (an echo never
+// carries a clock newer than the room's), so peers see the presence updated, never removed, and
+// the old socket's late close removes nothing.
 #[tokio::test]
 async fn awareness_survives_a_late_close_of_the_old_socket() {
     let h = harness();
@@ -385,7 +407,7 @@ async fn awareness_survives_a_late_close_of_the_old_socket() {
     let mut watcher = join(&room, 2, 64, true).await;
     send(&room, &old, awareness_frame(77, 1, r#"{"user":"ada"}"#)).await;
     watcher.next_with(&[1]).await;
-    let mut new = join(&room, 3, 64, true).await;
+    let mut new = join_as(&room, 3, "user1", 64, true).await;
     new.next().await;
     send(
         &room,
@@ -411,7 +433,10 @@ async fn awareness_survives_a_late_close_of_the_old_socket() {
 
 // When the old socket's close is seen first, the room removes the presence (bumping its clock);
 // the reconnected client then announces itself with its old clock, which peers would ignore as
-// stale. The room shifts that socket's clocks so the presence reappears and stays monotonic.
+// stale. The room tells that socket alone of the removal; a y-protocols client never accepts the
+// removal of its own live state, so it announces itself past that clock, and peers see it back.
+// Clocks are never rewritten, so nothing the owner receives makes it re-send (the loop that shut
+// stock clients out with 4429).
 #[tokio::test]
 async fn awareness_reappears_after_reconnect_with_an_old_clock() {
     let h = harness();
@@ -425,24 +450,66 @@ async fn awareness_reappears_after_reconnect_with_an_old_clock() {
         .expect("alive");
     let removal = watcher.next_with(&[1]).await;
     let removal_clock = awareness_clocks(&removal)[0];
-    let mut new = join(&room, 3, 64, true).await;
+    let mut new = join_as(&room, 3, "user1", 64, true).await;
     new.next().await;
     send(&room, &new, awareness_frame(77, 5, r#"{"user":"ada"}"#)).await;
+    let told = new.next_with(&[1]).await;
+    assert_eq!(awareness_of(&told), vec![(77, "null".to_string())]);
+    assert_eq!(awareness_clocks(&told)[0], removal_clock);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Ok(f) = watcher.frames.try_recv() {
+        assert!(!f.starts_with(&[1]), "a stale announcement was broadcast");
+    }
+    // What y-protocols does on hearing its own removal: bump past it and announce again.
+    send(
+        &room,
+        &new,
+        awareness_frame(77, removal_clock + 1, r#"{"user":"ada"}"#),
+    )
+    .await;
     let back = watcher.next_with(&[1]).await;
     assert_eq!(
         awareness_of(&back),
         vec![(77, r#"{"user":"ada"}"#.to_string())]
     );
-    let back_clock = awareness_clocks(&back)[0];
-    assert!(back_clock > removal_clock, "{back_clock} > {removal_clock}");
-    send(
-        &room,
-        &new,
-        awareness_frame(77, 6, r#"{"user":"ada","moved":1}"#),
-    )
-    .await;
-    let next = watcher.next_with(&[1]).await;
-    assert!(awareness_clocks(&next)[0] > back_clock);
+    assert_eq!(awareness_clocks(&back)[0], removal_clock + 1);
+    // The owner hears its own clock back, unchanged: nothing for it to adopt and re-send.
+    let echo = new.next_with(&[1]).await;
+    assert_eq!(awareness_clocks(&echo)[0], removal_clock + 1);
+}
+
+// Presence is coalesced: a burst of announcements reaches the others as a few frames holding
+// the latest state, so what stock clients echo back is bounded by the room's broadcast rate, not
+// by how fast anyone publishes.
+#[tokio::test]
+async fn presence_bursts_are_coalesced() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "d").await.expect("opens");
+    let flooder = join(&room, 1, 1024, true).await;
+    let mut watcher = join(&room, 2, 1024, true).await;
+    watcher.next().await;
+    for clock in 1..=200u32 {
+        send(
+            &room,
+            &flooder,
+            awareness_frame(77, clock, &format!(r#"{{"n":{clock}}}"#)),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut frames = Vec::new();
+    while let Ok(f) = watcher.frames.try_recv() {
+        if f.starts_with(&[1]) {
+            frames.push(f);
+        }
+    }
+    assert!(
+        !frames.is_empty() && frames.len() <= 20,
+        "{} presence frames",
+        frames.len()
+    );
+    let last = frames.last().expect("a frame");
+    assert_eq!(awareness_of(last), vec![(77, r#"{"n":200}"#.to_string())]);
 }
 
 // A socket that stops reading is closed as a slow consumer once its queue is full; the others
