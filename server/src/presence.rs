@@ -39,14 +39,6 @@ enum Owner {
     Remote(String),
 }
 
-/// What became of a socket's awareness message.
-#[derive(Debug, Default)]
-pub struct Applied {
-    /// To the sender alone: the room's removal records of IDs it announced with a stale clock
-    /// (see the module notes). `None` when there is nothing to say.
-    pub to_sender: Option<AwarenessUpdate>,
-}
-
 pub struct Presence {
     /// The states and their clocks. yrs' `Awareness` wants a doc of its own only for its local
     /// client ID, which a server never uses.
@@ -85,13 +77,14 @@ impl Presence {
         (!update.clients.is_empty()).then_some(update)
     }
 
-    /// Applies what a local socket announced (see the module notes for the rules).
+    /// Applies what a local socket announced (see the module notes for the rules). Returns what
+    /// to tell the sender alone: the room's removal records of IDs it announced with a stale clock.
     pub fn apply_local(
         &mut self,
         conn: ConnId,
         author: &Arc<str>,
         update: AwarenessUpdate,
-    ) -> Applied {
+    ) -> Option<AwarenessUpdate> {
         let mut accepted = HashMap::new();
         let mut stale = HashMap::new();
         for (id, entry) in update.clients {
@@ -134,9 +127,7 @@ impl Presence {
             }
         }
         self.apply(accepted, true);
-        Applied {
-            to_sender: (!stale.is_empty()).then_some(AwarenessUpdate { clients: stale }),
-        }
+        (!stale.is_empty()).then_some(AwarenessUpdate { clients: stale })
     }
 
     /// Applies presence from another node's sockets; IDs a local socket owns are not theirs.

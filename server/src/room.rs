@@ -563,8 +563,7 @@ impl Room {
             }
             Inbound::Awareness(update) => {
                 let author = Arc::clone(&member.peer.author);
-                let applied = self.presence.apply_local(conn, &author, update);
-                if let Some(stale) = applied.to_sender {
+                if let Some(stale) = self.presence.apply_local(conn, &author, update) {
                     out.to(conn, protocol::encode_awareness(&stale));
                 }
                 Ok(false)
