@@ -1,12 +1,12 @@
 //! The wire codec on the hot path: decoding a client's update frame (which validates the
-//! update and computes the state it requires) and encoding the broadcast frame; the requirement
-//! walk alone, to show its share. `cargo bench -p tandem-crdt-model --bench codec`.
+//! update and walks its shape) and encoding the broadcast frame; the shape walk alone, to show its
+//! share. `cargo bench -p tandem-crdt-model --bench codec`.
 //!
 //! With `../shared/data/b4-update.bin` present (the automerge-paper history as one 400 KB
 //! update, what a client's first SyncStep2 of a long document looks like), it is measured too.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tandem_crdt_model::{protocol, requires};
+use tandem_crdt_model::{protocol, shape};
 use yrs::{Doc, Text, Transact};
 
 /// A typical keystroke update, a large paste, and the whole-history update if present.
@@ -40,10 +40,13 @@ fn codec(c: &mut Criterion) {
         let frame = protocol::encode_update(&update);
         group.throughput(Throughput::Bytes(frame.len() as u64));
         group.bench_function(format!("decode_frame/{name}"), |b| {
-            b.iter(|| protocol::decode_frame(&frame, 16 << 20).expect("decodes"));
+            b.iter(|| {
+                protocol::decode_frame(&frame, &protocol::Decoding::writer(16 << 20))
+                    .expect("decodes")
+            });
         });
-        group.bench_function(format!("required_state/{name}"), |b| {
-            b.iter(|| requires::required_state(&update).expect("well-formed"));
+        group.bench_function(format!("shape/{name}"), |b| {
+            b.iter(|| shape::shape(&update, shape::NESTING_MAX_DEFAULT).expect("well-formed"));
         });
         group.bench_function(format!("encode_update/{name}"), |b| {
             b.iter(|| protocol::encode_update(&update));

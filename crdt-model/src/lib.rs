@@ -1,7 +1,8 @@
 //! The Yjs side of tandem, with no I/O.
 //!
 //! - [`history`]: restoring a past version as a new forward edit.
-//! - [`requires`]: what an update needs from a document before it can integrate completely.
+//! - [`shape`]: what an update is, read without integrating it or recursing: what it needs from
+//!   a document, what it brings and deletes, how deep it nests.
 //! - [`protocol`]: the y-websocket wire codec (y-protocols sync, awareness, auth, query-awareness).
 //!   It turns untrusted frames into typed messages and typed replies into frames, and never panics.
 //!
@@ -21,8 +22,8 @@ pub mod history;
 pub mod issue;
 pub mod note;
 pub mod protocol;
-pub mod requires;
 pub mod schema;
+pub mod shape;
 pub mod text;
 pub mod thread;
 pub mod typed;

@@ -16,7 +16,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{StateVector, Update};
 
-use crate::requires;
+use crate::shape::{self, UpdateShape};
 
 pub use yrs::sync::AwarenessUpdate;
 
@@ -27,26 +27,49 @@ pub const MSG_AUTH: u8 = 2;
 pub const MSG_QUERY_AWARENESS: u8 = 3;
 
 /// A document update received from a client: the bytes exactly as sent (what the store keeps),
-/// the decoded form (what the room applies) and the state a document needs before the update
-/// integrates completely ([`requires::required_state`]). Decoding happens once, on the
-/// connection's task, so the room's single thread never spends time on parsing or on rejecting
-/// garbage.
+/// the decoded form (what the room applies) and its [`UpdateShape`] (what it needs from a
+/// document, how deep it nests). Decoding happens once, on the connection's task, so the room's
+/// single thread never spends time on parsing or on rejecting garbage.
 #[derive(Debug)]
 pub struct ClientUpdate {
     pub bytes: Vec<u8>,
     pub decoded: Update,
-    pub requires: StateVector,
+    pub shape: UpdateShape,
 }
 
 impl ClientUpdate {
     /// Decodes untrusted bytes; see [`decode_update`].
-    pub fn decode(bytes: Vec<u8>) -> Result<Self, DecodeError> {
-        let (decoded, requires) = decode_update(&bytes)?;
+    pub fn decode(bytes: Vec<u8>, nesting_max: u32) -> Result<Self, DecodeError> {
+        let (decoded, shape) = decode_update(&bytes, nesting_max)?;
         Ok(ClientUpdate {
             bytes,
             decoded,
-            requires,
+            shape,
         })
+    }
+}
+
+/// How a connection decodes the frames of one peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Decoding {
+    /// Larger frames are refused before any decoding.
+    pub frame_size_max_bytes: usize,
+    /// How deep values and shared types in an update may nest ([`shape::shape`]).
+    pub nesting_max: u32,
+    /// Whether the peer may edit. The updates of a peer that may not are only walked for their
+    /// shape ([`Inbound::ReadOnlyUpdate`]), never decoded by `yrs`: a read-only peer's bytes never
+    /// reach the code that builds a document.
+    pub may_write: bool,
+}
+
+impl Decoding {
+    /// A peer that may write, with the default nesting bound (tests and tools).
+    pub fn writer(frame_size_max_bytes: usize) -> Self {
+        Decoding {
+            frame_size_max_bytes,
+            nesting_max: shape::NESTING_MAX_DEFAULT,
+            may_write: true,
+        }
     }
 }
 
@@ -58,6 +81,10 @@ pub enum Inbound {
     /// What the client has that we lacked (its answer to our SyncStep1), or a live edit.
     /// The protocol treats both alike, so they share a variant.
     Update(ClientUpdate),
+    /// An update from a peer that may not write, only walked for its shape: the room tells a
+    /// no-op (a read-only client's SyncStep2 repeats what the document already holds) from an
+    /// edit it must refuse.
+    ReadOnlyUpdate(UpdateShape),
     Awareness(AwarenessUpdate),
     QueryAwareness,
     /// Clients never send auth messages in the y-websocket dialect; kept so a server can log it.
@@ -98,33 +125,30 @@ pub const AUTH_PERMISSION_DENIED: u8 = 0;
 /// Stock clients send one message per frame, but the protocol allows several back to back, so
 /// all of them are read; a frame whose bytes do not all form messages is refused as a whole, so
 /// nothing from a half-valid frame is ever applied.
-pub fn decode_frame(
-    frame: &[u8],
-    frame_size_max_bytes: usize,
-) -> Result<Vec<Inbound>, DecodeError> {
+pub fn decode_frame(frame: &[u8], decoding: &Decoding) -> Result<Vec<Inbound>, DecodeError> {
     if frame.is_empty() {
         return Err(DecodeError::Empty);
     }
-    if frame.len() > frame_size_max_bytes {
+    if frame.len() > decoding.frame_size_max_bytes {
         return Err(DecodeError::TooLarge {
             size: frame.len(),
-            limit: frame_size_max_bytes,
+            limit: decoding.frame_size_max_bytes,
         });
     }
     let mut cursor = Cursor::new(frame);
     let mut messages = Vec::with_capacity(1);
     while cursor.has_content() {
-        messages.push(decode_one(&mut cursor)?);
+        messages.push(decode_one(&mut cursor, decoding)?);
     }
     Ok(messages)
 }
 
-fn decode_one(cursor: &mut Cursor<'_>) -> Result<Inbound, DecodeError> {
+fn decode_one(cursor: &mut Cursor<'_>, decoding: &Decoding) -> Result<Inbound, DecodeError> {
     let tag: u64 = cursor
         .read_var()
         .map_err(|e| DecodeError::malformed("message type", e))?;
     match tag {
-        t if t == u64::from(MSG_SYNC) => decode_sync(cursor),
+        t if t == u64::from(MSG_SYNC) => decode_sync(cursor, decoding),
         t if t == u64::from(MSG_AWARENESS) => {
             let buf = cursor
                 .read_buf()
@@ -156,7 +180,7 @@ fn decode_one(cursor: &mut Cursor<'_>) -> Result<Inbound, DecodeError> {
     }
 }
 
-fn decode_sync(cursor: &mut Cursor<'_>) -> Result<Inbound, DecodeError> {
+fn decode_sync(cursor: &mut Cursor<'_>, decoding: &Decoding) -> Result<Inbound, DecodeError> {
     let step: u64 = cursor
         .read_var()
         .map_err(|e| DecodeError::malformed("sync step", e))?;
@@ -170,7 +194,14 @@ fn decode_sync(cursor: &mut Cursor<'_>) -> Result<Inbound, DecodeError> {
             Ok(Inbound::SyncStep1(sv))
         }
         s if s == u64::from(SYNC_STEP_2) || s == u64::from(SYNC_UPDATE) => {
-            Ok(Inbound::Update(ClientUpdate::decode(buf.to_vec())?))
+            if decoding.may_write {
+                let update = ClientUpdate::decode(buf.to_vec(), decoding.nesting_max)?;
+                Ok(Inbound::Update(update))
+            } else {
+                let shape = shape::shape(buf, decoding.nesting_max)
+                    .map_err(|e| DecodeError::malformed("update", e))?;
+                Ok(Inbound::ReadOnlyUpdate(shape))
+            }
         }
         other => Err(DecodeError::Malformed {
             what: "sync step",
@@ -179,17 +210,18 @@ fn decode_sync(cursor: &mut Cursor<'_>) -> Result<Inbound, DecodeError> {
     }
 }
 
-/// Decodes a Yjs v1 update from untrusted bytes, with the state a document must have before it
-/// integrates completely. The allocator bounds what a length prefix can reserve (see the
-/// server's `alloc`); the panic guard turns decoder bugs (for instance a delete range whose end
-/// overflows) into an error. Whether the update may enter a document is the room's decision
-/// (`has_gap`): decoding never integrates anything.
-pub fn decode_update(bytes: &[u8]) -> Result<(Update, StateVector), DecodeError> {
+/// Decodes a Yjs v1 update from untrusted bytes, with its shape. The shape is read first: its
+/// walk never recurses and refuses values and types nested deeper than `nesting_max`, so `yrs`'
+/// recursive decoder only ever sees bounded nesting. The allocator bounds what a length prefix
+/// can reserve (see the server's `alloc`); the panic guard turns decoder bugs (for instance a
+/// delete range whose end overflows) into an error. Whether the update may enter a document is
+/// the room's decision (`has_gap`): decoding never integrates anything.
+pub fn decode_update(bytes: &[u8], nesting_max: u32) -> Result<(Update, UpdateShape), DecodeError> {
     let decoded = std::panic::catch_unwind(|| {
+        let shape =
+            shape::shape(bytes, nesting_max).map_err(|e| DecodeError::malformed("update", e))?;
         let update = Update::decode_v1(bytes).map_err(|e| DecodeError::malformed("update", e))?;
-        let requires =
-            requires::required_state(bytes).map_err(|e| DecodeError::malformed("update", e))?;
-        Ok((update, requires))
+        Ok((update, shape))
     });
     decoded.unwrap_or_else(|_| {
         Err(DecodeError::Malformed {
@@ -261,7 +293,11 @@ mod tests {
     use super::*;
     use yrs::{Doc, GetString, ReadTxn, Text, Transact};
 
-    const LIMIT: usize = 1 << 20;
+    const LIMIT: Decoding = Decoding {
+        frame_size_max_bytes: 1 << 20,
+        nesting_max: shape::NESTING_MAX_DEFAULT,
+        may_write: true,
+    };
 
     fn sample_update() -> Vec<u8> {
         let doc = Doc::new();
@@ -287,7 +323,7 @@ mod tests {
             (encode_permission_denied("nope"), "auth"),
         ];
         for (bytes, expected) in cases {
-            let msgs = decode_frame(&bytes, LIMIT).expect("decodes");
+            let msgs = decode_frame(&bytes, &LIMIT).expect("decodes");
             assert_eq!(msgs.len(), 1);
             let got = match &msgs[0] {
                 Inbound::SyncStep1(got) => {
@@ -311,13 +347,13 @@ mod tests {
     #[test]
     fn decodes_js_shaped_frames() {
         // An empty state vector: [sync, step1, len 1, varUint(0 clients)].
-        let msgs = decode_frame(&[0, 0, 1, 0], LIMIT).expect("step1");
+        let msgs = decode_frame(&[0, 0, 1, 0], &LIMIT).expect("step1");
         assert!(matches!(&msgs[0], Inbound::SyncStep1(sv) if sv.is_empty()));
         // The empty update y-websocket sends as SyncStep2 when it has nothing: [0, 0] payload.
-        let msgs = decode_frame(&[0, 1, 2, 0, 0], LIMIT).expect("empty step2");
+        let msgs = decode_frame(&[0, 1, 2, 0, 0], &LIMIT).expect("empty step2");
         assert!(matches!(&msgs[0], Inbound::Update(u) if u.decoded.is_empty()));
         // Two messages in one frame.
-        let msgs = decode_frame(&[3, 0, 0, 1, 0], LIMIT).expect("two");
+        let msgs = decode_frame(&[3, 0, 0, 1, 0], &LIMIT).expect("two");
         assert_eq!(msgs.len(), 2);
         // An awareness update for client 5, clock 1, state {"a":1}.
         let mut b = vec![1u8];
@@ -327,7 +363,7 @@ mod tests {
         payload.write_var(1u32);
         payload.write_string("{\"a\":1}");
         b.write_buf(&payload);
-        let msgs = decode_frame(&b, LIMIT).expect("awareness");
+        let msgs = decode_frame(&b, &LIMIT).expect("awareness");
         match &msgs[0] {
             Inbound::Awareness(a) => {
                 let entry = &a.clients[&yrs::block::ClientID::new(5)];
@@ -337,7 +373,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         // An unknown message type with a payload is skipped, not fatal.
-        let msgs = decode_frame(&[9, 2, 7, 7], LIMIT).expect("unknown");
+        let msgs = decode_frame(&[9, 2, 7, 7], &LIMIT).expect("unknown");
         assert!(matches!(msgs[0], Inbound::Unknown(9)));
     }
 
@@ -367,7 +403,7 @@ mod tests {
             bad_len,
         ];
         for frame in cases {
-            assert!(decode_frame(&frame, LIMIT).is_err(), "accepted {frame:?}");
+            assert!(decode_frame(&frame, &LIMIT).is_err(), "accepted {frame:?}");
         }
     }
 
@@ -375,7 +411,14 @@ mod tests {
     fn refuses_oversized_frame_before_decoding() {
         let frame = vec![0u8; 101];
         assert_eq!(
-            decode_frame(&frame, 100).err(),
+            decode_frame(
+                &frame,
+                &Decoding {
+                    frame_size_max_bytes: 100,
+                    ..LIMIT
+                }
+            )
+            .err(),
             Some(DecodeError::TooLarge {
                 size: 101,
                 limit: 100
@@ -387,7 +430,7 @@ mod tests {
     #[test]
     fn decoded_update_applies() {
         let update = sample_update();
-        let msgs = decode_frame(&encode_update(&update), LIMIT).expect("decodes");
+        let msgs = decode_frame(&encode_update(&update), &LIMIT).expect("decodes");
         let Some(Inbound::Update(u)) = msgs.into_iter().next() else {
             panic!("not an update")
         };

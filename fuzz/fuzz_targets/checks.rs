@@ -23,6 +23,18 @@ use yrs::{Doc, ReadTxn, StateVector, Text, Transact, Update};
 /// The largest frame the checks accept, as a server configured with 1 MiB frames would.
 const FRAME_SIZE_MAX_BYTES: usize = 1 << 20;
 
+/// The server's default nesting bound.
+const NESTING_MAX: u32 = tandem_crdt_model::shape::NESTING_MAX_DEFAULT;
+
+/// How a socket decodes, for a writer or a reader.
+fn decoding(may_write: bool) -> protocol::Decoding {
+    protocol::Decoding {
+        frame_size_max_bytes: FRAME_SIZE_MAX_BYTES,
+        nesting_max: NESTING_MAX,
+        may_write,
+    }
+}
+
 /// The allocator bound a server with default limits uses (16 MiB frames, 64 MiB documents).
 /// Callers install `tandem::alloc::BoundedAlloc` as their global allocator.
 pub fn bound_allocations() {
@@ -32,7 +44,9 @@ pub fn bound_allocations() {
 /// The wire decoder on arbitrary bytes: it returns, never panics, never allocates what a length
 /// prefix claims (the bounded allocator refuses it).
 pub fn decode_frame(data: &[u8]) {
-    let _ = protocol::decode_frame(data, FRAME_SIZE_MAX_BYTES);
+    for may_write in [true, false] {
+        let _ = protocol::decode_frame(data, &decoding(may_write));
+    }
 }
 
 /// Arbitrary bytes as an update to a document that already holds content, decided on as a room
@@ -52,17 +66,22 @@ pub fn apply_update(data: &[u8]) {
         base
     });
     let doc = Doc::with_client_id(0x5e_77e2);
-    tandem::room::apply_guarded(&doc, Update::decode_v1(base).expect("base decodes"))
-        .expect("base applies");
+    tandem::room::apply_guarded(
+        &doc,
+        Update::decode_v1(base).expect("base decodes"),
+        u32::MAX,
+    )
+    .expect("base applies");
 
-    let Ok((update, requires)) = protocol::decode_update(data) else {
+    let Ok((update, shape)) = protocol::decode_update(data, NESTING_MAX) else {
         return;
     };
-    if tandem::room::has_gap(&doc, &requires) {
+    if tandem::room::has_gap(&doc, &shape.requires) {
         return;
     }
     // A refused update is discarded by the room, which rebuilds the document from the store.
-    if tandem::room::apply_guarded(&doc, update).is_ok() {
+    let depth_max = NESTING_MAX.saturating_sub(shape.type_depth);
+    if tandem::room::apply_guarded(&doc, update, depth_max).is_ok() {
         let state = doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
@@ -136,7 +155,7 @@ impl Connection {
                 } else {
                     1
                 };
-                if let Ok(messages) = protocol::decode_frame(frame, FRAME_SIZE_MAX_BYTES) {
+                if let Ok(messages) = protocol::decode_frame(frame, &decoding(conn == 1)) {
                     if room
                         .send(RoomCmd::Inbound { conn, messages })
                         .await
@@ -161,4 +180,121 @@ impl Connection {
             drop(peers);
         });
     }
+}
+
+/// Nesting built by a writer one update at a time, decided on as a room decides, on a thread
+/// whose stack is a tokio worker's: no update the room accepts may create a shared type deeper
+/// than the bound, and nothing that slips past it may crash `yrs`' recursion (deleting a nested
+/// type, decoding a nested value). Each input byte is one step of the writer: the low two bits
+/// pick what it does, the rest how much.
+pub fn nesting(data: &[u8]) {
+    let updates = nested_writes(data);
+    let server = std::thread::Builder::new()
+        .stack_size(NESTING_CHECK_STACK_BYTES)
+        .spawn(move || {
+            let mut accepted: Vec<Vec<u8>> = Vec::new();
+            let mut doc = Doc::with_client_id(0x5e_77e2);
+            for (bytes, depth) in updates {
+                let Ok((update, shape)) = protocol::decode_update(&bytes, NESTING_MAX) else {
+                    continue;
+                };
+                if tandem::room::has_gap(&doc, &shape.requires) {
+                    continue;
+                }
+                let depth_max = NESTING_MAX.saturating_sub(shape.type_depth);
+                match tandem::room::apply_guarded(&doc, update, depth_max) {
+                    Ok(_) => {
+                        assert!(depth <= NESTING_MAX, "accepted a type {depth} deep");
+                        accepted.push(bytes);
+                    }
+                    // As a room does: rebuild from what was stored.
+                    Err(_) => {
+                        doc = Doc::with_client_id(0x5e_77e2);
+                        for stored in &accepted {
+                            let update = Update::decode_v1(stored).expect("stored decodes");
+                            tandem::room::apply_guarded(&doc, update, u32::MAX)
+                                .expect("stored applies");
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawns");
+    server.join().expect("the server side survived");
+}
+
+/// Stack of the thread `nesting` decides on: a tokio worker's, where rooms run. Room for `yrs`'
+/// recursion over what the bound allows, far too little for the thousands of levels an input
+/// can build.
+const NESTING_CHECK_STACK_BYTES: usize = 2 << 20;
+
+/// The updates a writer makes while following `data` (see [`nesting`]), each with the depth of
+/// the deepest shared type it creates (a type in a root type is 1 deep).
+fn nested_writes(data: &[u8]) -> Vec<(Vec<u8>, u32)> {
+    use yrs::{Array, ArrayPrelim, ArrayRef, Map, MapPrelim, XmlElementPrelim, XmlFragment};
+    let writer = Doc::with_client_id(7);
+    let root = writer.get_or_insert_array("a");
+    let fragment = writer.get_or_insert_xml_fragment("x");
+    // The arrays of the chain being built, innermost last, with their depths.
+    let mut chain: Vec<(ArrayRef, u32)> = Vec::new();
+    let mut updates = Vec::new();
+    let mut deepest = 0;
+    let mut txn = writer.transact_mut();
+    for &byte in data {
+        let amount = usize::from(byte >> 2);
+        match byte & 0b11 {
+            // Nest: a new array (or a map holding an array) inside the innermost one.
+            0 => {
+                let (parent, depth) = chain.last().cloned().unwrap_or((root.clone(), 0));
+                let next = if amount % 2 == 0 {
+                    (
+                        parent.insert(&mut txn, 0, ArrayPrelim::default()),
+                        depth + 1,
+                    )
+                } else {
+                    let map = parent.insert(&mut txn, 0, MapPrelim::default());
+                    (
+                        map.insert(&mut txn, "inner", ArrayPrelim::default()),
+                        depth + 2,
+                    )
+                };
+                deepest = deepest.max(next.1);
+                chain.push(next);
+            }
+            // A value nested `8 × amount` deep, or XML elements nested inside each other.
+            1 => {
+                if amount % 2 == 0 {
+                    let mut value = yrs::Any::Null;
+                    for _ in 0..amount * 8 {
+                        value = yrs::Any::Array(vec![value].into());
+                    }
+                    let (parent, _) = chain.last().cloned().unwrap_or((root.clone(), 0));
+                    parent.insert(&mut txn, 0, value);
+                } else {
+                    let mut element = fragment.insert(&mut txn, 0, XmlElementPrelim::empty("p"));
+                    for _ in 0..amount {
+                        element = element.insert(&mut txn, 0, XmlElementPrelim::empty("p"));
+                    }
+                    let levels = u32::try_from(amount).unwrap_or(u32::MAX);
+                    deepest = deepest.max(levels + 1);
+                }
+            }
+            // Send what was written since the last update.
+            2 => {
+                updates.push((txn.encode_update_v1(), deepest));
+                deepest = 0;
+                drop(txn);
+                txn = writer.transact_mut();
+            }
+            // Delete the outermost level: what makes `yrs` recurse through everything below.
+            _ => {
+                if root.len(&txn) > 0 {
+                    root.remove(&mut txn, 0);
+                }
+                chain.clear();
+            }
+        }
+    }
+    updates.push((txn.encode_update_v1(), deepest));
+    updates
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::json;
 use tandem_crdt_model::protocol::{self, ClientUpdate, Inbound};
+use tandem_crdt_model::shape::UpdateShape;
 use tokio::sync::oneshot;
 use warp::http::{Method, StatusCode};
 use warp::path::Tail;
@@ -170,7 +171,13 @@ async fn sync(
     app: &Arc<App>,
 ) -> Result<Response, ApiError> {
     let malformed = |what: String| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", what);
-    let mut messages = protocol::decode_frame(body, app.config.limits.frame_size_max_bytes)
+    let can_write = role >= Role::Write;
+    let decoding = protocol::Decoding {
+        frame_size_max_bytes: app.config.limits.frame_size_max_bytes,
+        nesting_max: app.config.limits.nesting_depth_max,
+        may_write: can_write,
+    };
+    let mut messages = protocol::decode_frame(body, &decoding)
         .map_err(|e| malformed(e.to_string()))?
         .into_iter();
     let Some(Inbound::SyncStep1(state_vector)) = messages.next() else {
@@ -178,10 +185,11 @@ async fn sync(
             "the body must start with a SyncStep1 message (the client's state vector)".into(),
         ));
     };
-    let mut updates = Vec::new();
+    let (mut updates, mut read_only) = (Vec::new(), Vec::new());
     for message in messages {
         match message {
             Inbound::Update(update) => updates.push(update),
+            Inbound::ReadOnlyUpdate(shape) => read_only.push(shape),
             other => {
                 return Err(malformed(format!(
                     "only sync Update messages may follow the SyncStep1, not {}",
@@ -196,8 +204,8 @@ async fn sync(
         HttpSyncParts {
             state_vector,
             updates,
+            read_only,
             author: &principal.sub,
-            can_write: role >= Role::Write,
             if_none_match,
         },
     )
@@ -223,8 +231,8 @@ async fn sync(
 struct HttpSyncParts<'a> {
     state_vector: yrs::StateVector,
     updates: Vec<ClientUpdate>,
+    read_only: Vec<UpdateShape>,
     author: &'a str,
-    can_write: bool,
     if_none_match: Option<String>,
 }
 
@@ -252,8 +260,8 @@ async fn room_sync(
         RoomCmd::HttpSync(HttpSync {
             state_vector: parts.state_vector,
             updates: parts.updates,
+            read_only: parts.read_only,
             author: Arc::from(parts.author),
-            can_write: parts.can_write,
             if_none_match: parts.if_none_match,
             reply,
         })
@@ -378,7 +386,7 @@ async fn restore(
             .await
             .map_err(|_| storage_error())?
             .map_err(|e| ApiError::new(StatusCode::CONFLICT, "restore_failed", e.to_string()))?;
-    let update = ClientUpdate::decode(revert)
+    let update = ClientUpdate::decode(revert, app.config.limits.nesting_depth_max)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "restore_failed", e.to_string()))?;
     let sv = update.decoded.state_vector();
     let answer = room_sync(
@@ -387,8 +395,8 @@ async fn restore(
         HttpSyncParts {
             state_vector: sv,
             updates: vec![update],
+            read_only: Vec::new(),
             author: &principal.sub,
-            can_write: true,
             if_none_match: None,
         },
     )
@@ -423,7 +431,7 @@ pub(crate) async fn delete_document(app: &Arc<App>, doc: &str, by: &str) -> Resu
 fn describe(message: &Inbound) -> &'static str {
     match message {
         Inbound::SyncStep1(_) => "a second SyncStep1",
-        Inbound::Update(_) => "an update",
+        Inbound::Update(_) | Inbound::ReadOnlyUpdate(_) => "an update",
         Inbound::Awareness(_) => "an awareness message",
         Inbound::QueryAwareness => "a query-awareness message",
         Inbound::Auth => "an auth message",

@@ -13,6 +13,13 @@ pub struct Limits {
     /// Largest websocket message accepted. 16 MiB carries a large paste or the first sync of a
     /// big document, while bounding what one frame can make the server buffer.
     pub frame_size_max_bytes: usize,
+    /// How deep values (JSON-like arrays and maps) and shared types (arrays, maps, XML elements
+    /// inside each other) may nest in a document. `yrs` decodes values and deletes nested types
+    /// recursively, so depth is stack: an array nested 10,000 deep (a 20 KB frame) aborted the
+    /// server. 128 is far beyond real documents (a ProseMirror outline ten lists deep nests 30
+    /// types) and what the JSON of a REST body may nest (`serde_json` stops at 128 too), while
+    /// the recursion it allows fits a worker thread's stack many times over.
+    pub nesting_depth_max: u32,
     /// Largest document (snapshot plus log, an upper bound of its encoded size). 64 MiB is far
     /// beyond any note or issue, yet keeps one room's memory in the hundreds of MiB.
     pub doc_size_max_bytes: u64,
@@ -56,6 +63,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             frame_size_max_bytes: 16 * 1024 * 1024,
+            nesting_depth_max: tandem_crdt_model::shape::NESTING_MAX_DEFAULT,
             doc_size_max_bytes: 64 * 1024 * 1024,
             outbound_queue_len_max: 1024,
             room_inbox_len_max: 1024,

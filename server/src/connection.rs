@@ -80,14 +80,13 @@ pub async fn serve(
     let (close_tx, close_rx) = watch::channel(None);
     let peer = Peer {
         id: conn,
-        author: identity.author,
+        author: Arc::clone(&identity.author),
         can_write: identity.can_write,
         outbound: outbound_tx,
         close: close_tx,
     };
-    let expiry = identity.expires_at.and_then(instant_of_epoch_s);
     let (end, socket) = match room.join(peer).await {
-        Ok(()) => pump(ws, &app, &room, conn, outbound_rx, close_rx, expiry).await,
+        Ok(()) => pump(ws, &app, &room, conn, &identity, outbound_rx, close_rx).await,
         Err(_) => (End::Close(CloseCode::InternalError), ws),
     };
     // The room and the slots are released before the close handshake: a peer that stopped
@@ -107,11 +106,18 @@ async fn pump(
     app: &Arc<App>,
     room: &RoomHandle,
     conn: ConnId,
+    identity: &Identity,
     mut outbound: mpsc::Receiver<Bytes>,
     mut close_rx: watch::Receiver<Option<CloseCode>>,
-    expiry: Option<Instant>,
 ) -> (End, WebSocket) {
     let limits = &app.config.limits;
+    let expiry = identity.expires_at.and_then(instant_of_epoch_s);
+    // A peer that may not write never has its updates decoded, only measured.
+    let decoding = protocol::Decoding {
+        frame_size_max_bytes: limits.frame_size_max_bytes,
+        nesting_max: limits.nesting_depth_max,
+        may_write: identity.can_write,
+    };
     let timing = &app.config.timing;
     let (mut sink, mut stream) = ws.split();
     let mut ping =
@@ -168,7 +174,7 @@ async fn pump(
                 pong_pending = false; // any traffic proves the peer alive
                 if let Message::Binary(bytes) = &msg {
                     app.metrics.bytes_in.fetch_add(u64::try_from(bytes.len()).unwrap_or(0), Relaxed);
-                    match protocol::decode_frame(bytes, limits.frame_size_max_bytes) {
+                    match protocol::decode_frame(bytes, &decoding) {
                         Ok(messages) if messages.is_empty() => {}
                         Ok(messages) => {
                             let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);

@@ -127,6 +127,9 @@ struct ServeArgs {
     /// Largest websocket frame accepted, in bytes.
     #[arg(long, env = "TANDEM_FRAME_SIZE_MAX_BYTES")]
     frame_size_max_bytes: Option<usize>,
+    /// How deep values and shared types may nest in a document (deeper updates are refused).
+    #[arg(long, env = "TANDEM_NESTING_DEPTH_MAX")]
+    nesting_depth_max: Option<u32>,
     /// Largest document, in bytes of stored updates.
     #[arg(long, env = "TANDEM_DOC_SIZE_MAX_BYTES")]
     doc_size_max_bytes: Option<u64>,
@@ -176,6 +179,7 @@ impl ServeArgs {
         limits.frame_size_max_bytes = self
             .frame_size_max_bytes
             .unwrap_or(defaults.frame_size_max_bytes);
+        limits.nesting_depth_max = self.nesting_depth_max.unwrap_or(defaults.nesting_depth_max);
         limits.doc_size_max_bytes = self
             .doc_size_max_bytes
             .unwrap_or(defaults.doc_size_max_bytes);

@@ -18,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tandem_crdt_model::protocol::{self, ClientUpdate, Inbound};
+use tandem_crdt_model::shape::UpdateShape;
 use tandem_crdt_model::typed::{self, Change, DocKind, Typed};
 use tandem_storage::{CompactionReport, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -101,10 +102,12 @@ pub enum RoomCmd {
 pub struct HttpSync {
     /// What the client has.
     pub state_vector: StateVector,
-    /// The client's offline edits, in order.
+    /// The client's offline edits, in order, when it may write.
     pub updates: Vec<ClientUpdate>,
+    /// The shapes of its updates when it may not (only those that would change the document
+    /// are refused).
+    pub read_only: Vec<UpdateShape>,
     pub author: Arc<str>,
-    pub can_write: bool,
     /// The ETag the client last saw; unchanged state and no edits answer "not modified".
     pub if_none_match: Option<String>,
     pub reply: oneshot::Sender<Result<HttpSyncReply, HttpSyncError>>,
@@ -549,17 +552,21 @@ impl Room {
                 }
                 Ok(false)
             }
-            Inbound::Update(update) => {
-                if !member.peer.can_write {
+            Inbound::Update(update) if member.peer.can_write => {
+                let author = Arc::clone(&member.peer.author);
+                self.apply_client_update(conn, &author, update, out)
+            }
+            Inbound::Update(ClientUpdate { shape, .. }) | Inbound::ReadOnlyUpdate(shape) => {
+                // A reader's SyncStep2 repeats what we hold (its whole delete set, at least):
+                // only an update that would change the document is an edit to refuse.
+                if self.would_change(&shape) {
                     self.app.metrics.updates_refused.fetch_add(1, Relaxed);
                     out.to(
                         conn,
                         protocol::encode_permission_denied("permission denied"),
                     );
-                    return Ok(false);
                 }
-                let author = Arc::clone(&member.peer.author);
-                self.apply_client_update(conn, &author, update, out)
+                Ok(false)
             }
             Inbound::Awareness(update) => {
                 let author = Arc::clone(&member.peer.author);
@@ -576,6 +583,15 @@ impl Room {
             }
             Inbound::Auth | Inbound::Unknown(_) => Ok(false),
         }
+    }
+
+    /// True when applying an update of this shape would change the document.
+    fn would_change(&self, shape: &UpdateShape) -> bool {
+        if shape.is_empty() {
+            return false;
+        }
+        let have = self.doc.transact().snapshot();
+        !shape.is_known(&have.state_map, &have.delete_set)
     }
 
     fn apply_client_update(
@@ -640,10 +656,11 @@ impl Room {
             self.app.metrics.updates_refused.fetch_add(1, Relaxed);
             return Ok(Ingest::TooLarge);
         }
-        if has_gap(&self.doc, &update.requires) {
+        if has_gap(&self.doc, &update.shape.requires) {
             return Ok(Ingest::Gap);
         }
-        match apply_guarded(&self.doc, update.decoded) {
+        let depth_max = self.changed_depth_max(&update.shape);
+        match apply_guarded(&self.doc, update.decoded, depth_max) {
             Ok(false) => Ok(Ingest::Known),
             Ok(true) => {
                 self.app
@@ -664,6 +681,16 @@ impl Room {
                 Ok(Ingest::Invalid(cause))
             }
         }
+    }
+
+    /// How deep the types an update of this shape changes may sit, so that the types it brings
+    /// stay within `nesting_depth_max` ([`apply_guarded`]).
+    fn changed_depth_max(&self, shape: &UpdateShape) -> u32 {
+        self.app
+            .config
+            .limits
+            .nesting_depth_max
+            .saturating_sub(shape.type_depth)
     }
 
     /// Bookkeeping after an update is appended to the store.
@@ -744,15 +771,16 @@ impl Room {
     ) -> Result<u64, String> {
         let mut applied = 0;
         for record in records {
-            let Ok((update, requires)) = protocol::decode_update(&record.update) else {
+            let nesting_max = self.app.config.limits.nesting_depth_max;
+            let Ok((update, shape)) = protocol::decode_update(&record.update, nesting_max) else {
                 tracing::warn!(doc = %self.name, seq = record.seq, "remote update does not decode; skipped");
                 continue;
             };
-            if has_gap(&self.doc, &requires) {
+            if has_gap(&self.doc, &shape.requires) {
                 self.reload_doc()?;
                 continue;
             }
-            match apply_guarded(&self.doc, update) {
+            match apply_guarded(&self.doc, update, self.changed_depth_max(&shape)) {
                 Ok(true) => {
                     let size = u64::try_from(record.update.len()).unwrap_or(u64::MAX);
                     self.doc_bytes = self.doc_bytes.saturating_add(size);
@@ -822,21 +850,21 @@ impl Room {
         let HttpSync {
             state_vector,
             updates,
+            read_only,
             author,
-            can_write,
             if_none_match,
             reply,
         } = request;
         let mut appended = 0;
-        let mut refused = 0usize;
+        let refused = read_only
+            .iter()
+            .filter(|shape| self.would_change(shape))
+            .count();
+        self.app
+            .metrics
+            .updates_refused
+            .fetch_add(u64::try_from(refused).unwrap_or(u64::MAX), Relaxed);
         for update in updates {
-            if !can_write {
-                if !update.decoded.is_empty() {
-                    refused += 1;
-                    self.app.metrics.updates_refused.fetch_add(1, Relaxed);
-                }
-                continue;
-            }
             match self.ingest(&author, update, out)? {
                 Ingest::Applied => appended += 1,
                 // The answer carries our state vector: the client's next sync sends what is
@@ -1074,6 +1102,8 @@ fn last_seq_of(stored: &tandem_storage::StoredDoc) -> u64 {
 /// dependencies (a log written by an older version, which let updates with missing origins in),
 /// so content may be pending between two entries; it must not be once the whole log is in.
 pub fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), String> {
+    // What is stored passed every check when it was written.
+    let any_depth = u32::MAX;
     let doc = Doc::new();
     let mut bytes = 0u64;
     let mut pending = false;
@@ -1081,8 +1111,8 @@ pub fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), Strin
         bytes = bytes.saturating_add(u64::try_from(raw.len()).unwrap_or(u64::MAX));
         let update =
             Update::decode_v1(raw).map_err(|e| format!("stored update does not decode: {e}"))?;
-        let (_, left_pending) =
-            integrate(&doc, update).map_err(|e| format!("stored update does not apply: {e}"))?;
+        let (_, left_pending) = integrate(&doc, update, any_depth)
+            .map_err(|e| format!("stored update does not apply: {e}"))?;
         pending = left_pending;
     }
     if pending {
@@ -1094,13 +1124,19 @@ pub fn build_doc(stored: &tandem_storage::StoredDoc) -> Result<(Doc, u64), Strin
 /// Applies an update, turning a `yrs` error or panic into an error. `Ok(false)` means the
 /// update changed nothing (everything in it was already known).
 ///
+/// `changed_depth_max` bounds how deep the shared types the update changes may sit (the nesting
+/// limit less the levels the update itself brings, `UpdateShape::type_depth`): `yrs` deletes
+/// and collects nested types recursively, so a document nested thousands deep, built one level
+/// per update, would overflow the stack when someone deletes its top. An update past the bound
+/// is an error like any other, and the caller rebuilds the document.
+///
 /// The document never keeps pending content: an update that would leave some (it points at
 /// content the document lacks, which [`has_gap`] should have caught, or its blocks depend on each
 /// other in a cycle) is an error, and the caller must rebuild the document, since `yrs` cannot
 /// take pending content back out. Fuzzing found crafted pending content that makes every later
 /// encode of the document panic, encode to bytes that no longer decode, or read freed memory.
-pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
-    match integrate(doc, update)? {
+pub fn apply_guarded(doc: &Doc, update: Update, changed_depth_max: u32) -> Result<bool, String> {
+    match integrate(doc, update, changed_depth_max)? {
         (_, true) => Err("the update depends on content the document lacks".to_string()),
         (changed, false) => Ok(changed),
     }
@@ -1108,12 +1144,19 @@ pub fn apply_guarded(doc: &Doc, update: Update) -> Result<bool, String> {
 
 /// Applies an update under a panic guard; returns whether it changed the document and whether
 /// the document now holds pending content.
-fn integrate(doc: &Doc, update: Update) -> Result<(bool, bool), String> {
+fn integrate(doc: &Doc, update: Update, changed_depth_max: u32) -> Result<(bool, bool), String> {
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let before = doc.transact().state_vector();
         let (changed, pending) = {
             let mut txn = doc.transact_mut();
             txn.apply_update(update).map_err(|e| e.to_string())?;
+            txn.commit();
+            let depth = deepest_changed_type(&txn);
+            if depth > changed_depth_max {
+                return Err(format!(
+                    "the update nests shared types too deep (it changes a type at depth {depth})"
+                ));
+            }
             (txn.has_changes(), txn.has_missing_updates())
         };
         // What the document now holds beyond its previous state, encoded as it will reach other
@@ -1130,7 +1173,26 @@ fn integrate(doc: &Doc, update: Update) -> Result<(bool, bool), String> {
     result.unwrap_or_else(|_| Err("applying the update panicked".into()))
 }
 
-/// True when an update needing `requires` ([`protocol::decode_update`]) depends on content
+/// The depth of the deepest shared type a committed transaction changed (a root type is 0).
+///
+/// `yrs` lists, for every type that changed, the type and its ancestors up to the root, one
+/// chain after another; each chain ends at a root, so a chain's length less one is the changed
+/// type's depth. (`yrs` offers no other way up from a type; the chains come for free, since
+/// `yrs` walks them on every commit anyway.)
+fn deepest_changed_type(txn: &yrs::TransactionMut) -> u32 {
+    let (mut deepest, mut chain) = (0u32, 0u32);
+    for branch in txn.changed_parent_types() {
+        if let yrs::BranchID::Root(_) = branch.id() {
+            deepest = deepest.max(chain);
+            chain = 0;
+        } else {
+            chain = chain.saturating_add(1);
+        }
+    }
+    deepest.max(chain)
+}
+
+/// True when an update needing `requires` ([`UpdateShape::requires`]) depends on content
 /// `doc` does not have: earlier clocks of a client, an origin or parent, or what it deletes.
 ///
 /// The room never lets such an update into its document. Stock clients only produce one when

@@ -119,7 +119,8 @@ async fn deliver_up(world: &World, client: &mut Client) {
     let (Some(link), Some(frame)) = (&client.link, client.outbox.pop_front()) else {
         return;
     };
-    let messages = protocol::decode_frame(&frame, usize::MAX).expect("client frames are valid");
+    let messages = protocol::decode_frame(&frame, &protocol::Decoding::writer(usize::MAX))
+        .expect("client frames are valid");
     world
         .room
         .send(RoomCmd::Inbound {
@@ -134,7 +135,8 @@ async fn deliver_up(world: &World, client: &mut Client) {
 fn deliver_down(client: &mut Client) {
     let Some(link) = &mut client.link else { return };
     while let Ok(frame) = link.inbox.try_recv() {
-        for message in protocol::decode_frame(&frame, usize::MAX).expect("server frames are valid")
+        for message in protocol::decode_frame(&frame, &protocol::Decoding::writer(usize::MAX))
+            .expect("server frames are valid")
         {
             match message {
                 Inbound::SyncStep1(sv) => {

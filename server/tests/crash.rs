@@ -134,9 +134,10 @@ async fn read_tokens(addr: &str) -> Vec<String> {
         if !b.starts_with(&[0, 1]) {
             continue;
         }
-        let Some(Inbound::Update(u)) = protocol::decode_frame(&b, usize::MAX)
-            .expect("decodes")
-            .pop()
+        let Some(Inbound::Update(u)) =
+            protocol::decode_frame(&b, &protocol::Decoding::writer(usize::MAX))
+                .expect("decodes")
+                .pop()
         else {
             panic!("step 2 without an update");
         };

@@ -61,3 +61,8 @@ fn connection_corpus() {
         connection.run(data)
     });
 }
+
+#[test]
+fn nesting_corpus() {
+    replay(&["corpus/nesting"], checks::nesting);
+}

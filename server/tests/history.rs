@@ -100,7 +100,10 @@ async fn history_listing_and_restore_round_trip() {
     assert_eq!(status, 200, "{restored}");
     // The editor receives the restore live and ends with the old content.
     let live = recv_with(&mut ws, &[0, 2]).await;
-    let Some(Inbound::Update(u)) = protocol::decode_frame(&live, 1 << 20).expect("valid").pop()
+    let Some(Inbound::Update(u)) =
+        protocol::decode_frame(&live, &protocol::Decoding::writer(1 << 20))
+            .expect("valid")
+            .pop()
     else {
         panic!("not an update");
     };
@@ -161,9 +164,10 @@ async fn delete_document() {
     )
     .await;
     let step2 = recv_with(&mut ws, &[0, 1]).await;
-    let Some(Inbound::Update(u)) = protocol::decode_frame(&step2, 1 << 20)
-        .expect("valid")
-        .pop()
+    let Some(Inbound::Update(u)) =
+        protocol::decode_frame(&step2, &protocol::Decoding::writer(1 << 20))
+            .expect("valid")
+            .pop()
     else {
         panic!("no step 2");
     };

@@ -22,7 +22,8 @@ fn body(doc: &Doc, since: &StateVector) -> Vec<u8> {
 /// Applies the answer's SyncStep2 to `doc`; returns the server's state vector (its SyncStep1)
 /// and whether a permission-denied message ended the answer.
 fn apply_answer(doc: &Doc, answer: &[u8]) -> (StateVector, bool) {
-    let messages = protocol::decode_frame(answer, 1 << 26).expect("valid answer");
+    let messages =
+        protocol::decode_frame(answer, &protocol::Decoding::writer(1 << 26)).expect("valid answer");
     let mut it = messages.into_iter();
     match it.next() {
         Some(Inbound::Update(u)) => doc.transact_mut().apply_update(u.decoded).expect("applies"),
@@ -125,7 +126,8 @@ async fn up_to_date_client_and_etag() {
     let (status, headers, answer) = post_sync(&s, "d", &sv, &[]).await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "etag"), Some(etag.as_str()));
-    let messages = protocol::decode_frame(&answer, 1 << 20).expect("valid");
+    let messages =
+        protocol::decode_frame(&answer, &protocol::Decoding::writer(1 << 20)).expect("valid");
     match &messages[0] {
         Inbound::Update(u) => assert!(u.decoded.is_empty(), "step 2 should be empty"),
         other => panic!("{other:?}"),

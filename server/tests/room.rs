@@ -148,7 +148,7 @@ fn two_edits(client: u64, first: &str, second: &str) -> (Doc, Vec<u8>, Vec<u8>) 
 }
 
 fn inbound(frame: &[u8]) -> Vec<Inbound> {
-    protocol::decode_frame(frame, 1 << 24).expect("valid frame")
+    protocol::decode_frame(frame, &protocol::Decoding::writer(1 << 24)).expect("valid frame")
 }
 
 async fn send(room: &RoomHandle, peer: &TestPeer, frame: Vec<u8>) {
@@ -657,7 +657,8 @@ async fn updates_ahead_of_their_dependencies_are_not_applied() {
     {
         let crafted = std::fs::read(format!("{dir}/{name}")).expect("regression input");
         let frame = protocol::encode_update(&crafted);
-        let Ok(messages) = protocol::decode_frame(&frame, 1 << 20) else {
+        let Ok(messages) = protocol::decode_frame(&frame, &protocol::Decoding::writer(1 << 20))
+        else {
             continue; // refused while decoding (see crdt-model::requires): just as good
         };
         // A socket of its own for each: one socket is asked to resync once per document state.
@@ -695,7 +696,10 @@ async fn updates_ahead_of_their_dependencies_are_not_applied() {
 fn updates_depending_on_their_own_future_are_refused() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/apply_update");
     let crafted = std::fs::read(format!("{dir}/regression-self-parent")).expect("regression input");
-    let refused = protocol::decode_frame(&protocol::encode_update(&crafted), 1 << 20);
+    let refused = protocol::decode_frame(
+        &protocol::encode_update(&crafted),
+        &protocol::Decoding::writer(1 << 20),
+    );
     assert!(
         matches!(refused, Err(protocol::DecodeError::Malformed { .. })),
         "{refused:?}"
