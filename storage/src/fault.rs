@@ -94,4 +94,10 @@ impl<S: DocStore> DocStore for FaultyStore<S> {
     fn state_at(&self, doc: &str, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.state_at(doc, seq)
     }
+    fn bind(&self, doc: &str, client: u64, start: u32, author: &str) -> Result<String, StoreError> {
+        self.inner.bind(doc, client, start, author)
+    }
+    fn authorship(&self, doc: &str) -> Result<crate::Authorship, StoreError> {
+        self.inner.authorship(doc)
+    }
 }

@@ -4,6 +4,7 @@
 //!   time, flush (the durability barrier), load (snapshot + log tail), compact, list, delete,
 //!   history and past states.
 //! - [`SledStore`]: the embedded implementation on `sled` (its layout: [`sled_store`]).
+//! - [`authorship`]: who wrote a document (its creator, and the author each client ID belongs to).
 //! - [`record`]: the checksummed record format every stored value uses.
 //! - [`memory::MemStore`]: the same contract in memory, for fuzzing and fast tests.
 //! - [`fault`]: a wrapper that fails the k-th append or flush, for tests of error paths.
@@ -11,6 +12,7 @@
 //! Architecture invariant: this crate stores bytes. It reads a Yjs update only to compact (and
 //! to rebuild a past state), and it never holds a document in memory beyond those calls.
 
+pub mod authorship;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
 pub mod memory;
@@ -18,6 +20,7 @@ pub mod record;
 pub mod redis_store;
 pub mod sled_store;
 
+pub use authorship::{Authorship, Binding};
 pub use sled_store::SledStore;
 
 use std::panic::AssertUnwindSafe;
@@ -127,7 +130,8 @@ impl Default for StoreConfig {
 /// A durable per-document update log. Thread-safe and shared as `Arc<dyn DocStore>`; methods
 /// block (the server calls the slow ones from `spawn_blocking`).
 pub trait DocStore: Send + Sync + 'static {
-    /// Appends one update; returns its seq. Durable after the next successful `flush`.
+    /// Appends one update; returns its seq. Durable after the next successful `flush`. The
+    /// author of a document's first update is recorded as its creator ([`Authorship`]).
     fn append(
         &self,
         doc: &str,
@@ -169,6 +173,12 @@ pub trait DocStore: Send + Sync + 'static {
         -> Result<Vec<HistoryEntry>, StoreError>;
     /// The document as of `seq` (inclusive) as one update, if the history reaching it is kept.
     fn state_at(&self, doc: &str, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Binds clocks `start..` of `client` to `author` unless that `(client, start)` is bound
+    /// already (the first binding wins, across nodes too); returns the author it is bound to
+    /// now. Durable after the next successful `flush`, like an append; deleted with the document.
+    fn bind(&self, doc: &str, client: u64, start: u32, author: &str) -> Result<String, StoreError>;
+    /// The document's creator and bindings.
+    fn authorship(&self, doc: &str) -> Result<Authorship, StoreError>;
 }
 
 /// Applies updates to a fresh document and encodes its state. Guarded: a `yrs` error or panic

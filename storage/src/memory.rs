@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
 use crate::{
-    merge, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig, StoreError, StoredDoc,
-    UpdateRecord,
+    merge, Authorship, Binding, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig,
+    StoreError, StoredDoc, UpdateRecord,
 };
 
 #[derive(Default)]
@@ -15,6 +15,8 @@ struct Doc {
     snapshot: Option<(u64, Vec<u8>)>,
     log: BTreeMap<u64, UpdateRecord>,
     updated_ms: u64,
+    creator: Option<String>,
+    bindings: BTreeMap<(u64, u32), String>,
 }
 
 pub struct MemStore {
@@ -50,6 +52,7 @@ impl DocStore for MemStore {
         let mut docs = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
         let d = docs.entry(doc.to_string()).or_default();
         d.updated_ms = time_ms;
+        d.creator.get_or_insert_with(|| author.to_string());
         d.log.insert(
             seq,
             UpdateRecord {
@@ -188,5 +191,32 @@ impl DocStore for MemStore {
             d.log.range(..=seq).map(|(_, r)| r.update.clone()).collect()
         };
         merge(doc, updates.iter().map(Vec::as_slice)).map(Some)
+    }
+
+    fn bind(&self, doc: &str, client: u64, start: u32, author: &str) -> Result<String, StoreError> {
+        let mut docs = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
+        let d = docs.entry(doc.to_string()).or_default();
+        Ok(d.bindings
+            .entry((client, start))
+            .or_insert_with(|| author.to_string())
+            .clone())
+    }
+
+    fn authorship(&self, doc: &str) -> Result<Authorship, StoreError> {
+        let docs = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(docs
+            .get(doc)
+            .map_or_else(Authorship::default, |d| Authorship {
+                creator: d.creator.clone(),
+                bindings: d
+                    .bindings
+                    .iter()
+                    .map(|(&(client, start), author)| Binding {
+                        client,
+                        start,
+                        author: author.clone(),
+                    })
+                    .collect(),
+            }))
     }
 }

@@ -8,6 +8,7 @@
 //! | `tandem:{<doc>}:seq` | string | the last seq handed out (`INCR`, in the same script as the `XADD`) |
 //! | `tandem:{<doc>}:snap` | hash | `s` merged state, `q` the last seq it covers, `c` CRC32 of `s` |
 //! | `tandem:{<doc>}:lease` | string | the node compacting the document (`SET NX PX`) |
+//! | `tandem:{<doc>}:authors` | hash | `c` the creator; `b:<client>:<start>` the author of each binding (`HSETNX`: the first wins) |
 //! | `tandem:docs` | set | every document name (listings) |
 //!
 //! An append returns once Redis has executed it; how durable that is depends on Redis'
@@ -23,8 +24,8 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::{Commands, Connection};
 
 use crate::{
-    merge, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig, StoreError, StoredDoc,
-    UpdateRecord,
+    merge, Authorship, Binding, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig,
+    StoreError, StoredDoc, UpdateRecord,
 };
 
 /// How long a compaction lease lasts: far longer than merging any document takes, short enough
@@ -35,6 +36,11 @@ const APPEND: &str = r"
 local seq = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[1], seq .. '-0', 'a', ARGV[1], 't', ARGV[2], 'n', ARGV[3], 'u', ARGV[4], 'c', ARGV[5])
 return seq";
+
+/// Binds unless bound, and answers who holds the binding now.
+const BIND: &str = r"
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGET', KEYS[1], ARGV[1])";
 
 /// Deletes the lease only if this node still holds it.
 const RELEASE: &str = r"
@@ -56,6 +62,7 @@ pub struct RedisStore {
     config: StoreConfig,
     append: redis::Script,
     release: redis::Script,
+    bind: redis::Script,
 }
 
 fn key(doc: &str, what: &str) -> String {
@@ -81,6 +88,7 @@ impl RedisStore {
             config,
             append: redis::Script::new(APPEND),
             release: redis::Script::new(RELEASE),
+            bind: redis::Script::new(BIND),
         })
     }
 
@@ -277,6 +285,7 @@ impl DocStore for RedisStore {
         })?;
         if seq == 1 {
             self.with(|c| c.sadd::<_, _, ()>(REGISTRY, doc))?;
+            self.with(|c| c.hset_nx::<_, _, _, ()>(key(doc, "authors"), "c", author))?;
         }
         Ok(seq)
     }
@@ -384,6 +393,7 @@ impl DocStore for RedisStore {
                 key(doc, "seq"),
                 key(doc, "snap"),
                 key(doc, "lease"),
+                key(doc, "authors"),
             ])
         })?;
         self.with(|c| c.srem::<_, _, ()>(REGISTRY, doc))?;
@@ -426,6 +436,43 @@ impl DocStore for RedisStore {
                 .map(|e| e.record.update.as_slice()),
         );
         merge(doc, updates).map(Some)
+    }
+
+    fn bind(&self, doc: &str, client: u64, start: u32, author: &str) -> Result<String, StoreError> {
+        self.with(|c| {
+            self.bind
+                .key(key(doc, "authors"))
+                .arg(format!("b:{client}:{start}"))
+                .arg(author)
+                .invoke(c)
+        })
+    }
+
+    fn authorship(&self, doc: &str) -> Result<Authorship, StoreError> {
+        let fields: HashMap<String, String> = self.with(|c| c.hgetall(key(doc, "authors")))?;
+        let mut record = Authorship::default();
+        for (field, author) in fields {
+            if field == "c" {
+                record.creator = Some(author);
+                continue;
+            }
+            let parsed = field.strip_prefix("b:").and_then(|rest| {
+                let (client, start) = rest.split_once(':')?;
+                Some((client.parse().ok()?, start.parse().ok()?))
+            });
+            let Some((client, start)) = parsed else {
+                return Err(StoreError::Corrupt {
+                    doc: doc.to_string(),
+                    detail: format!("authorship field {field}"),
+                });
+            };
+            record.bindings.push(Binding {
+                client,
+                start,
+                author,
+            });
+        }
+        Ok(record)
     }
 }
 

@@ -7,6 +7,8 @@
 //! | `snapshot` | doc name | seq it covers, merged state (a Yjs v1 update) |
 //! | `base` | doc name | seq it covers, state before the oldest kept log entry |
 //! | `meta` | doc name | tail count, tail bytes, last seq, updated ms, snapshot bytes |
+//! | `authors` | doc name, `0x00`, `c` | the creator (the author of the first append) |
+//! | `authors` | doc name, `0x00`, `b`, client (u64 BE), start (u32 BE) | the author of that binding |
 //!
 //! Doc names never contain `0x00` (the server allows only `[A-Za-z0-9._~/-]`), so the log
 //! prefix of `notes/1` never matches `notes/10`. `meta` is advisory (counters for compaction and
@@ -17,10 +19,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use crate::authorship::{decode_author, encode_author};
 use crate::record::{self, put_str16, put_u64, Reader, RecordError};
 use crate::{
-    len_u64, merge, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig, StoreError,
-    StoredDoc, UpdateRecord,
+    len_u64, merge, Authorship, Binding, CompactionReport, DocInfo, DocStore, HistoryEntry,
+    StoreConfig, StoreError, StoredDoc, UpdateRecord,
 };
 
 /// Counters per document, in the `meta` tree.
@@ -114,12 +117,27 @@ fn seq_of_key(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail))
 }
 
+fn creator_key(doc: &str) -> Vec<u8> {
+    let mut k = log_prefix(doc);
+    k.push(b'c');
+    k
+}
+
+fn binding_key(doc: &str, client: u64, start: u32) -> Vec<u8> {
+    let mut k = log_prefix(doc);
+    k.push(b'b');
+    k.extend_from_slice(&client.to_be_bytes());
+    k.extend_from_slice(&start.to_be_bytes());
+    k
+}
+
 pub struct SledStore {
     db: sled::Db,
     log: sled::Tree,
     snapshot: sled::Tree,
     base: sled::Tree,
     meta: sled::Tree,
+    authors: sled::Tree,
     config: StoreConfig,
     flushes: AtomicU64,
     /// Serialises read-modify-writes of `meta` (appends, compactions, deletes). Held only for
@@ -139,6 +157,7 @@ impl SledStore {
             snapshot: db.open_tree("snapshot")?,
             base: db.open_tree("base")?,
             meta: db.open_tree("meta")?,
+            authors: db.open_tree("authors")?,
             db,
             config,
             flushes: AtomicU64::new(0),
@@ -220,7 +239,16 @@ impl DocStore for SledStore {
             .meta_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut meta = self.read_meta(doc)?.unwrap_or_default();
+        let existing = self.read_meta(doc)?;
+        if existing.is_none() {
+            // The first append of a document (or of one deleted before): its author created it.
+            let _ = self.authors.compare_and_swap(
+                creator_key(doc),
+                None::<&[u8]>,
+                Some(encode_author(author)),
+            )?;
+        }
+        let mut meta = existing.unwrap_or_default();
         meta.tail_count += 1;
         meta.tail_bytes = meta.tail_bytes.saturating_add(len_u64(update.len()));
         meta.last_seq = meta.last_seq.max(seq);
@@ -393,6 +421,11 @@ impl DocStore for SledStore {
             had_log = true;
         }
         self.log.apply_batch(batch)?;
+        let mut authors = sled::Batch::default();
+        for key in self.authors.scan_prefix(log_prefix(doc)).keys() {
+            authors.remove(key?);
+        }
+        self.authors.apply_batch(authors)?;
         Ok(existed || had_snapshot || had_log)
     }
 
@@ -444,6 +477,42 @@ impl DocStore for SledStore {
                 .chain(entries.iter().map(|r| r.update.as_slice())),
         )
         .map(Some)
+    }
+
+    fn bind(&self, doc: &str, client: u64, start: u32, author: &str) -> Result<String, StoreError> {
+        let key = binding_key(doc, client, start);
+        match self
+            .authors
+            .compare_and_swap(&key, None::<&[u8]>, Some(encode_author(author)))?
+        {
+            Ok(()) => Ok(author.to_string()),
+            Err(held) => match held.current {
+                Some(raw) => decode_author(&raw).map_err(|e| Self::corrupt(doc, "binding", e)),
+                None => Err(StoreError::Io("binding vanished while set".into())),
+            },
+        }
+    }
+
+    fn authorship(&self, doc: &str) -> Result<Authorship, StoreError> {
+        let prefix = log_prefix(doc);
+        let mut record = Authorship::default();
+        for entry in self.authors.scan_prefix(&prefix) {
+            let (key, raw) = entry?;
+            let author = decode_author(&raw).map_err(|e| Self::corrupt(doc, "authorship", e))?;
+            match key.get(prefix.len()..) {
+                Some([b'c']) => record.creator = Some(author),
+                Some([b'b', rest @ ..]) if rest.len() == 12 => {
+                    let (client, start) = rest.split_at(8);
+                    record.bindings.push(Binding {
+                        client: u64::from_be_bytes(client.try_into().unwrap_or_default()),
+                        start: u32::from_be_bytes(start.try_into().unwrap_or_default()),
+                        author,
+                    });
+                }
+                _ => return Err(Self::corrupt(doc, "authorship", "unknown key")),
+            }
+        }
+        Ok(record)
     }
 }
 

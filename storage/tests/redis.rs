@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use redis::Commands;
 use tandem_storage::redis_store::RedisStore;
-use tandem_storage::{DocStore, StoreConfig, StoreError};
+use tandem_storage::{Authorship, DocStore, StoreConfig, StoreError};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Text, Transact, Update};
 
@@ -156,4 +156,14 @@ fn corrupt_record_fails_loudly() {
         }
         other => panic!("expected a corruption error, got {other:?}"),
     }
+}
+
+#[path = "contract/authorship.rs"]
+mod authorship_contract;
+
+#[test]
+fn authorship_contract() {
+    let redis = redis();
+    let store = RedisStore::open(&redis.url, "node-a", StoreConfig::default()).expect("opens");
+    authorship_contract::check(&store, "notes/authors");
 }

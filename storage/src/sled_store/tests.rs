@@ -327,3 +327,32 @@ fn bad_update_fails_compaction_cleanly() {
     assert!(matches!(s.compact("d"), Err(StoreError::BadUpdate { .. })));
     assert!(s.load("d").expect("still loads").is_some());
 }
+
+#[path = "../../tests/contract/authorship.rs"]
+mod authorship_contract;
+
+#[test]
+fn authorship_contract_sled_and_memory() {
+    let (_dir, sled) = store();
+    authorship_contract::check(&sled, "notes/authors");
+    authorship_contract::check(
+        &memory::MemStore::new(StoreConfig::default()),
+        "notes/authors",
+    );
+}
+
+#[test]
+fn authorship_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = SledStore::open(&dir.path().join("db"), StoreConfig::default()).expect("opens");
+        store.append("d", "ada", 1, &[0, 0]).expect("appends");
+        store.bind("d", 9, 0, "ada").expect("binds");
+        store.flush().expect("flushes");
+    }
+    let store = SledStore::open(&dir.path().join("db"), StoreConfig::default()).expect("opens");
+    let record = store.authorship("d").expect("reads");
+    assert_eq!(record.creator.as_deref(), Some("ada"));
+    assert_eq!(record.bindings.len(), 1);
+    assert_eq!(store.bind("d", 9, 0, "eve").expect("binds"), "ada");
+}
