@@ -312,14 +312,12 @@ async fn hostile_clients_do_not_disturb_fifty_neighbours() {
             .await
             .expect("upgrade");
     let mut writer = connect_ok(addr, "hostile/slow").await;
-    // Large presence states are relayed but not stored, so they fill the slow socket's queue
-    // without touching any document limit.
+    // 3 MB of updates in 30 frames, to a document of its own (under its size limit): more
+    // frames than the slow socket's queue holds.
     let started = Instant::now();
-    let blob = "x".repeat(200 * 1024);
-    for clock in 1..=100u32 {
-        let state = format!(r#"{{"blob":"{blob}"}}"#);
+    for i in 0..30u64 {
         writer
-            .send(Message::binary(awareness(777, clock, &state)))
+            .send(Message::binary(big_edit(800 + i, 100 * 1024)))
             .await
             .expect("sends");
         // Drain the writer's own echoes so that only `slow` falls behind.

@@ -114,6 +114,7 @@ async function presenceFlood (server, { docs, token, flooderRole = 'read', idsPe
   }
   // A flooder's IDs are its own: 900000 + 100 * socket + k.
   const ids = flooders.map((_, s) => Array.from({ length: idsPerSocket }, (_, k) => 900000 + 100 * s + k))
+  const flooderIds = new Set(ids.flat())
   for (const h of honest) h.sent = countSent(h.c.provider)
   const started = Date.now()
   let n = 0
@@ -138,6 +139,7 @@ async function presenceFlood (server, { docs, token, flooderRole = 'read', idsPe
   await sleep(500) // let the last echoes and any close arrive
   return {
     elapsed,
+    flooderIds,
     flooderRate: n / elapsed,
     flooders,
     honest: honest.map((h) => ({ name: `${h.doc}:${h.name}`, rate: h.sent.n / elapsed, closes: h.closes, c: h.c }))
@@ -158,7 +160,7 @@ async function assertHonestUnharmed (result, what) {
   // Presence still works: every honest client sees its peer and the flooders of its document.
   for (const h of result.honest) {
     const names = () => [...h.c.provider.awareness.getStates().values()].map((s) => s.user?.name)
-    const others = () => [...h.c.provider.awareness.getStates().keys()].filter((id) => id >= 900000)
+    const others = () => [...h.c.provider.awareness.getStates().keys()].filter((id) => result.flooderIds.has(id))
     await waitFor(() => names().includes('ada') && names().includes('bob'), 5000, `${h.name} sees its peer`)
     await waitFor(() => others().length > 0, 5000, `${h.name} sees the flooders`)
   }
@@ -205,5 +207,62 @@ test('presence floods of every shape cost an honest client at most the broadcast
         release(result)
       }
     })
+  }
+})
+
+// A stock client writes back every presence state it receives, and JavaScript can write a state
+// back larger than it came: `1e20` (4 bytes) returns as `100000000000000000000` (21). States of
+// such numbers from read-only sockets, one just under the frame limit and then twelve at the
+// state limit at once, must not make an honest client's echo exceed the frame limit (1009).
+test('presence states that grow when echoed never get an honest client closed', async () => {
+  const frameMax = 1 << 20
+  const server = await startServer({ env: { TANDEM_JWT_SECRET: SECRET }, args: ['--frame-size-max-bytes', String(frameMax)] })
+  const numbers = (bytes) => ({ n: Array(Math.floor(bytes / 5)).fill(0) })
+  const json = (bytes) => JSON.stringify(numbers(bytes)).replaceAll('0', '1e20')
+  const doc = 'presence/echo-growth'
+  const honest = ['ada', 'bob'].map((name) => ({ name, c: connectClient(server.ws, doc, { params: { token: mint(name, 'write') } }) }))
+  try {
+    for (const h of honest) await h.c.waitSynced()
+    for (const h of honest) {
+      h.c.provider.awareness.setLocalStateField('user', { name: h.name })
+      h.closes = []
+      h.c.provider.on('connection-close', (e) => h.closes.push(e?.code))
+      h.biggest = 0
+      const ws = h.c.provider.ws
+      const send = ws.send.bind(ws)
+      ws.send = (data, ...rest) => { h.biggest = Math.max(h.biggest, data.length); return send(data, ...rest) }
+    }
+    const token = mint('eve', 'read')
+    const flooders = await Promise.all([0, 1, 2].map(() => rawSocket(server.ws, `${doc}?token=${token}`)))
+    const rawFrame = (entries, clock) => {
+      const inner = encoding.createEncoder()
+      encoding.writeVarUint(inner, entries.length)
+      for (const [id, text] of entries) {
+        encoding.writeVarUint(inner, id); encoding.writeVarUint(inner, clock); encoding.writeVarString(inner, text)
+      }
+      const e = encoding.createEncoder()
+      encoding.writeVarUint(e, 1); encoding.writeVarUint8Array(e, encoding.toUint8Array(inner))
+      return encoding.toUint8Array(e)
+    }
+    // One state just under the frame limit: over the state limit, so never relayed.
+    flooders[0].send(rawFrame([[910000, json(frameMax - 1024)]], 1))
+    // Four states of 60 KB from each flooder at once (720 KB, 3.8 MB once echoed).
+    flooders.forEach((f, s) => f.send(rawFrame([0, 1, 2, 3].map((k) => [920000 + 10 * s + k, json(60000)]), 1)))
+    const seen = (h) => [...h.c.provider.awareness.getStates().keys()].filter((id) => id >= 920000 && id < 930000).length
+    for (const h of honest) await waitFor(() => seen(h) === 12 || h.closes.length, 10000, `${h.name} sees the twelve states`)
+    await sleep(500)
+    for (const h of honest) {
+      console.log(`${h.name}: largest frame sent ${h.biggest} bytes (frame limit ${frameMax}), closes ${h.closes}`)
+      assert.deepEqual(h.closes, [], `${h.name} was closed`)
+      assert.ok(h.c.provider.wsconnected)
+      assert.ok(h.biggest < frameMax)
+      assert.equal(seen(h), 12)
+      assert.ok(!h.c.provider.awareness.getStates().has(910000), 'a state over the limit is not relayed')
+    }
+    assert.deepEqual(flooders.map((f) => f.closed), [null, null, null])
+    for (const f of flooders) f.ws.terminate()
+  } finally {
+    for (const h of honest) h.c.destroy()
+    await server.cleanup()
   }
 })
