@@ -153,9 +153,7 @@ fn decode_one(cursor: &mut Cursor<'_>, decoding: &Decoding) -> Result<Inbound, D
             let buf = cursor
                 .read_buf()
                 .map_err(|e| DecodeError::malformed("awareness message", e))?;
-            let update = AwarenessUpdate::decode_v1(buf)
-                .map_err(|e| DecodeError::malformed("awareness update", e))?;
-            Ok(Inbound::Awareness(update))
+            Ok(Inbound::Awareness(decode_awareness(buf)?))
         }
         t if t == u64::from(MSG_AUTH) => {
             let kind: u64 = cursor
@@ -229,6 +227,28 @@ pub fn decode_update(bytes: &[u8], nesting_max: u32) -> Result<(Update, UpdateSh
             detail: "decoder panicked".into(),
         })
     })
+}
+
+/// Decodes an awareness update from untrusted bytes. Every state must be JSON: the room relays
+/// states as they came, and a stock client that cannot parse one throws in its message handler
+/// (in Node an uncaught exception, which ends the process) and loses the rest of that frame,
+/// other users' states included. The panic guard turns yrs' debug assertion on client IDs past
+/// 53 bits into an error (release builds keep the low 53 bits, which JavaScript can read).
+pub fn decode_awareness(bytes: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
+    let update = match std::panic::catch_unwind(|| AwarenessUpdate::decode_v1(bytes)) {
+        Ok(decoded) => decoded.map_err(|e| DecodeError::malformed("awareness update", e))?,
+        Err(_) => {
+            return Err(DecodeError::malformed(
+                "awareness update",
+                "decoder panicked",
+            ))
+        }
+    };
+    for entry in update.clients.values() {
+        serde_json::from_str::<serde::de::IgnoredAny>(&entry.json)
+            .map_err(|e| DecodeError::malformed("awareness state", e))?;
+    }
+    Ok(update)
 }
 
 fn frame(capacity: usize, write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
@@ -405,6 +425,52 @@ mod tests {
         for frame in cases {
             assert!(decode_frame(&frame, &LIMIT).is_err(), "accepted {frame:?}");
         }
+    }
+
+    fn awareness_frame(client: u64, json: &str) -> Vec<u8> {
+        let mut payload = Vec::new();
+        payload.write_var(1u32);
+        payload.write_var(client);
+        payload.write_var(1u32);
+        payload.write_string(json);
+        let mut frame = vec![MSG_AWARENESS];
+        frame.write_buf(&payload);
+        frame
+    }
+
+    // A presence state is relayed to stock clients as it came, so it must be JSON they can
+    // parse: anything else is refused, while everything JSON.stringify writes (removals, lone
+    // surrogates as escapes, any value at the top) passes. A client ID past 53 bits, which
+    // JavaScript cannot read, trips a debug assertion in yrs: refused here in debug builds,
+    // truncated to 53 bits by yrs in release builds.
+    #[test]
+    fn awareness_states_must_be_json() {
+        let check = |client: u64, json: &str, ok: bool| {
+            let decoded = decode_frame(&awareness_frame(client, json), LIMIT);
+            assert_eq!(decoded.is_ok(), ok, "{client} {json}: {decoded:?}");
+        };
+        for json in [
+            "null",
+            "{}",
+            r#"{"user":{"name":"Ada"},"cursor":null}"#,
+            r#""\ud800""#,
+            "1e20",
+            "[]",
+        ] {
+            check(7, json, true);
+        }
+        for json in [
+            "",
+            "{not json",
+            "{\"a\":1",
+            "undefined",
+            "NaN",
+            "{\"a\":1}x",
+        ] {
+            check(7, json, false);
+        }
+        check((1 << 53) - 1, "{}", true);
+        check(1 << 60, "{}", !cfg!(debug_assertions));
     }
 
     #[test]

@@ -35,6 +35,13 @@ pub struct Limits {
     /// cover client-ID changes during a session, and the bound stops a socket from filling the
     /// room's presence table.
     pub awareness_clients_per_conn_max: usize,
+    /// Largest presence state (the JSON of one awareness entry) a socket may publish; a larger
+    /// one is dropped. A name, a colour and a cursor take a few hundred bytes; 64 KiB leaves room
+    /// for richer states while bounding what one socket parks in a room's presence table (16 IDs
+    /// of 64 KiB) and what every stock client echoes back. Never more than a sixth of
+    /// `frame_size_max_bytes`, so that an echo, grown by JavaScript's number formatting, fits in
+    /// a frame (see `presence.rs`).
+    pub awareness_state_max_bytes: usize,
     /// Messages per second one socket may send on average. Fast typing with cursor presence is
     /// under 50; 500 leaves room for scripted clients while stopping a flood.
     pub messages_per_sec_per_conn: u32,
@@ -69,6 +76,7 @@ impl Default for Limits {
             room_inbox_len_max: 1024,
             connections_max: 20_000,
             awareness_clients_per_conn_max: 16,
+            awareness_state_max_bytes: 64 * 1024,
             messages_per_sec_per_conn: 500,
             messages_burst_per_conn: 5000,
             connections_per_ip_per_min: 6000,

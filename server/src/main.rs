@@ -139,6 +139,9 @@ struct ServeArgs {
     /// Open websocket connections for the whole server.
     #[arg(long, env = "TANDEM_CONNECTIONS_MAX")]
     connections_max: Option<usize>,
+    /// Largest presence state one socket may publish, in bytes of JSON (dropped beyond).
+    #[arg(long, env = "TANDEM_AWARENESS_STATE_MAX_BYTES")]
+    awareness_state_max_bytes: Option<usize>,
     /// Messages per second one socket may send on average (closed with 4429 beyond).
     #[arg(long, env = "TANDEM_MESSAGES_PER_SEC_PER_CONN")]
     messages_per_sec_per_conn: Option<u32>,
@@ -188,6 +191,9 @@ impl ServeArgs {
             .unwrap_or(defaults.outbound_queue_len_max)
             .max(1);
         limits.connections_max = self.connections_max.unwrap_or(defaults.connections_max);
+        limits.awareness_state_max_bytes = self
+            .awareness_state_max_bytes
+            .unwrap_or(defaults.awareness_state_max_bytes);
         limits.messages_per_sec_per_conn = self
             .messages_per_sec_per_conn
             .unwrap_or(defaults.messages_per_sec_per_conn);

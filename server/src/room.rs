@@ -296,9 +296,12 @@ impl Room {
                 return;
             }
         };
+        let limits = &app.config.limits;
         let presence = Presence::new(
             app.config.timing.presence_broadcast_interval,
-            app.config.limits.awareness_clients_per_conn_max,
+            limits.awareness_clients_per_conn_max,
+            limits.awareness_state_max_bytes,
+            limits.frame_size_max_bytes,
         );
         let mut room = Room {
             name,
@@ -518,7 +521,7 @@ impl Room {
             id,
             protocol::encode_sync_step1(&self.doc.transact().state_vector()),
         );
-        if let Some(states) = self.presence.snapshot() {
+        for states in self.presence.snapshot() {
             out.to(id, protocol::encode_awareness(&states));
         }
         self.members.insert(
@@ -576,7 +579,7 @@ impl Room {
                 Ok(false)
             }
             Inbound::QueryAwareness => {
-                if let Some(states) = self.presence.snapshot() {
+                for states in self.presence.snapshot() {
                     out.to(conn, protocol::encode_awareness(&states));
                 }
                 Ok(false)

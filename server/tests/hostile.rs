@@ -96,9 +96,27 @@ struct RawWs {
 impl RawWs {
     /// Connects and sends the upgrade request for `/sync/<path>`; the response is not read.
     async fn request(addr: std::net::SocketAddr, path: &str) -> RawWs {
-        let mut tcp = tokio::net::TcpStream::connect(addr)
+        let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .expect("connects");
+        RawWs::request_on(tcp, path).await
+    }
+
+    /// An upgraded websocket on `/sync/<path>`.
+    async fn open(addr: std::net::SocketAddr, path: &str) -> RawWs {
+        RawWs::request(addr, path).await.read_upgrade().await
+    }
+
+    /// An upgraded websocket that will never read again, with a 4 KiB receive buffer (a phone
+    /// on a bad network): what the server sends it soon fills the kernel's buffers.
+    async fn stalled(addr: std::net::SocketAddr, path: &str) -> RawWs {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        let tcp = socket.connect(addr).await.expect("connects");
+        RawWs::request_on(tcp, path).await.read_upgrade().await
+    }
+
+    async fn request_on(mut tcp: tokio::net::TcpStream, path: &str) -> RawWs {
         let request = format!(
             "GET /sync/{path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
@@ -107,13 +125,12 @@ impl RawWs {
         RawWs { tcp }
     }
 
-    /// An upgraded websocket on `/sync/<path>`.
-    async fn open(addr: std::net::SocketAddr, path: &str) -> RawWs {
-        let mut raw = RawWs::request(addr, path).await;
+    /// Reads the upgrade response (byte by byte, so no websocket frame is read with it).
+    async fn read_upgrade(mut self) -> RawWs {
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
             let mut byte = [0u8; 1];
-            raw.tcp
+            self.tcp
                 .read_exact(&mut byte)
                 .await
                 .expect("upgrade response");
@@ -124,7 +141,7 @@ impl RawWs {
             "{}",
             String::from_utf8_lossy(&head)
         );
-        raw
+        self
     }
 
     /// Writes a masked frame header declaring `len` payload bytes (in the shortest length
@@ -295,14 +312,12 @@ async fn hostile_clients_do_not_disturb_fifty_neighbours() {
             .await
             .expect("upgrade");
     let mut writer = connect_ok(addr, "hostile/slow").await;
-    // Large presence states are relayed but not stored, so they fill the slow socket's queue
-    // without touching any document limit.
+    // 3 MB of updates in 30 frames, to a document of its own (under its size limit): more
+    // frames than the slow socket's queue holds.
     let started = Instant::now();
-    let blob = "x".repeat(200 * 1024);
-    for clock in 1..=100u32 {
-        let state = format!(r#"{{"blob":"{blob}"}}"#);
+    for i in 0..30u64 {
         writer
-            .send(Message::binary(awareness(777, clock, &state)))
+            .send(Message::binary(big_edit(800 + i, 100 * 1024)))
             .await
             .expect("sends");
         // Drain the writer's own echoes so that only `slow` falls behind.
@@ -404,4 +419,140 @@ async fn frames_before_authentication_are_not_applied() {
         !step2.windows(8).any(|w| w == b"smuggled"),
         "a pre-auth frame was applied"
     );
+}
+
+async fn stats(addr: std::net::SocketAddr) -> serde_json::Value {
+    let (_, _, body) = http(addr, "GET", "/api/stats", &[], b"").await;
+    serde_json::from_slice(&body).expect("json")
+}
+
+/// Polls `/api/stats` every 20 ms until `done` holds for it; when it did, or `None` by `deadline`.
+async fn stats_until(
+    addr: std::net::SocketAddr,
+    deadline: Instant,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Option<Instant> {
+    while Instant::now() < deadline {
+        if done(&stats(addr).await) {
+            return Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+// Twenty sockets join a document and never read again, while a writer pushes 6.4 MB of updates:
+// more than the kernel buffers of each stalled socket hold (4 KiB receive buffer, at most 4 MiB
+// of send buffer), in fewer frames than the outbound queue holds, so only the write-stall timer
+// can notice them. Each must be detached from the room within `write_stall_max` (plus a margin
+// for a debug build on a busy machine) of the last update, its connection and user slots given
+// back, while two readers of the same document receive every update.
+#[tokio::test]
+async fn stalled_readers_are_detached_after_write_stall_max() {
+    const STALLED: usize = 20;
+    const UPDATES: u64 = 100;
+    const STALL: Duration = Duration::from_secs(2);
+    const MARGIN: Duration = Duration::from_secs(3);
+    let s = start(|c| {
+        with_auth(c);
+        c.timing.write_stall_max = STALL;
+        c.timing.close_timeout = Duration::from_secs(1);
+        // Every socket of the test and no more: a slot kept by a stalled socket refuses the next.
+        c.limits.connections_max = STALLED + 3;
+        c.limits.sockets_per_user_max = STALLED;
+    })
+    .await;
+    let addr = s.addr();
+    let doc = "stall/doc";
+    let stalled_path = format!(
+        "{doc}?token={}",
+        token("idle", &[("stall/**", Role::Read)], 60)
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        stalled.push(RawWs::stalled(addr, &stalled_path).await);
+    }
+    let writer = connect_ok(
+        addr,
+        &format!("{doc}?token={}", token("w", &[(doc, Role::Write)], 60)),
+    )
+    .await;
+    let reader_token = token("r", &[(doc, Role::Read)], 60);
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let mut ws = connect_ok(addr, &format!("{doc}?token={reader_token}")).await;
+        // Each reader counts the updates it receives, reading all the while, and stays.
+        readers.push(tokio::spawn(async move {
+            let mut received = 0;
+            while received < UPDATES {
+                if recv_with(&mut ws, &[0, 2]).await.len() > 64 * 1024 {
+                    received += 1;
+                }
+            }
+            (received, ws)
+        }));
+    }
+    let everyone = STALLED + 3;
+    stats_until(addr, Instant::now() + WAIT, |s| {
+        s["per_room"][doc] == everyone
+    })
+    .await
+    .expect("everyone joined");
+
+    // The writer reads its own echoes (acknowledgements) so that only the idle sockets stall.
+    let (mut sink, mut echoes) = writer.split();
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = echoes.next().await {} });
+    let started = Instant::now();
+    for i in 0..UPDATES {
+        let frame = big_edit(1_000 + i, 64 * 1024);
+        sink.send(Message::binary(frame)).await.expect("sends");
+    }
+    let pushed = Instant::now();
+    eprintln!("{UPDATES} updates pushed in {:?}", pushed - started);
+    let detached = stats_until(addr, pushed + STALL + MARGIN, |s| s["per_room"][doc] == 3).await;
+    let left = stats(addr).await["per_room"][doc].clone();
+    let detached = detached.unwrap_or_else(|| {
+        panic!(
+            "{left} sockets attached {:?} after the last update",
+            STALL + MARGIN
+        )
+    });
+    eprintln!(
+        "{STALLED} stalled sockets detached {:?} after the last update (write_stall_max {STALL:?})",
+        detached - pushed
+    );
+    let mut kept = Vec::new();
+    for reader in readers {
+        let (received, ws) = tokio::time::timeout(WAIT, reader)
+            .await
+            .expect("in time")
+            .expect("reader");
+        assert_eq!(received, UPDATES);
+        kept.push(ws);
+    }
+
+    // The readers still receive what is written after the detachment.
+    let last = edit(2_000, "after");
+    sink.send(Message::binary(last.clone()))
+        .await
+        .expect("sends");
+    for ws in &mut kept {
+        while recv_with(ws, &[0, 2]).await != last {}
+    }
+
+    // The slots are back: the close handshakes end within close_timeout, and then as many new
+    // sockets of the same user as before are accepted at once, up to connections_max, while the
+    // stalled sockets are still open on our side.
+    stats_until(addr, Instant::now() + WAIT, |s| s["connections"] == 3)
+        .await
+        .expect("the stalled connections are gone");
+    let mut again = Vec::new();
+    for i in 0..STALLED {
+        let ws = connect(addr, &stalled_path)
+            .await
+            .unwrap_or_else(|e| panic!("socket {i} after the release: {e}"));
+        again.push(ws);
+    }
+    assert_eq!(stalled.len(), STALLED);
+    drain.abort();
 }

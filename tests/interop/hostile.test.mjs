@@ -18,6 +18,9 @@ test('garbage binary frames do not crash the server or disturb others', async ()
     [Uint8Array.of(0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f), 1007], // huge length prefix
     [Uint8Array.of(0, 2, 10, 1, 2, 3), 1007], // truncated update
     [Uint8Array.of(0, 9, 0), 1007], // unknown sync step
+    // A presence state that is not JSON: relayed, it made every stock client's JSON.parse throw
+    // in its message handler (in Node an uncaught exception, which ends the process).
+    [Uint8Array.of(1, 13, 1, 7, 1, 9, ...new TextEncoder().encode('{not json')), 1007],
     ['a text frame', 1003]
   ]
   for (const [frame, code] of cases) {
