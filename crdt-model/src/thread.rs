@@ -140,12 +140,14 @@ pub fn delete(doc: &Doc, name: &str, id: &str) -> bool {
     }
 }
 
-/// The author of an entry, for permission checks ("only edit your own reply").
-pub fn author_of(doc: &Doc, name: &str, id: &str) -> Option<String> {
+/// The ID of the item holding an entry: who wrote it is the server's record of who wrote that
+/// item, never the entry's own `author` field, which any writer can change.
+pub fn entry_item(doc: &Doc, name: &str, id: &str) -> Option<yrs::ID> {
     let array = doc.get_or_insert_array(name);
     let txn = doc.transact();
-    find(&array, &txn, id).map(|(_, m)| match m.get(&txn, "author") {
-        Some(Out::Any(yrs::Any::String(s))) => s.to_string(),
-        _ => String::new(),
-    })
+    let (_, map) = find(&array, &txn, id)?;
+    match map.as_ref().id() {
+        yrs::BranchID::Nested(item) => Some(item),
+        yrs::BranchID::Root(_) => None,
+    }
 }

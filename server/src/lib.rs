@@ -21,6 +21,7 @@ pub mod alloc;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod authorship;
 pub mod close_code;
 pub mod cluster;
 pub mod config;

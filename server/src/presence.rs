@@ -320,6 +320,11 @@ impl Presence {
         self.by_conn.get(&conn).map_or(0, HashSet::len) < self.ids_per_conn_max
     }
 
+    /// Who last spoke for an ID, if anyone did.
+    pub fn author_of(&self, id: ClientID) -> Option<Arc<str>> {
+        self.authors.get(&id).cloned()
+    }
+
     fn own(&mut self, conn: ConnId, id: ClientID, author: &Arc<str>) {
         self.owners.insert(id, Owner::Local(conn));
         self.by_conn.entry(conn).or_default().insert(id);

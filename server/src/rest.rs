@@ -30,6 +30,7 @@ use yrs::Doc;
 use crate::api::{ask_room, delete_document, room_error, storage_error};
 use crate::app::App;
 use crate::auth::{Principal, Role};
+use crate::authorship::Authors;
 use crate::http::{authenticate, credentials, role_on, ApiError};
 use crate::room::{Edit, EditError, EditFn, RoomCmd};
 
@@ -452,7 +453,7 @@ async fn handle(app: &Arc<App>, call: &Call<'_>, req: Request<'_>) -> Result<Res
                 app,
                 &doc,
                 &principal.sub,
-                Box::new(move |d| existing(kind, d, &id, &name)),
+                Box::new(move |d, _| existing(kind, d, &id, &name)),
             )
             .await?;
             Ok(json_reply(StatusCode::OK, &value))
@@ -697,7 +698,7 @@ fn create_edit(scope: Scope, body: &[u8], caller: &str) -> Result<(String, EditF
     // A private document lives in its author's space (what `doc_of` builds for the caller).
     let name = typed::doc_name(kind, &id, scope.private.then_some(caller));
     let reply_id = id.clone();
-    let edit: EditFn = Box::new(move |d: &Doc| {
+    let edit: EditFn = Box::new(move |d: &Doc, _: &Authors| {
         if !typed::read(kind, d).0.is_blank() {
             return Err(EditError::Conflict(format!(
                 "a {} with this id exists",
@@ -763,7 +764,7 @@ fn issue_change(e: IssueEdit) -> Result<Change, ApiError> {
 
 /// The edit that makes `change` to an existing document and answers with its new reading.
 fn on_existing(kind: DocKind, id: String, name: String, change: Change) -> EditFn {
-    Box::new(move |d: &Doc| {
+    Box::new(move |d: &Doc, _: &Authors| {
         if typed::read(kind, d).0.is_blank() {
             return Err(not_found(kind));
         }
@@ -789,7 +790,7 @@ fn entry_edit(
         ));
     };
     let caller = caller.to_string();
-    Ok(Box::new(move |d: &Doc| {
+    Ok(Box::new(move |d: &Doc, authors: &Authors| {
         if typed::read(kind, d).0.is_blank() {
             return Err(not_found(kind));
         }
@@ -811,8 +812,9 @@ fn entry_edit(
                 Ok(serde_json::to_value(e).unwrap_or_default())
             }
             (op, Some(id), text) => {
-                let author = thread::author_of(d, thread_root, &id).ok_or_else(missing)?;
-                if author != caller && !admin {
+                let item = thread::entry_item(d, thread_root, &id).ok_or_else(missing)?;
+                // The server's record of who wrote the entry, not its `author` field.
+                if authors.author_of(&item) != Some(caller.as_str()) && !admin {
                     return Err(EditError::Forbidden(format!(
                         "only the {entry_name}'s author or an admin may change it"
                     )));
@@ -881,7 +883,7 @@ async fn update_index(
         }
         row
     });
-    let edit: EditFn = Box::new(move |d: &Doc| {
+    let edit: EditFn = Box::new(move |d: &Doc, _: &Authors| {
         use yrs::{Map, MapPrelim, Out, Transact};
         let map = d.get_or_insert_map(collection);
         let mut txn = d.transact_mut();
@@ -1034,16 +1036,13 @@ async fn delete(
         app,
         &doc,
         &principal.sub,
-        Box::new(move |d: &Doc| {
-            let (value, _) = typed::read(kind, d);
-            if value.is_blank() {
+        Box::new(move |d: &Doc, authors: &Authors| {
+            if typed::read(kind, d).0.is_blank() {
                 return Err(not_found(kind));
             }
-            Ok(json!(match value {
-                Typed::Note(n) => n.author,
-                Typed::Issue(i) => i.author,
-                Typed::Contact(_) => String::new(),
-            }))
+            // Who created it by the server's record (the author of its first update), never
+            // the `author` field in its metadata, which any writer can change.
+            Ok(json!(authors.creator()))
         }),
     )
     .await?;

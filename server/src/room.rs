@@ -19,6 +19,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tandem_crdt_model::protocol::{self, ClientUpdate, Inbound};
 use tandem_crdt_model::shape::UpdateShape;
+
+use crate::authorship::{Authors, Claim};
+
+/// The reason sent with the permission-denied message for an update under another author's
+/// client ID.
+const FOREIGN_CLIENT_ID: &str = "permission denied: client ID belongs to another author";
 use tandem_crdt_model::typed::{self, Change, DocKind, Typed};
 use tandem_storage::{CompactionReport, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -140,7 +146,8 @@ pub enum HttpSyncError {
 /// It runs on the room's task, against the room's document, in transactions of its own: typed
 /// edits are small and bounded by the REST body limit, and running them here (rather than on a
 /// copy) means they see every edit acknowledged before them and need no second merge.
-pub type EditFn = Box<dyn FnOnce(&Doc) -> Result<serde_json::Value, EditError> + Send>;
+/// It gets the room's authorship record too: "author or admin" rules read it.
+pub type EditFn = Box<dyn FnOnce(&Doc, &Authors) -> Result<serde_json::Value, EditError> + Send>;
 
 pub struct Edit {
     pub author: Arc<str>,
@@ -224,6 +231,8 @@ enum Ingest {
     Gap,
     /// Refused: it does not integrate.
     Invalid(String),
+    /// Refused: it writes under a client ID that belongs to another author ([`Authors::claim`]).
+    Foreign { client: u64 },
 }
 
 enum Dest {
@@ -273,6 +282,11 @@ pub struct Room {
     typed: Option<(DocKind, Typed)>,
     /// Authors of the updates applied in the current batch (the feed's `by`).
     batch_authors: Vec<Arc<str>>,
+    /// Who wrote the document (creator, client IDs), by the server's own record.
+    authors: Authors,
+    /// Another node may have added to `authors` in the store (cluster mode): re-read it before
+    /// a permission depends on it.
+    authors_stale: bool,
 }
 
 impl Room {
@@ -287,7 +301,7 @@ impl Room {
     ) {
         app.metrics.rooms_open.fetch_add(1, Relaxed);
         let loaded = load(&app, &name).await;
-        let (doc, doc_bytes, last_seq) = match loaded {
+        let (doc, doc_bytes, last_seq, authors) = match loaded {
             Ok(loaded) => loaded,
             Err(err) => {
                 tracing::error!(doc = %name, cause = %err, "could not load document");
@@ -317,6 +331,8 @@ impl Room {
             conn_count,
             typed: None,
             batch_authors: Vec::new(),
+            authors,
+            authors_stale: false,
         };
         if let Some(cluster) = &room.app.cluster {
             cluster.register(&room.name, last_seq, room.inbox_weak.clone());
@@ -600,7 +616,7 @@ impl Room {
     fn apply_client_update(
         &mut self,
         conn: ConnId,
-        author: &str,
+        author: &Arc<str>,
         update: ClientUpdate,
         out: &mut Outbox,
     ) -> Result<bool, String> {
@@ -640,6 +656,11 @@ impl Room {
                 self.close_member(conn, CloseCode::InvalidPayload);
                 Ok(false)
             }
+            Ingest::Foreign { client } => {
+                tracing::warn!(doc = %self.name, conn, client, author = %author, "update refused: client ID of another author");
+                out.to(conn, protocol::encode_permission_denied(FOREIGN_CLIENT_ID));
+                Ok(false)
+            }
         }
     }
 
@@ -647,7 +668,7 @@ impl Room {
     /// decides what the outcome means for its client.
     fn ingest(
         &mut self,
-        author: &str,
+        author: &Arc<str>,
         update: ClientUpdate,
         out: &mut Outbox,
     ) -> Result<Ingest, String> {
@@ -661,6 +682,22 @@ impl Room {
         }
         if has_gap(&self.doc, &update.shape.requires) {
             return Ok(Ingest::Gap);
+        }
+        let presence = &self.presence;
+        let claim = self
+            .authors
+            .claim(
+                &*self.app.store,
+                &self.name,
+                author,
+                update.shape.writers(),
+                self.doc.client_id(),
+                |client| presence.author_of(client),
+            )
+            .map_err(|e| e.to_string())?;
+        if let Claim::Taken { client } = claim {
+            self.app.metrics.updates_refused.fetch_add(1, Relaxed);
+            return Ok(Ingest::Foreign { client });
         }
         let depth_max = self.changed_depth_max(&update.shape);
         match apply_guarded(&self.doc, update.decoded, depth_max) {
@@ -697,11 +734,15 @@ impl Room {
     }
 
     /// Bookkeeping after an update is appended to the store.
-    fn appended(&mut self, author: &str, size: u64) {
+    fn appended(&mut self, author: &Arc<str>, size: u64) {
+        if self.doc_bytes == 0 {
+            // The store records the author of a document's first update as its creator.
+            self.authors.created_by(author);
+        }
         self.doc_bytes = self.doc_bytes.saturating_add(size);
         self.bytes_since_compaction_start = self.bytes_since_compaction_start.saturating_add(size);
-        if !self.batch_authors.iter().any(|a| &**a == author) {
-            self.batch_authors.push(Arc::from(author));
+        if !self.batch_authors.iter().any(|a| a == author) {
+            self.batch_authors.push(Arc::clone(author));
         }
     }
 
@@ -722,6 +763,17 @@ impl Room {
             let answer = Err(EditError::TooLarge);
             return Ok((0, PendingEdit { answer, reply }));
         }
+        if self.authors_stale {
+            let record = self
+                .app
+                .store
+                .authorship(&self.name)
+                .map_err(|e| e.to_string())?;
+            self.authors = Authors::from_record(record);
+            self.authors_stale = false;
+        }
+        let own = self.doc.client_id();
+        let own_clock_before = self.doc.transact().state_vector().get(&own);
         let made = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
         let sink = Arc::clone(&made);
         let observing = self.doc.observe_update_v1("rest-edit", move |_, e| {
@@ -729,8 +781,8 @@ impl Room {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(e.update.clone());
         });
-        let answer =
-            std::panic::catch_unwind(AssertUnwindSafe(|| apply(&self.doc))).map_err(|_| ());
+        let answer = std::panic::catch_unwind(AssertUnwindSafe(|| apply(&self.doc, &self.authors)))
+            .map_err(|_| ());
         if observing.is_ok() {
             let _ = self.doc.unobserve_update_v1("rest-edit");
         }
@@ -755,6 +807,9 @@ impl Room {
             1 => updates.into_iter().next().unwrap_or_default(),
             _ => yrs::merge_updates_v1(&updates).map_err(|e| e.to_string())?,
         };
+        self.authors
+            .record_own_edit(&*self.app.store, &self.name, own, own_clock_before, &author)
+            .map_err(|e| e.to_string())?;
         self.app
             .store
             .append(&self.name, &author, now_ms(), &update)
@@ -792,6 +847,8 @@ impl Room {
                     }
                     out.all(protocol::encode_update(&record.update));
                     applied += 1;
+                    // Another node bound its writers (and maybe the creator) in the store.
+                    self.authors_stale = true;
                 }
                 Ok(false) => {}
                 Err(_) => self.reload_doc()?,
@@ -859,7 +916,7 @@ impl Room {
             reply,
         } = request;
         let mut appended = 0;
-        let refused = read_only
+        let mut refused = read_only
             .iter()
             .filter(|shape| self.would_change(shape))
             .count();
@@ -873,6 +930,7 @@ impl Room {
                 // The answer carries our state vector: the client's next sync sends what is
                 // missing from its edits' history.
                 Ingest::Empty | Ingest::Known | Ingest::Gap => {}
+                Ingest::Foreign { .. } => refused += 1,
                 Ingest::TooLarge => {
                     let _ = reply.send(Err(HttpSyncError::TooLarge));
                     return Ok((appended, None));
@@ -1073,8 +1131,8 @@ async fn fail_all(
     }
 }
 
-/// The document, its stored size, and the last seq it includes.
-async fn load(app: &Arc<App>, name: &Arc<str>) -> Result<(Doc, u64, u64), RoomError> {
+/// The document, its stored size, the last seq it includes, and who wrote it.
+async fn load(app: &Arc<App>, name: &Arc<str>) -> Result<(Doc, u64, u64, Authors), RoomError> {
     let store = Arc::clone(&app.store);
     let key = Arc::clone(name);
     let load_err = |cause: String| RoomError::Load {
@@ -1088,7 +1146,11 @@ async fn load(app: &Arc<App>, name: &Arc<str>) -> Result<(Doc, u64, u64), RoomEr
             .map_err(|e| e.to_string())?
             .unwrap_or_default();
         let (doc, bytes) = build_doc(&stored)?;
-        Ok((doc, bytes, last_seq_of(&stored)))
+        let mut authors = Authors::from_record(store.authorship(&key).map_err(|e| e.to_string())?);
+        authors
+            .derive_from_log(&*store, &key, &stored.tail)
+            .map_err(|e| e.to_string())?;
+        Ok((doc, bytes, last_seq_of(&stored), authors))
     })
     .await
     .map_err(|e| load_err(e.to_string()))?

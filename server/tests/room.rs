@@ -280,7 +280,7 @@ async fn rest_edits_are_persisted_broadcast_and_contained() {
     let answer = edit(
         &room,
         "ada",
-        Box::new(|d: &Doc| {
+        Box::new(|d: &Doc, _: &_| {
             let t = d.get_or_insert_text("t");
             t.insert(&mut d.transact_mut(), 0, "hello");
             Ok(serde_json::json!("made"))
@@ -296,7 +296,7 @@ async fn rest_edits_are_persisted_broadcast_and_contained() {
     let refused = edit(
         &room,
         "ada",
-        Box::new(|_: &Doc| Err(EditError::NotFound("no such thing".into()))),
+        Box::new(|_: &Doc, _: &_| Err(EditError::NotFound("no such thing".into()))),
     )
     .await;
     assert!(matches!(refused, Err(EditError::NotFound(_))));
@@ -304,7 +304,7 @@ async fn rest_edits_are_persisted_broadcast_and_contained() {
     let panicked = edit(
         &room,
         "mallory",
-        Box::new(|d: &Doc| {
+        Box::new(|d: &Doc, _: &_| {
             let t = d.get_or_insert_text("t");
             t.insert(&mut d.transact_mut(), 0, "half ");
             panic!("an edit that fails half-way");
