@@ -202,7 +202,7 @@ pub struct BodyTooLarge;
 impl warp::reject::Reject for BodyTooLarge {}
 
 /// The bearer token of a request: `?token=` (what browser websocket providers can send) or an
-/// `Authorization: Bearer` header.
+/// `Authorization: Bearer` header, whose scheme name is case-insensitive (RFC 7235 §2.1).
 pub fn credentials() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
     let query = warp::query::<HashMap<String, String>>()
         .map(|q: HashMap<String, String>| q.get("token").cloned())
@@ -214,14 +214,16 @@ pub fn credentials() -> impl Filter<Extract = (Option<String>,), Error = Infalli
     query
         .and(header)
         .map(|query: Option<String>, header: Option<String>| {
-            query.or_else(|| {
-                header.and_then(|h| {
-                    h.strip_prefix("Bearer ")
-                        .or_else(|| h.strip_prefix("bearer "))
-                        .map(|t| t.trim().to_string())
-                })
-            })
+            query.or_else(|| header.as_deref().and_then(bearer_token).map(str::to_string))
         })
+}
+
+/// The token of an `Authorization` header value with the `Bearer` scheme, in any case.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// Authenticates a request for `doc`: the caller and its role, or the refusal to send.

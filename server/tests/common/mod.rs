@@ -67,8 +67,27 @@ pub fn token(sub: &str, docs: &[(&str, Role)], ttl_s: i64) -> String {
 }
 
 pub async fn connect(addr: std::net::SocketAddr, path: &str) -> Result<Ws, tungstenite::Error> {
-    let url = format!("ws://{addr}/sync/{path}");
-    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+    connect_with(addr, path, &[]).await
+}
+
+/// A websocket upgrade with extra request headers.
+pub async fn connect_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, tungstenite::Error> {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::http::{HeaderName, HeaderValue};
+    let mut request = format!("ws://{addr}/sync/{path}")
+        .into_client_request()
+        .expect("request");
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+            HeaderValue::from_str(v).expect("header value"),
+        );
+    }
+    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
         .await
         .expect("connect in time")
         .map(|(ws, _)| ws)
@@ -223,6 +242,12 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
         raw = &raw[eol + 2 + size + 2..];
     }
+}
+
+/// The `code` of a JSON error body.
+pub fn error_code(body: &[u8]) -> String {
+    let json: serde_json::Value = serde_json::from_slice(body).expect("JSON error body");
+    json["error"]["code"].as_str().expect("a code").to_string()
 }
 
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
