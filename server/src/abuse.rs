@@ -80,14 +80,6 @@ impl<K: Hash + Eq + Clone> WindowLimiter<K> {
         entry.1 += 1;
         true
     }
-
-    /// True when the key is already over its limit, without counting anything.
-    pub fn exhausted(&self, key: &K, now: Instant) -> bool {
-        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        counts.get(key).is_some_and(|(start, n)| {
-            now.saturating_duration_since(*start) < self.window && *n >= self.limit
-        })
-    }
 }
 
 /// Open sockets per user; a [`SocketSlot`] gives its place back when dropped.
@@ -166,7 +158,6 @@ mod tests {
         let other: IpAddr = [127, 0, 0, 2].into();
         assert!(w.allow(&ip, t0) && w.allow(&ip, t0) && w.allow(&ip, t0));
         assert!(!w.allow(&ip, t0));
-        assert!(w.exhausted(&ip, t0));
         assert!(w.allow(&other, t0));
         assert!(w.allow(&ip, t0 + Duration::from_secs(60)));
     }

@@ -36,8 +36,10 @@ pub struct Limits {
     /// New websocket connections per client IP per minute (HTTP 429 beyond). Generous because
     /// offices share one address; it stops reconnect storms, not users.
     pub connections_per_ip_per_min: u32,
-    /// Failed authentications per client IP per minute before every request from it gets
-    /// HTTP 429 for the rest of the minute (slows token guessing).
+    /// Failed authentications per client IP per minute answered with 401; further failures in
+    /// that minute get 429, telling a guessing or misconfigured client to back off. A valid
+    /// token is never refused for them: behind a NAT or a load balancer many users share one
+    /// address, and one of them must not lock out the rest.
     pub auth_failures_per_ip_per_min: u32,
     /// Open sockets per user (`sub`) when authentication is on (HTTP 429 beyond).
     pub sockets_per_user_max: usize,

@@ -145,7 +145,8 @@ struct ServeArgs {
     /// New websocket connections per client IP per minute (HTTP 429 beyond).
     #[arg(long, env = "TANDEM_CONNECTIONS_PER_IP_PER_MIN")]
     connections_per_ip_per_min: Option<u32>,
-    /// Failed authentications per client IP per minute (HTTP 429 beyond).
+    /// Failed authentications per client IP per minute answered 401; later failing attempts in
+    /// that minute get 429. A valid token is never refused for them.
     #[arg(long, env = "TANDEM_AUTH_FAILURES_PER_IP_PER_MIN")]
     auth_failures_per_ip_per_min: Option<u32>,
     /// Open sockets per user when authentication is on (HTTP 429 beyond).

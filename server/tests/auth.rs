@@ -7,6 +7,10 @@ mod common;
 use common::*;
 use tandem::auth::Role;
 
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
 // The `Bearer` scheme name is case-insensitive (RFC 7235 §2.1), on REST and on the upgrade; any
 // other scheme is no token at all.
 #[tokio::test]
@@ -39,4 +43,38 @@ async fn bearer_scheme_in_any_case() {
     )
     .await;
     assert_eq!((status, error_code(&body).as_str()), (401, "token_missing"));
+}
+
+// Thirty garbage tokens from one address (all the default limit allows) and one more: the
+// failing attempts get 401 and then 429, but a valid token from the same address is accepted
+// on REST and on the websocket, as it would be for a colleague behind the same NAT.
+#[tokio::test]
+async fn failures_at_an_address_never_refuse_a_valid_token() {
+    let s = start(with_auth).await;
+    let limit = tandem::config::Limits::default().auth_failures_per_ip_per_min;
+    let garbage = [("authorization", "Bearer garbage")];
+    for i in 0..limit {
+        let (status, _, _) = http(s.addr(), "GET", "/api/notes", &garbage, b"").await;
+        assert_eq!(status, 401, "failure {i} is within the limit");
+    }
+    let (status, _, body) = http(s.addr(), "GET", "/api/notes", &garbage, b"").await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (429, "too_many_auth_failures")
+    );
+    assert_eq!(refused_status(s.addr(), "d?token=garbage").await, 429);
+    let good = token("ada", &[("**", Role::Write)], 60);
+    let (status, _, _) = http(
+        s.addr(),
+        "GET",
+        "/api/notes",
+        &[("authorization", &bearer(&good))],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "a valid token on REST");
+    let mut ws = connect_ok(s.addr(), &format!("d?token={good}")).await;
+    still_syncs(&mut ws, 2).await;
+    let (status, _, _) = http(s.addr(), "GET", "/api/notes", &garbage, b"").await;
+    assert_eq!(status, 429, "failing attempts are still slowed");
 }
