@@ -194,6 +194,10 @@ pub enum AuthError {
     NotYetValid,
     #[error("the token's issuer or audience is not accepted")]
     WrongIssuerOrAudience,
+    /// Without `exp` a token never expires, and there is no revocation: refused unless the
+    /// operator opts in (`--jwt-allow-no-exp`).
+    #[error("the token has no exp claim; this server accepts only tokens that expire")]
+    NoExpiry,
 }
 
 impl AuthError {
@@ -205,6 +209,7 @@ impl AuthError {
             AuthError::Expired => "token_expired",
             AuthError::NotYetValid => "token_not_yet_valid",
             AuthError::WrongIssuerOrAudience => "token_wrong_issuer_or_audience",
+            AuthError::NoExpiry => "token_no_expiry",
         }
     }
 }
@@ -218,6 +223,8 @@ pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
     leeway_s: u64,
+    /// Accept tokens without `exp` (service tokens); off unless the operator opts in.
+    allow_no_exp: bool,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -261,7 +268,14 @@ impl Verifier {
             key,
             validation,
             leeway_s: CLOCK_SKEW_LEEWAY_S,
+            allow_no_exp: false,
         }
+    }
+
+    /// Accepts tokens without `exp`, which never expire (`--jwt-allow-no-exp`).
+    pub fn allowing_no_exp(mut self, allow: bool) -> Self {
+        self.allow_no_exp = allow;
+        self
     }
 
     /// Overrides the allowed clock skew (tests use 0 to make expiry exact).
@@ -297,6 +311,9 @@ impl Verifier {
             },
         )?;
         let claims = data.claims;
+        if claims.exp.is_none() && !self.allow_no_exp {
+            return Err(AuthError::NoExpiry);
+        }
         if claims
             .exp
             .is_some_and(|exp| now > exp.saturating_add(self.leeway_s))
@@ -439,6 +456,15 @@ mod tests {
         late.exp = Some(NOW - 100);
         let late = mint_hs256(SECRET, &late).expect("mints");
         assert_eq!(v.verify(&late, NOW).err(), Some(AuthError::Expired));
+        let mut forever = claims("a", &[]);
+        forever.exp = None;
+        let forever = mint_hs256(SECRET, &forever).expect("mints");
+        assert_eq!(v.verify(&forever, NOW).err(), Some(AuthError::NoExpiry));
+        let service = Verifier::hs256(SECRET).allowing_no_exp(true);
+        assert_eq!(
+            service.verify(&forever, NOW).expect("opted in").expires_at,
+            None
+        );
         let mut early = claims("a", &[]);
         early.nbf = Some(NOW + 100);
         let early = mint_hs256(SECRET, &early).expect("mints");

@@ -40,6 +40,10 @@ struct AuthArgs {
     /// Allowed clock skew for `exp` and `nbf`, in seconds.
     #[arg(long, env = "TANDEM_JWT_LEEWAY_S", default_value_t = 30)]
     jwt_leeway_s: u64,
+    /// Accept tokens without `exp` (service tokens). They never expire and cannot be revoked
+    /// short of changing the key; without this flag they get 401 `token_no_expiry`.
+    #[arg(long, env = "TANDEM_JWT_ALLOW_NO_EXP")]
+    jwt_allow_no_exp: bool,
     /// With --jwt-secret: `POST /api/dev/token` signs write tokens for any name (demos only).
     #[arg(long, env = "TANDEM_DEV_LOGIN")]
     dev_login: bool,
@@ -53,7 +57,9 @@ impl AuthArgs {
             (None, Some(path)) => Verifier::public_key_pem(path)?,
             (None, None) => return Ok(None),
         };
-        let verifier = verifier.with_leeway_s(self.jwt_leeway_s);
+        let verifier = verifier
+            .with_leeway_s(self.jwt_leeway_s)
+            .allowing_no_exp(self.jwt_allow_no_exp);
         let verifier = match &self.jwt_issuer {
             Some(iss) => verifier.with_issuer(iss),
             None => verifier,
@@ -213,6 +219,9 @@ impl ServeArgs {
             config.store.compact_after_updates = n.max(1);
         }
         config.auth = self.auth.verifier()?;
+        if self.auth.jwt_allow_no_exp {
+            tracing::warn!("--jwt-allow-no-exp is on: a token without exp is valid forever");
+        }
         if self.auth.dev_login {
             let secret =
                 self.auth.jwt_secret.clone().ok_or_else(|| {

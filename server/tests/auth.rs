@@ -78,3 +78,45 @@ async fn failures_at_an_address_never_refuse_a_valid_token() {
     let (status, _, _) = http(s.addr(), "GET", "/api/notes", &garbage, b"").await;
     assert_eq!(status, 429, "failing attempts are still slowed");
 }
+
+// A token without `exp` would be valid forever: refused with its own code unless the operator
+// opted in for service tokens.
+#[tokio::test]
+async fn a_token_without_exp_is_refused_unless_allowed() {
+    let forever = token_with_exp("svc", &[("**", Role::Write)], None);
+    let s = start(with_auth).await;
+    let (status, _, body) = http(
+        s.addr(),
+        "GET",
+        "/api/notes",
+        &[("authorization", &bearer(&forever))],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (401, "token_no_expiry")
+    );
+    assert_eq!(
+        refused_status(s.addr(), &format!("d?token={forever}")).await,
+        401
+    );
+
+    let s = start(|c| {
+        with_auth(c);
+        let verifier = c.auth.take().expect("auth on");
+        c.auth = Some(verifier.allowing_no_exp(true));
+    })
+    .await;
+    let (status, _, _) = http(
+        s.addr(),
+        "GET",
+        "/api/notes",
+        &[("authorization", &bearer(&forever))],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut ws = connect_ok(s.addr(), &format!("d?token={forever}")).await;
+    still_syncs(&mut ws, 3).await;
+}

@@ -54,11 +54,17 @@ pub fn with_auth(config: &mut Config) {
 
 pub fn token(sub: &str, docs: &[(&str, Role)], ttl_s: i64) -> String {
     let now = i64::try_from(tandem::auth::now_s()).expect("time");
+    let exp = u64::try_from(now + ttl_s).expect("positive");
+    token_with_exp(sub, docs, Some(exp))
+}
+
+/// A token with any `exp`, or none.
+pub fn token_with_exp(sub: &str, docs: &[(&str, Role)], exp: Option<u64>) -> String {
     let claims = Claims {
         sub: sub.into(),
         name: None,
         docs: docs.iter().map(|(p, r)| (p.to_string(), *r)).collect(),
-        exp: Some(u64::try_from(now + ttl_s).expect("positive")),
+        exp,
         nbf: None,
         iss: None,
         aud: None,
