@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use tandem::auth::Role;
 
@@ -119,4 +121,28 @@ async fn a_token_without_exp_is_refused_unless_allowed() {
     assert_eq!(status, 200);
     let mut ws = connect_ok(s.addr(), &format!("d?token={forever}")).await;
     still_syncs(&mut ws, 3).await;
+}
+
+// A `exp` beyond what the clock can represent (2^63 s and more) once panicked the connection task
+// and left `tandem_connections` one too high for good. Such a token connects and syncs, and
+// after its socket closes the gauge is back where it was.
+#[tokio::test]
+async fn an_exp_beyond_the_clock_connects_and_releases_its_slot() {
+    let s = start(with_auth).await;
+    let before = metric(s.addr(), "tandem_connections").await;
+    for exp in [(1u64 << 63) + 1, u64::MAX] {
+        let t = token_with_exp("far", &[("d", Role::Write)], Some(exp));
+        let mut ws = connect_ok(s.addr(), &format!("d?token={t}")).await;
+        still_syncs(&mut ws, 4).await;
+        assert_eq!(metric(s.addr(), "tandem_connections").await, before + 1);
+        ws.close(None).await.expect("closes");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while metric(s.addr(), "tandem_connections").await != before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "exp {exp}: the gauge never came back to {before}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -256,6 +256,15 @@ pub fn error_code(body: &[u8]) -> String {
     json["error"]["code"].as_str().expect("a code").to_string()
 }
 
+/// The value of a Prometheus gauge or counter from `GET /metrics`.
+pub async fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {
+    let (_, _, text) = http(addr, "GET", "/metrics", &[], b"").await;
+    let text = String::from_utf8_lossy(&text).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
