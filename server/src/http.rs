@@ -401,17 +401,15 @@ fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
             "dev login is not enabled",
         );
     };
+    // A plain name, its own private-space segment: the demo builds `private/<sub>/...` itself.
     let valid_sub = !login.sub.is_empty()
         && login.sub.len() <= 64
-        && login
-            .sub
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && crate::space::segment_of(&login.sub).as_deref() == Some(login.sub.as_str());
     if !valid_sub {
         return error_reply(
             StatusCode::BAD_REQUEST,
             "invalid_sub",
-            "sub: 1 to 64 characters of A-Z a-z 0-9 - _ .",
+            "sub: 1 to 64 characters of A-Z a-z 0-9 - _ . (a '.' neither first nor doubled)",
         );
     }
     let claims = auth::Claims {

@@ -10,7 +10,8 @@
 //! - [`config`]: every limit and timer; [`close_code`]: what each close code means;
 //!   [`doc_name`]: which document names exist; [`metrics`]: Prometheus counters.
 //! - [`abuse`]: rate limits (token bucket per socket, windows per IP, sockets per user).
-//! - [`auth`]: JWT verification and per-document roles.
+//! - [`auth`]: JWT verification and per-document roles; [`space`]: the private-space segment
+//!   each `sub` owns.
 //! - [`alloc`]: the global allocator that refuses oversized single allocations (decoder bombs).
 //! - [`app`]: the state they share. [`Server`] starts and stops all of it.
 //!
@@ -35,6 +36,7 @@ pub mod presence;
 pub mod rest;
 pub mod room;
 pub mod rooms;
+pub mod space;
 pub mod upgrade;
 
 use std::net::SocketAddr;

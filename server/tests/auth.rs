@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use tandem::auth::Role;
+use tandem_crdt_model::protocol;
+use yrs::StateVector;
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
@@ -145,4 +147,89 @@ async fn an_exp_beyond_the_clock_connects_and_releases_its_slot() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+// Every `sub` owns a private space its owner can reach everywhere: a note created over REST is
+// the same document the websocket and `/api/docs` open, under the documented segment. A sub too
+// long to be one is refused with its own 401 rather than creating documents nobody can sync.
+#[tokio::test]
+async fn every_sub_owns_a_reachable_private_space() {
+    let s = start(with_auth).await;
+    let cases = [
+        ("ålice", "~C3~A5lice"),
+        ("a\nb", "a~0Ab"),
+        ("a\tb", "a~09b"),
+        ("a b", "a~20b"),
+        ("%2e%2e", "~252e~252e"),
+        ("auth0|42", "auth0~7C42"),
+        ("..", "~2E~2E"),
+        ("ada.lovelace", "ada.lovelace"),
+    ];
+    for (i, (sub, segment)) in cases.into_iter().enumerate() {
+        let t = token(sub, &[], 60);
+        let auth = [("authorization", bearer(&t))];
+        let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _, body) = http(
+            s.addr(),
+            "POST",
+            "/api/private/notes",
+            &auth,
+            br#"{"id":"n1","title":"Mine"}"#,
+        )
+        .await;
+        assert_eq!(status, 201, "{sub:?}: {}", String::from_utf8_lossy(&body));
+        let created: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let doc = format!("private/{segment}/notes/n1");
+        assert_eq!(created["doc"], doc.as_str(), "{sub:?}");
+
+        let mut ws = connect_ok(s.addr(), &format!("{doc}?token={t}")).await;
+        send(
+            &mut ws,
+            protocol::encode_sync_step1(&StateVector::default()),
+        )
+        .await;
+        let step2 = recv_with(&mut ws, &[0, 1]).await;
+        assert!(
+            step2.windows(4).any(|w| w == b"Mine"),
+            "{sub:?}: the REST note over the socket"
+        );
+        still_syncs(&mut ws, 10 + u64::try_from(i).expect("small")).await;
+
+        let step1 = protocol::encode_sync_step1(&StateVector::default());
+        let path = format!("/api/docs/{doc}/sync");
+        let (status, _, _) = http(s.addr(), "POST", &path, &auth, &step1).await;
+        assert_eq!(status, 200, "{sub:?}: /api/docs");
+        let other = token("mallory", &[("**", Role::Admin)], 60);
+        assert_eq!(
+            refused_status(s.addr(), &format!("{doc}?token={other}")).await,
+            403
+        );
+    }
+    let long = token(&"a".repeat(300), &[("**", Role::Write)], 60);
+    let (status, _, body) = http(
+        s.addr(),
+        "GET",
+        "/api/private/notes",
+        &[("authorization", &bearer(&long))],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (401, "token_sub_too_long")
+    );
+    assert_eq!(
+        refused_status(s.addr(), &format!("notes/1?token={long}")).await,
+        401
+    );
+    let longest = token(&"a".repeat(tandem::space::SEGMENT_LEN_MAX_BYTES), &[], 60);
+    let (status, _, _) = http(
+        s.addr(),
+        "GET",
+        "/api/private/notes",
+        &[("authorization", &bearer(&longest))],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "the longest segment is accepted");
 }
