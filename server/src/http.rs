@@ -94,6 +94,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .map(health);
     let stats = warp::path!("api" / "stats")
         .and(warp::get())
+        .and(credentials())
+        .and(warp::addr::remote())
         .and(with_app.clone())
         .map(stats);
     let metrics = warp::path!("metrics")
@@ -454,17 +456,33 @@ fn health(app: Arc<App>) -> Response {
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
-fn stats(app: Arc<App>) -> Response {
+/// `GET /api/stats`. Counts for anyone; the names of open documents only to who may administer
+/// them, because a name is data too (`private/<space>/notes/<id>` says who writes what): with
+/// authentication on, a caller without a token sees counts only, and one with a token sees the
+/// rooms it holds the admin role on, which never includes someone else's private space. In open
+/// development mode everyone may open every document, so every name is listed.
+fn stats(token: Option<String>, remote: Option<SocketAddr>, app: Arc<App>) -> Response {
+    let viewer = match (&app.config.auth, token) {
+        (Some(_), None) => None,
+        (_, token) => match authenticate(&app, remote, token.as_deref()) {
+            Ok(principal) => Some(principal),
+            Err(refusal) => return refusal.into_response(),
+        },
+    };
     let rooms = app.rooms.snapshot();
-    let per_room: serde_json::Map<String, serde_json::Value> = rooms
-        .iter()
-        .map(|(name, n)| (name.clone(), json!(n)))
-        .collect();
     let mut body = json!({
         "rooms": rooms.len(),
         "connections": app.metrics.connections_open.load(Relaxed),
-        "per_room": per_room,
     });
+    if let Some(viewer) = viewer {
+        let open_mode = app.config.auth.is_none();
+        let per_room: serde_json::Map<String, serde_json::Value> = rooms
+            .iter()
+            .filter(|(name, _)| open_mode || viewer.role_for(name) == Some(Role::Admin))
+            .map(|(name, n)| (name.clone(), json!(n)))
+            .collect();
+        body["per_room"] = json!(per_room);
+    }
     if let Some(cluster) = &app.cluster {
         body["cluster"] = cluster.stats();
     }

@@ -1,6 +1,6 @@
 //! Authentication against the in-process server over real sockets and HTTP: how a token is
-//! found, which tokens are refused and with which code, and what a valid token is never refused
-//! for.
+//! found, which tokens are refused and with which code, what a `sub` owns, who sees which
+//! document names in `/api/stats`, and that failures at one address never refuse a valid token.
 
 mod common;
 
@@ -232,4 +232,55 @@ async fn every_sub_owns_a_reachable_private_space() {
     )
     .await;
     assert_eq!(status, 200, "the longest segment is accepted");
+}
+
+// `/api/stats` names open documents only to who may administer them: without a token counts
+// only, with one the rooms it holds admin on, never someone else's private space; a bad token
+// is a 401 like anywhere else.
+#[tokio::test]
+async fn stats_names_only_what_the_caller_administers() {
+    let s = start(with_auth).await;
+    let alice = token("alice", &[("notes/*", Role::Write)], 60);
+    let _private = connect_ok(s.addr(), &format!("private/alice/notes/1?token={alice}")).await;
+    let _shared = connect_ok(s.addr(), &format!("notes/1?token={alice}")).await;
+    let addr = s.addr();
+    let stats = move |token: Option<String>| async move {
+        let headers: Vec<(&str, String)> =
+            token.iter().map(|t| ("authorization", bearer(t))).collect();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _, body) = http(addr, "GET", "/api/stats", &headers, b"").await;
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        (status, json)
+    };
+    let (status, anonymous) = stats(None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            anonymous["rooms"].as_u64(),
+            anonymous["connections"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+    assert!(anonymous.get("per_room").is_none(), "{anonymous}");
+    let everything = token("root", &[("**", Role::Admin)], 60);
+    let (_, admin) = stats(Some(everything)).await;
+    assert_eq!(
+        admin["per_room"],
+        serde_json::json!({ "notes/1": 1 }),
+        "{admin}"
+    );
+    let (_, writer) = stats(Some(alice)).await;
+    assert_eq!(writer["per_room"], serde_json::json!({}), "{writer}");
+    let owner = token("alice", &[("private/alice/**", Role::Admin)], 60);
+    let (_, owner) = stats(Some(owner)).await;
+    assert_eq!(
+        owner["per_room"],
+        serde_json::json!({ "private/alice/notes/1": 1 }),
+        "{owner}"
+    );
+    let (status, bad) = stats(Some("garbage".into())).await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (401, Some("token_malformed"))
+    );
 }
