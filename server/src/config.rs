@@ -48,6 +48,15 @@ pub struct Limits {
     pub feed_events_kept: usize,
     /// Open change-feed streams for the whole server (HTTP 503 beyond).
     pub feed_streams_max: usize,
+    /// Open change-feed streams per user (`sub`) when authentication is on (HTTP 429 beyond), so
+    /// one token cannot take every stream. 16 covers a person's tabs and devices (a browser opens
+    /// at most 6 HTTP/1.1 connections per server anyway) and a few integrations.
+    pub feed_streams_per_user_max: usize,
+    /// Open change-feed streams per client IP (HTTP 429 beyond): a quarter of the server's
+    /// streams, so no one address (or many users minted on one, in open mode or with dev login)
+    /// takes them all, while an office behind one NAT address still fits. Behind a proxy that
+    /// hides client addresses every client shares one: raise it to `feed_streams_max` there.
+    pub feed_streams_per_ip_max: usize,
     /// Largest JSON body of a REST request: a note's body or a comment is text, not a file.
     pub rest_body_max_bytes: u64,
     /// Largest page of a REST list.
@@ -70,6 +79,8 @@ impl Default for Limits {
             sockets_per_user_max: 64,
             feed_events_kept: 10_000,
             feed_streams_max: 1_000,
+            feed_streams_per_user_max: 16,
+            feed_streams_per_ip_max: 250,
             rest_body_max_bytes: 1024 * 1024,
             rest_page_len_max: 100,
         }

@@ -326,10 +326,10 @@ async fn sync_socket(
     // Sockets per user count only with real identities: in development mode everyone is
     // "anonymous".
     let user_slot = if app.config.auth.is_some() {
-        match app
-            .user_sockets
-            .try_take(&principal.sub, app.config.limits.sockets_per_user_max)
-        {
+        match app.user_sockets.try_take(
+            Arc::from(principal.sub.as_str()),
+            app.config.limits.sockets_per_user_max,
+        ) {
             Some(slot) => Some(slot),
             None => {
                 app.metrics.rate_limited.fetch_add(1, Relaxed);

@@ -158,6 +158,15 @@ struct ServeArgs {
     /// Open sockets per user when authentication is on (HTTP 429 beyond).
     #[arg(long, env = "TANDEM_SOCKETS_PER_USER_MAX")]
     sockets_per_user_max: Option<usize>,
+    /// Open change-feed streams (`/api/events`) for the whole server (HTTP 503 beyond).
+    #[arg(long, env = "TANDEM_FEED_STREAMS_MAX")]
+    feed_streams_max: Option<usize>,
+    /// Open change-feed streams per user when authentication is on (HTTP 429 beyond).
+    #[arg(long, env = "TANDEM_FEED_STREAMS_PER_USER_MAX")]
+    feed_streams_per_user_max: Option<usize>,
+    /// Open change-feed streams per client IP (HTTP 429 beyond).
+    #[arg(long, env = "TANDEM_FEED_STREAMS_PER_IP_MAX")]
+    feed_streams_per_ip_max: Option<usize>,
     /// Websocket ping period, in seconds.
     #[arg(long, env = "TANDEM_PING_INTERVAL_S")]
     ping_interval_s: Option<u64>,
@@ -206,6 +215,13 @@ impl ServeArgs {
         limits.sockets_per_user_max = self
             .sockets_per_user_max
             .unwrap_or(defaults.sockets_per_user_max);
+        limits.feed_streams_max = self.feed_streams_max.unwrap_or(defaults.feed_streams_max);
+        limits.feed_streams_per_user_max = self
+            .feed_streams_per_user_max
+            .unwrap_or(defaults.feed_streams_per_user_max);
+        limits.feed_streams_per_ip_max = self
+            .feed_streams_per_ip_max
+            .unwrap_or(defaults.feed_streams_per_ip_max);
         if let Some(s) = self.ping_interval_s {
             config.timing.ping_interval = std::time::Duration::from_secs(s.max(1));
         }
