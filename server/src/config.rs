@@ -106,6 +106,20 @@ pub struct Timing {
     /// this rate (20 frames/s) bounds what any socket echoes, however fast others publish, and
     /// 50 ms is below what a person notices in a moving cursor.
     pub presence_broadcast_interval: Duration,
+    /// How long the server waits for a complete request head, counted from when it starts
+    /// waiting: on a new connection, or on a kept-alive one once the previous answer is out (so
+    /// this is also how long an idle keep-alive connection stays open). A real client sends its
+    /// head at once, within a round trip even on a poor mobile link; a client dripping a header
+    /// a byte at a time, or a connection opened and never used, is closed after 10 s. Browsers
+    /// reopen a closed keep-alive connection by themselves, and 10 s still lets a page's burst
+    /// of requests share one.
+    pub http_head_read_max: Duration,
+    /// How long an HTTP connection may move no byte in either direction while a request is
+    /// being read or answered: a body that stops arriving, or an answer the client stops
+    /// reading, is closed after 60 s. Long above the keep-alive comments of event streams (sent
+    /// at least every half of this, and every 15 s at most) and any answer a healthy room takes
+    /// to give; websockets leave this bound at the upgrade and have their own pings.
+    pub http_idle_max: Duration,
 }
 
 impl Default for Timing {
@@ -116,6 +130,8 @@ impl Default for Timing {
             close_timeout: Duration::from_secs(5),
             write_stall_max: Duration::from_secs(10),
             presence_broadcast_interval: Duration::from_millis(50),
+            http_head_read_max: Duration::from_secs(10),
+            http_idle_max: Duration::from_secs(60),
         }
     }
 }

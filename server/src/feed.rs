@@ -160,7 +160,7 @@ pub fn routes(
         .and(warp::get())
         .and(query)
         .and(credentials())
-        .and(warp::addr::remote())
+        .and(crate::accept::remote())
         .and(warp::header::optional::<String>("last-event-id"))
         .and(with_app)
         .map(
@@ -174,6 +174,9 @@ pub fn routes(
             },
         )
 }
+
+/// Longest silence on an event stream (warp's default keep-alive period).
+const SSE_KEEP_ALIVE_MAX: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Which events a stream wants.
 struct Interest {
@@ -348,7 +351,11 @@ fn events(
         .chain(live)
         .take_until(until_expiry)
         .map(Ok::<_, std::convert::Infallible>);
-    Ok(warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response())
+    // A comment at least every half of `http_idle_max`, so an idle stream is not taken for a
+    // dead connection, and at least every 15 s for proxies that cut silent ones sooner.
+    let keep_alive = (app.config.timing.http_idle_max / 2).min(SSE_KEEP_ALIVE_MAX);
+    let stream = warp::sse::keep_alive().interval(keep_alive).stream(stream);
+    Ok(warp::sse::reply(stream).into_response())
 }
 
 #[cfg(test)]

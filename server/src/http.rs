@@ -84,7 +84,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::path::tail())
         .and(warp::get())
         .and(credentials())
-        .and(warp::addr::remote())
+        .and(crate::accept::remote())
         .and(crate::upgrade::request())
         .and(with_app.clone())
         .then(sync_socket);
@@ -95,7 +95,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
     let stats = warp::path!("api" / "stats")
         .and(warp::get())
         .and(credentials())
-        .and(warp::addr::remote())
+        .and(crate::accept::remote())
         .and(with_app.clone())
         .map(stats);
     let metrics = warp::path!("metrics")

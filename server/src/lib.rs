@@ -1,6 +1,8 @@
 //! tandem: a Yjs sync server.
 //!
 //! Map of the crate, from the network inwards:
+//! - [`accept`]: the accept loop: one task per HTTP connection, bounded time to send a request
+//!   head, idle connections closed; the client address of each request.
 //! - [`http`]: warp routes: `/sync/<doc>` (websocket), `/health`, `/api/stats`, `/metrics`, `/`.
 //! - [`api`]: `/api/docs/<doc>/...`: one-round-trip HTTP sync for offline clients.
 //! - [`connection`]: one websocket in the y-websocket dialect: decode, forward, keep alive, close.
@@ -18,6 +20,7 @@
 //! The wire codec lives in `tandem-crdt-model` (pure), the update log in `tandem-storage`.
 
 pub mod abuse;
+pub mod accept;
 pub mod alloc;
 pub mod api;
 pub mod app;
@@ -107,16 +110,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let app = App::new(config, store, cluster, shutdown_rx.clone());
-        let routes = http::routes(Arc::clone(&app));
-        let mut stop = shutdown_rx;
-        let http = tokio::spawn(
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .run(),
-        );
+        let http = tokio::spawn(accept::serve(listener, Arc::clone(&app), shutdown_rx));
         Ok(Server {
             addr,
             app,

@@ -177,6 +177,12 @@ struct ServeArgs {
     /// between are coalesced).
     #[arg(long, env = "TANDEM_PRESENCE_BROADCAST_INTERVAL_MS")]
     presence_broadcast_interval_ms: Option<u64>,
+    /// Seconds the server waits for a complete request head (also the keep-alive idle time).
+    #[arg(long, env = "TANDEM_HTTP_HEAD_READ_MAX_S")]
+    http_head_read_max_s: Option<u64>,
+    /// Seconds an HTTP connection may move no byte while a request is read or answered.
+    #[arg(long, env = "TANDEM_HTTP_IDLE_MAX_S")]
+    http_idle_max_s: Option<u64>,
     /// Compact a document's log once it holds this many updates.
     #[arg(long, env = "TANDEM_COMPACT_AFTER_UPDATES")]
     compact_after_updates: Option<u64>,
@@ -230,6 +236,12 @@ impl ServeArgs {
         }
         if let Some(ms) = self.presence_broadcast_interval_ms {
             config.timing.presence_broadcast_interval = std::time::Duration::from_millis(ms);
+        }
+        if let Some(s) = self.http_head_read_max_s {
+            config.timing.http_head_read_max = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = self.http_idle_max_s {
+            config.timing.http_idle_max = std::time::Duration::from_secs(s.max(1));
         }
         if let Some(n) = self.compact_after_updates {
             config.store.compact_after_updates = n.max(1);

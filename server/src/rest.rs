@@ -396,7 +396,7 @@ pub fn routes(
         .and(warp::method())
         .and(query)
         .and(credentials())
-        .and(warp::addr::remote())
+        .and(crate::accept::remote())
         .and(crate::http::bounded_body(body_max))
         .and(with_app)
         .and_then(
