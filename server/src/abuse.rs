@@ -1,5 +1,5 @@
-//! Rate limits against floods: a token bucket per socket, fixed windows per client IP, and a
-//! count of sockets per user. The numbers live in [`crate::config::Limits`].
+//! Rate limits against floods: a token bucket per socket, fixed windows per client IP, and
+//! counts of what is open per key (sockets per user, event streams per user and per address). The numbers live in [`crate::config::Limits`].
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -80,54 +80,58 @@ impl<K: Hash + Eq + Clone> WindowLimiter<K> {
         entry.1 += 1;
         true
     }
+}
 
-    /// True when the key is already over its limit, without counting anything.
-    pub fn exhausted(&self, key: &K, now: Instant) -> bool {
-        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        counts.get(key).is_some_and(|(start, n)| {
-            now.saturating_duration_since(*start) < self.window && *n >= self.limit
-        })
+/// Open things per key (sockets per user, event streams per user or per address); a [`Slot`]
+/// gives its place back when dropped. Keys at zero are removed, so memory follows what is open.
+#[derive(Debug)]
+pub struct OpenSlots<K: Hash + Eq> {
+    open: Mutex<HashMap<K, usize>>,
+}
+
+impl<K: Hash + Eq> Default for OpenSlots<K> {
+    fn default() -> Self {
+        OpenSlots {
+            open: Mutex::new(HashMap::new()),
+        }
     }
 }
 
-/// Open sockets per user; a [`SocketSlot`] gives its place back when dropped.
-#[derive(Debug, Default)]
-pub struct UserSockets {
-    open: Mutex<HashMap<Arc<str>, usize>>,
+pub struct Slot<K: Hash + Eq> {
+    owner: Arc<OpenSlots<K>>,
+    key: K,
 }
 
-pub struct SocketSlot {
-    owner: Arc<UserSockets>,
-    user: Arc<str>,
-}
-
-impl UserSockets {
-    pub fn try_take(self: &Arc<Self>, user: &str, limit: usize) -> Option<SocketSlot> {
+impl<K: Hash + Eq + Clone> OpenSlots<K> {
+    /// A place for `key` if it holds fewer than `limit`.
+    pub fn try_take(self: &Arc<Self>, key: K, limit: usize) -> Option<Slot<K>> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let user: Arc<str> = Arc::from(user);
-        let n = open.entry(Arc::clone(&user)).or_insert(0);
+        let n = open.entry(key.clone()).or_insert(0);
         if *n >= limit {
+            if *n == 0 {
+                open.remove(&key);
+            }
             return None;
         }
         *n += 1;
-        Some(SocketSlot {
+        Some(Slot {
             owner: Arc::clone(self),
-            user,
+            key,
         })
     }
 }
 
-impl Drop for SocketSlot {
+impl<K: Hash + Eq> Drop for Slot<K> {
     fn drop(&mut self) {
         let mut open = self
             .owner
             .open
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.user) {
+        if let Some(n) = open.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                open.remove(&self.user);
+                open.remove(&self.key);
             }
         }
     }
@@ -166,19 +170,27 @@ mod tests {
         let other: IpAddr = [127, 0, 0, 2].into();
         assert!(w.allow(&ip, t0) && w.allow(&ip, t0) && w.allow(&ip, t0));
         assert!(!w.allow(&ip, t0));
-        assert!(w.exhausted(&ip, t0));
         assert!(w.allow(&other, t0));
         assert!(w.allow(&ip, t0 + Duration::from_secs(60)));
     }
 
     #[test]
-    fn user_slots_are_returned() {
-        let users = Arc::new(UserSockets::default());
+    fn slots_are_returned() {
+        let users = Arc::new(OpenSlots::default());
         let a = users.try_take("ada", 2).expect("first");
         let _b = users.try_take("ada", 2).expect("second");
         assert!(users.try_take("ada", 2).is_none());
         assert!(users.try_take("bob", 2).is_some());
         drop(a);
         assert!(users.try_take("ada", 2).is_some());
+        assert!(
+            users.try_take("eve", 0).is_none(),
+            "a limit of zero refuses"
+        );
+        assert_eq!(
+            users.open.lock().expect("lock").len(),
+            1,
+            "only ada holds places"
+        );
     }
 }

@@ -58,7 +58,7 @@ pub fn routes(
         .and(warp::method())
         .and(query)
         .and(credentials())
-        .and(warp::addr::remote())
+        .and(crate::accept::remote())
         .and(warp::header::optional::<String>("if-none-match"))
         .and(warp::header::optional::<String>("accept"))
         .and(crate::http::bounded_body(frame_max))

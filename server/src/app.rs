@@ -7,7 +7,7 @@ use std::time::Instant;
 use tandem_storage::DocStore;
 use tokio::sync::{watch, Semaphore};
 
-use crate::abuse::{IpLimits, UserSockets, WindowLimiter};
+use crate::abuse::{IpLimits, OpenSlots, WindowLimiter};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::durability::Durability;
@@ -28,7 +28,8 @@ pub struct App {
     /// One permit per open websocket: `connections_max`.
     pub connections: Arc<Semaphore>,
     pub ip_limits: IpLimits,
-    pub user_sockets: Arc<UserSockets>,
+    /// Open sockets per user (`sockets_per_user_max`).
+    pub user_sockets: Arc<OpenSlots<Arc<str>>>,
     /// Flips to true once, when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
     /// Latched false by a storage failure: the operator must look before trusting this node.

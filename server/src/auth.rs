@@ -3,7 +3,8 @@
 //! A token's claims carry `sub` (the author written next to every update), an optional `name`,
 //! and `docs`, a map from document-name patterns to roles. `*` matches within one path segment,
 //! `**` across segments, and the most specific matching pattern decides. Documents under
-//! `private/<sub>/` belong to that `sub` alone, whatever the patterns say.
+//! `private/<segment>/` belong to the one `sub` that segment spells (`space.rs`), whatever the
+//! patterns say.
 //!
 //! Time is passed in (`now` in seconds since the epoch) so that expiry is tested exactly.
 
@@ -59,6 +60,8 @@ pub struct Claims {
 pub struct Principal {
     pub sub: String,
     pub name: Option<String>,
+    /// The segment of the caller's private space: `private/<space>/...` (see `space.rs`).
+    space: String,
     docs: Vec<(Pattern, Role)>,
     /// Seconds since the epoch; the socket is closed then.
     pub expires_at: Option<u64>,
@@ -72,10 +75,16 @@ impl Principal {
         Principal {
             sub: sub.to_string(),
             name: None,
+            space: crate::space::segment_of(sub).unwrap_or_default(),
             docs: Vec::new(),
             expires_at: None,
             dev: true,
         }
+    }
+
+    /// The segment of this caller's private space (`private/<space>/...`).
+    pub fn space(&self) -> &str {
+        &self.space
     }
 
     /// The role this caller has on `doc`, or `None` for no access.
@@ -83,11 +92,10 @@ impl Principal {
         if self.dev {
             return Some(Role::Write);
         }
-        if let Some(rest) = doc.strip_prefix("private/") {
+        if let Some(owner) = crate::space::owner_of(doc) {
             // A private space belongs to its owner alone. The owner may always write there; a
             // pattern may raise that to admin but never lower it.
-            let owner = rest.split('/').next().unwrap_or_default();
-            if owner != self.sub || owner.is_empty() {
+            if owner != self.space || owner.is_empty() {
                 return None;
             }
             return Some(
@@ -194,6 +202,15 @@ pub enum AuthError {
     NotYetValid,
     #[error("the token's issuer or audience is not accepted")]
     WrongIssuerOrAudience,
+    /// Without `exp` a token never expires, and there is no revocation: refused unless the
+    /// operator opts in (`--jwt-allow-no-exp`).
+    #[error("the token has no exp claim; this server accepts only tokens that expire")]
+    NoExpiry,
+    #[error(
+        "the token's sub is too long to name a private space (at most {max} bytes once written as a document-name segment)",
+        max = crate::space::SEGMENT_LEN_MAX_BYTES
+    )]
+    SubTooLong,
 }
 
 impl AuthError {
@@ -205,6 +222,8 @@ impl AuthError {
             AuthError::Expired => "token_expired",
             AuthError::NotYetValid => "token_not_yet_valid",
             AuthError::WrongIssuerOrAudience => "token_wrong_issuer_or_audience",
+            AuthError::NoExpiry => "token_no_expiry",
+            AuthError::SubTooLong => "token_sub_too_long",
         }
     }
 }
@@ -218,6 +237,8 @@ pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
     leeway_s: u64,
+    /// Accept tokens without `exp` (service tokens); off unless the operator opts in.
+    allow_no_exp: bool,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -261,7 +282,14 @@ impl Verifier {
             key,
             validation,
             leeway_s: CLOCK_SKEW_LEEWAY_S,
+            allow_no_exp: false,
         }
+    }
+
+    /// Accepts tokens without `exp`, which never expire (`--jwt-allow-no-exp`).
+    pub fn allowing_no_exp(mut self, allow: bool) -> Self {
+        self.allow_no_exp = allow;
+        self
     }
 
     /// Overrides the allowed clock skew (tests use 0 to make expiry exact).
@@ -297,6 +325,9 @@ impl Verifier {
             },
         )?;
         let claims = data.claims;
+        if claims.exp.is_none() && !self.allow_no_exp {
+            return Err(AuthError::NoExpiry);
+        }
         if claims
             .exp
             .is_some_and(|exp| now > exp.saturating_add(self.leeway_s))
@@ -312,9 +343,11 @@ impl Verifier {
         if claims.sub.is_empty() {
             return Err(AuthError::Malformed);
         }
+        let space = crate::space::segment_of(&claims.sub).ok_or(AuthError::SubTooLong)?;
         Ok(Principal {
             sub: claims.sub,
             name: claims.name,
+            space,
             docs: claims
                 .docs
                 .iter()
@@ -424,6 +457,20 @@ mod tests {
         }
     }
 
+    // A sub that is not a plain name owns the space its segment spells, and only that one.
+    #[test]
+    fn private_space_of_an_escaped_sub() {
+        let p = principal("auth0|42", &[("**", Role::Admin)]);
+        assert_eq!(p.space(), "auth0~7C42");
+        assert_eq!(p.role_for("private/auth0~7C42/notes/1"), Some(Role::Admin));
+        assert_eq!(p.role_for("private/auth0|42/notes/1"), None);
+        assert_eq!(
+            principal("auth0~7C42", &[]).role_for("private/auth0~7C42/x"),
+            None,
+            "a sub spelling another's segment does not own it"
+        );
+    }
+
     #[test]
     fn refusals() {
         let v = Verifier::hs256(SECRET);
@@ -439,6 +486,17 @@ mod tests {
         late.exp = Some(NOW - 100);
         let late = mint_hs256(SECRET, &late).expect("mints");
         assert_eq!(v.verify(&late, NOW).err(), Some(AuthError::Expired));
+        let mut forever = claims("a", &[]);
+        forever.exp = None;
+        let forever = mint_hs256(SECRET, &forever).expect("mints");
+        assert_eq!(v.verify(&forever, NOW).err(), Some(AuthError::NoExpiry));
+        let service = Verifier::hs256(SECRET).allowing_no_exp(true);
+        assert_eq!(
+            service.verify(&forever, NOW).expect("opted in").expires_at,
+            None
+        );
+        let long_sub = mint_hs256(SECRET, &claims(&"é".repeat(22), &[])).expect("mints");
+        assert_eq!(v.verify(&long_sub, NOW).err(), Some(AuthError::SubTooLong));
         let mut early = claims("a", &[]);
         early.nbf = Some(NOW + 100);
         let early = mint_hs256(SECRET, &early).expect("mints");

@@ -50,8 +50,10 @@ pub struct Limits {
     /// New websocket connections per client IP per minute (HTTP 429 beyond). Generous because
     /// offices share one address; it stops reconnect storms, not users.
     pub connections_per_ip_per_min: u32,
-    /// Failed authentications per client IP per minute before every request from it gets
-    /// HTTP 429 for the rest of the minute (slows token guessing).
+    /// Failed authentications per client IP per minute answered with 401; further failures in
+    /// that minute get 429, telling a guessing or misconfigured client to back off. A valid
+    /// token is never refused for them: behind a NAT or a load balancer many users share one
+    /// address, and one of them must not lock out the rest.
     pub auth_failures_per_ip_per_min: u32,
     /// Open sockets per user (`sub`) when authentication is on (HTTP 429 beyond).
     pub sockets_per_user_max: usize,
@@ -60,6 +62,15 @@ pub struct Limits {
     pub feed_events_kept: usize,
     /// Open change-feed streams for the whole server (HTTP 503 beyond).
     pub feed_streams_max: usize,
+    /// Open change-feed streams per user (`sub`) when authentication is on (HTTP 429 beyond), so
+    /// one token cannot take every stream. 16 covers a person's tabs and devices (a browser opens
+    /// at most 6 HTTP/1.1 connections per server anyway) and a few integrations.
+    pub feed_streams_per_user_max: usize,
+    /// Open change-feed streams per client IP (HTTP 429 beyond): a quarter of the server's
+    /// streams, so no one address (or many users minted on one, in open mode or with dev login)
+    /// takes them all, while an office behind one NAT address still fits. Behind a proxy that
+    /// hides client addresses every client shares one: raise it to `feed_streams_max` there.
+    pub feed_streams_per_ip_max: usize,
     /// Largest JSON body of a REST request: a note's body or a comment is text, not a file.
     pub rest_body_max_bytes: u64,
     /// Largest page of a REST list.
@@ -84,6 +95,8 @@ impl Default for Limits {
             sockets_per_user_max: 64,
             feed_events_kept: 10_000,
             feed_streams_max: 1_000,
+            feed_streams_per_user_max: 16,
+            feed_streams_per_ip_max: 250,
             rest_body_max_bytes: 1024 * 1024,
             rest_page_len_max: 100,
         }
@@ -109,6 +122,20 @@ pub struct Timing {
     /// this rate (20 frames/s) bounds what any socket echoes, however fast others publish, and
     /// 50 ms is below what a person notices in a moving cursor.
     pub presence_broadcast_interval: Duration,
+    /// How long the server waits for a complete request head, counted from when it starts
+    /// waiting: on a new connection, or on a kept-alive one once the previous answer is out (so
+    /// this is also how long an idle keep-alive connection stays open). A real client sends its
+    /// head at once, within a round trip even on a poor mobile link; a client dripping a header
+    /// a byte at a time, or a connection opened and never used, is closed after 10 s. Browsers
+    /// reopen a closed keep-alive connection by themselves, and 10 s still lets a page's burst
+    /// of requests share one.
+    pub http_head_read_max: Duration,
+    /// How long an HTTP connection may move no byte in either direction while a request is
+    /// being read or answered: a body that stops arriving, or an answer the client stops
+    /// reading, is closed after 60 s. Long above the keep-alive comments of event streams (sent
+    /// at least every half of this, and every 15 s at most) and any answer a healthy room takes
+    /// to give; websockets leave this bound at the upgrade and have their own pings.
+    pub http_idle_max: Duration,
 }
 
 impl Default for Timing {
@@ -119,6 +146,8 @@ impl Default for Timing {
             close_timeout: Duration::from_secs(5),
             write_stall_max: Duration::from_secs(10),
             presence_broadcast_interval: Duration::from_millis(50),
+            http_head_read_max: Duration::from_secs(10),
+            http_idle_max: Duration::from_secs(60),
         }
     }
 }

@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tandem_crdt_model::protocol::{self, DecodeError};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
-use crate::abuse::{SocketSlot, TokenBucket};
+use crate::abuse::{Slot, TokenBucket};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -39,7 +39,7 @@ pub struct Identity {
 /// What a connection holds for its whole life and gives back when it ends.
 pub struct Guards {
     pub permit: OwnedSemaphorePermit,
-    pub user_slot: Option<SocketSlot>,
+    pub user_slot: Option<Slot<Arc<str>>>,
 }
 
 /// Why the read loop ended.

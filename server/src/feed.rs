@@ -7,7 +7,7 @@
 //! client is told to `reset` rather than silently missing events.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,8 +18,10 @@ use tandem_crdt_model::typed::{Change, DocKind};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
+use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
+use crate::abuse::{OpenSlots, Slot};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::http::{authenticate, credentials, ApiError};
@@ -54,6 +56,10 @@ pub enum Resume {
 pub struct Feed {
     /// Open `/api/events` streams (bounded by `feed_streams_max`).
     pub streams: AtomicUsize,
+    /// Open streams per user (`feed_streams_per_user_max`) and per client IP
+    /// (`feed_streams_per_ip_max`).
+    per_user: Arc<OpenSlots<Arc<str>>>,
+    per_ip: Arc<OpenSlots<IpAddr>>,
     ring: Mutex<Ring>,
     live: broadcast::Sender<Arc<FeedEvent>>,
     kept: usize,
@@ -72,6 +78,8 @@ impl Feed {
         let kept = kept.max(1);
         Feed {
             streams: AtomicUsize::new(0),
+            per_user: Arc::default(),
+            per_ip: Arc::default(),
             ring: Mutex::new(Ring {
                 events: VecDeque::with_capacity(kept.min(1024)),
                 next_id: start_ms.saturating_mul(1000).max(1),
@@ -152,7 +160,7 @@ pub fn routes(
         .and(warp::get())
         .and(query)
         .and(credentials())
-        .and(warp::addr::remote())
+        .and(crate::accept::remote())
         .and(warp::header::optional::<String>("last-event-id"))
         .and(with_app)
         .map(
@@ -166,6 +174,9 @@ pub fn routes(
             },
         )
 }
+
+/// Longest silence on an event stream (warp's default keep-alive period).
+const SSE_KEEP_ALIVE_MAX: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Which events a stream wants.
 struct Interest {
@@ -201,12 +212,76 @@ fn reset_event() -> warp::sse::Event {
         .data(r#"{"reason":"events since your last id are no longer kept; re-read what you show"}"#)
 }
 
-/// Counts a stream while it is open.
-struct StreamSlot(Arc<App>);
+/// What an open stream holds: its place in the server's count and in its user's and address's.
+struct StreamSlot {
+    app: Arc<App>,
+    _user: Option<Slot<Arc<str>>>,
+    _ip: Option<Slot<IpAddr>>,
+}
+
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.0.feed.streams.fetch_sub(1, Relaxed);
+        self.app.feed.streams.fetch_sub(1, Relaxed);
     }
+}
+
+/// A place for one more stream, or the refusal: the caller's own streams first, per user and
+/// per address (429), so that one caller cannot hold every stream, then the server's (503).
+fn take_stream_slot(
+    app: &Arc<App>,
+    principal: &Principal,
+    remote: Option<SocketAddr>,
+) -> Result<StreamSlot, ApiError> {
+    let limits = &app.config.limits;
+    let too_many = |code: &'static str, message: &str| {
+        app.metrics.rate_limited.fetch_add(1, Relaxed);
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+    };
+    // Per user only with real identities: in open development mode everyone is "anonymous".
+    let user = match &app.config.auth {
+        None => None,
+        Some(_) => {
+            let sub = Arc::from(principal.sub.as_str());
+            let slot = app
+                .feed
+                .per_user
+                .try_take(sub, limits.feed_streams_per_user_max);
+            Some(slot.ok_or_else(|| {
+                too_many(
+                    "too_many_streams_for_user",
+                    "this user has as many event streams open as it may; close one first",
+                )
+            })?)
+        }
+    };
+    let ip = match remote {
+        None => None,
+        Some(addr) => {
+            let slot = app
+                .feed
+                .per_ip
+                .try_take(addr.ip(), limits.feed_streams_per_ip_max);
+            Some(slot.ok_or_else(|| {
+                too_many(
+                    "too_many_streams_from_ip",
+                    "this address has as many event streams open as it may; close one first",
+                )
+            })?)
+        }
+    };
+    if app.feed.streams.fetch_add(1, Relaxed) >= limits.feed_streams_max {
+        app.feed.streams.fetch_sub(1, Relaxed);
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            "the server has as many event streams open as it allows; retry later",
+        ));
+    }
+    Ok(StreamSlot {
+        app: Arc::clone(app),
+        _user: user,
+        _ip: ip,
+    })
 }
 
 fn events(
@@ -237,16 +312,7 @@ fn events(
                 .map_err(|_| ApiError::invalid("last_event_id", "an event id"))
         })
         .transpose()?;
-    let max = app.config.limits.feed_streams_max;
-    if app.feed.streams.fetch_add(1, Relaxed) >= max {
-        app.feed.streams.fetch_sub(1, Relaxed);
-        return Err(ApiError::new(
-            warp::http::StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_streams",
-            "the server has as many event streams open as it allows; retry later",
-        ));
-    }
-    let slot = StreamSlot(Arc::clone(app));
+    let slot = take_stream_slot(app, &principal, remote)?;
     let interest = Interest {
         principal,
         kinds,
@@ -285,7 +351,11 @@ fn events(
         .chain(live)
         .take_until(until_expiry)
         .map(Ok::<_, std::convert::Infallible>);
-    Ok(warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response())
+    // A comment at least every half of `http_idle_max`, so an idle stream is not taken for a
+    // dead connection, and at least every 15 s for proxies that cut silent ones sooner.
+    let keep_alive = (app.config.timing.http_idle_max / 2).min(SSE_KEEP_ALIVE_MAX);
+    let stream = warp::sse::keep_alive().interval(keep_alive).stream(stream);
+    Ok(warp::sse::reply(stream).into_response())
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::path::tail())
         .and(warp::get())
         .and(credentials())
-        .and(warp::addr::remote())
+        .and(crate::accept::remote())
         .and(crate::upgrade::request())
         .and(with_app.clone())
         .then(sync_socket);
@@ -94,6 +94,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .map(health);
     let stats = warp::path!("api" / "stats")
         .and(warp::get())
+        .and(credentials())
+        .and(crate::accept::remote())
         .and(with_app.clone())
         .map(stats);
     let metrics = warp::path!("metrics")
@@ -202,7 +204,7 @@ pub struct BodyTooLarge;
 impl warp::reject::Reject for BodyTooLarge {}
 
 /// The bearer token of a request: `?token=` (what browser websocket providers can send) or an
-/// `Authorization: Bearer` header.
+/// `Authorization: Bearer` header, whose scheme name is case-insensitive (RFC 7235 §2.1).
 pub fn credentials() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
     let query = warp::query::<HashMap<String, String>>()
         .map(|q: HashMap<String, String>| q.get("token").cloned())
@@ -214,18 +216,19 @@ pub fn credentials() -> impl Filter<Extract = (Option<String>,), Error = Infalli
     query
         .and(header)
         .map(|query: Option<String>, header: Option<String>| {
-            query.or_else(|| {
-                header.and_then(|h| {
-                    h.strip_prefix("Bearer ")
-                        .or_else(|| h.strip_prefix("bearer "))
-                        .map(|t| t.trim().to_string())
-                })
-            })
+            query.or_else(|| header.as_deref().and_then(bearer_token).map(str::to_string))
         })
 }
 
+/// The token of an `Authorization` header value with the `Bearer` scheme, in any case.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
 /// Authenticates a request for `doc`: the caller and its role, or the refusal to send.
-/// Per-IP flood checks, then the token and the caller's role on `doc`.
 pub fn authorize(
     app: &App,
     remote: Option<SocketAddr>,
@@ -248,39 +251,38 @@ pub fn role_on(principal: &Principal, doc: &str) -> Result<Role, ApiError> {
     })
 }
 
-/// Who is calling: per-IP flood checks, then the token (the anonymous caller in open mode).
+/// Who is calling: the token's principal (the anonymous caller in open mode), or the refusal.
+///
+/// A valid token is always accepted: the per-address count of failures only changes the answer
+/// to failing attempts, from 401 to 429, once an address is past its limit. Counting failures
+/// against everyone at an address would let one client behind a shared NAT or load balancer
+/// lock out all the others with a few garbage tokens.
 pub fn authenticate(
     app: &App,
     remote: Option<SocketAddr>,
     token: Option<&str>,
 ) -> Result<Principal, ApiError> {
-    let now = std::time::Instant::now();
-    let ip = remote.map(|a| a.ip());
-    if let Some(ip) = ip {
-        if app.ip_limits.auth_failures.exhausted(&ip, now) {
-            app.metrics.rate_limited.fetch_add(1, Relaxed);
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_auth_failures",
-                "too many failed authentications from this address; retry in a minute",
-            ));
-        }
-    }
-    match &app.config.auth {
-        None => Ok(Principal::dev("anonymous")),
-        Some(verifier) => {
-            let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing);
-            token
-                .and_then(|t| verifier.verify(t, auth::now_s()))
-                .map_err(|e| {
-                    app.metrics.auth_failures.fetch_add(1, Relaxed);
-                    if let Some(ip) = ip {
-                        app.ip_limits.auth_failures.allow(&ip, now);
-                    }
-                    ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
-                })
-        }
-    }
+    let Some(verifier) = &app.config.auth else {
+        return Ok(Principal::dev("anonymous"));
+    };
+    let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing);
+    token
+        .and_then(|t| verifier.verify(t, auth::now_s()))
+        .map_err(|e| {
+            app.metrics.auth_failures.fetch_add(1, Relaxed);
+            let now = std::time::Instant::now();
+            let over_limit =
+                remote.is_some_and(|a| !app.ip_limits.auth_failures.allow(&a.ip(), now));
+            if over_limit {
+                app.metrics.rate_limited.fetch_add(1, Relaxed);
+                return ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_auth_failures",
+                    "too many failed authentications from this address; retry in a minute",
+                );
+            }
+            ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+        })
 }
 
 async fn sync_socket(
@@ -324,10 +326,10 @@ async fn sync_socket(
     // Sockets per user count only with real identities: in development mode everyone is
     // "anonymous".
     let user_slot = if app.config.auth.is_some() {
-        match app
-            .user_sockets
-            .try_take(&principal.sub, app.config.limits.sockets_per_user_max)
-        {
+        match app.user_sockets.try_take(
+            Arc::from(principal.sub.as_str()),
+            app.config.limits.sockets_per_user_max,
+        ) {
             Some(slot) => Some(slot),
             None => {
                 app.metrics.rate_limited.fetch_add(1, Relaxed);
@@ -401,17 +403,15 @@ fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
             "dev login is not enabled",
         );
     };
+    // A plain name, its own private-space segment: the demo builds `private/<sub>/...` itself.
     let valid_sub = !login.sub.is_empty()
         && login.sub.len() <= 64
-        && login
-            .sub
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && crate::space::segment_of(&login.sub).as_deref() == Some(login.sub.as_str());
     if !valid_sub {
         return error_reply(
             StatusCode::BAD_REQUEST,
             "invalid_sub",
-            "sub: 1 to 64 characters of A-Z a-z 0-9 - _ .",
+            "sub: 1 to 64 characters of A-Z a-z 0-9 - _ . (a '.' neither first nor doubled)",
         );
     }
     let claims = auth::Claims {
@@ -456,17 +456,33 @@ fn health(app: Arc<App>) -> Response {
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
-fn stats(app: Arc<App>) -> Response {
+/// `GET /api/stats`. Counts for anyone; the names of open documents only to who may administer
+/// them, because a name is data too (`private/<space>/notes/<id>` says who writes what): with
+/// authentication on, a caller without a token sees counts only, and one with a token sees the
+/// rooms it holds the admin role on, which never includes someone else's private space. In open
+/// development mode everyone may open every document, so every name is listed.
+fn stats(token: Option<String>, remote: Option<SocketAddr>, app: Arc<App>) -> Response {
+    let viewer = match (&app.config.auth, token) {
+        (Some(_), None) => None,
+        (_, token) => match authenticate(&app, remote, token.as_deref()) {
+            Ok(principal) => Some(principal),
+            Err(refusal) => return refusal.into_response(),
+        },
+    };
     let rooms = app.rooms.snapshot();
-    let per_room: serde_json::Map<String, serde_json::Value> = rooms
-        .iter()
-        .map(|(name, n)| (name.clone(), json!(n)))
-        .collect();
     let mut body = json!({
         "rooms": rooms.len(),
         "connections": app.metrics.connections_open.load(Relaxed),
-        "per_room": per_room,
     });
+    if let Some(viewer) = viewer {
+        let open_mode = app.config.auth.is_none();
+        let per_room: serde_json::Map<String, serde_json::Value> = rooms
+            .iter()
+            .filter(|(name, _)| open_mode || viewer.role_for(name) == Some(Role::Admin))
+            .map(|(name, n)| (name.clone(), json!(n)))
+            .collect();
+        body["per_room"] = json!(per_room);
+    }
     if let Some(cluster) = &app.cluster {
         body["cluster"] = cluster.stats();
     }

@@ -1,6 +1,8 @@
 //! tandem: a Yjs sync server.
 //!
 //! Map of the crate, from the network inwards:
+//! - [`accept`]: the accept loop: one task per HTTP connection, bounded time to send a request
+//!   head, idle connections closed; the client address of each request.
 //! - [`http`]: warp routes: `/sync/<doc>` (websocket), `/health`, `/api/stats`, `/metrics`, `/`.
 //! - [`api`]: `/api/docs/<doc>/...`: one-round-trip HTTP sync for offline clients.
 //! - [`connection`]: one websocket in the y-websocket dialect: decode, forward, keep alive, close.
@@ -10,13 +12,15 @@
 //! - [`config`]: every limit and timer; [`close_code`]: what each close code means;
 //!   [`doc_name`]: which document names exist; [`metrics`]: Prometheus counters.
 //! - [`abuse`]: rate limits (token bucket per socket, windows per IP, sockets per user).
-//! - [`auth`]: JWT verification and per-document roles.
+//! - [`auth`]: JWT verification and per-document roles; [`space`]: the private-space segment
+//!   each `sub` owns.
 //! - [`alloc`]: the global allocator that refuses oversized single allocations (decoder bombs).
 //! - [`app`]: the state they share. [`Server`] starts and stops all of it.
 //!
 //! The wire codec lives in `tandem-crdt-model` (pure), the update log in `tandem-storage`.
 
 pub mod abuse;
+pub mod accept;
 pub mod alloc;
 pub mod api;
 pub mod app;
@@ -36,6 +40,7 @@ pub mod presence;
 pub mod rest;
 pub mod room;
 pub mod rooms;
+pub mod space;
 pub mod upgrade;
 
 use std::net::SocketAddr;
@@ -106,16 +111,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let app = App::new(config, store, cluster, shutdown_rx.clone());
-        let routes = http::routes(Arc::clone(&app));
-        let mut stop = shutdown_rx;
-        let http = tokio::spawn(
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .run(),
-        );
+        let http = tokio::spawn(accept::serve(listener, Arc::clone(&app), shutdown_rx));
         Ok(Server {
             addr,
             app,

@@ -40,6 +40,10 @@ struct AuthArgs {
     /// Allowed clock skew for `exp` and `nbf`, in seconds.
     #[arg(long, env = "TANDEM_JWT_LEEWAY_S", default_value_t = 30)]
     jwt_leeway_s: u64,
+    /// Accept tokens without `exp` (service tokens). They never expire and cannot be revoked
+    /// short of changing the key; without this flag they get 401 `token_no_expiry`.
+    #[arg(long, env = "TANDEM_JWT_ALLOW_NO_EXP")]
+    jwt_allow_no_exp: bool,
     /// With --jwt-secret: `POST /api/dev/token` signs write tokens for any name (demos only).
     #[arg(long, env = "TANDEM_DEV_LOGIN")]
     dev_login: bool,
@@ -53,7 +57,9 @@ impl AuthArgs {
             (None, Some(path)) => Verifier::public_key_pem(path)?,
             (None, None) => return Ok(None),
         };
-        let verifier = verifier.with_leeway_s(self.jwt_leeway_s);
+        let verifier = verifier
+            .with_leeway_s(self.jwt_leeway_s)
+            .allowing_no_exp(self.jwt_allow_no_exp);
         let verifier = match &self.jwt_issuer {
             Some(iss) => verifier.with_issuer(iss),
             None => verifier,
@@ -151,12 +157,22 @@ struct ServeArgs {
     /// New websocket connections per client IP per minute (HTTP 429 beyond).
     #[arg(long, env = "TANDEM_CONNECTIONS_PER_IP_PER_MIN")]
     connections_per_ip_per_min: Option<u32>,
-    /// Failed authentications per client IP per minute (HTTP 429 beyond).
+    /// Failed authentications per client IP per minute answered 401; later failing attempts in
+    /// that minute get 429. A valid token is never refused for them.
     #[arg(long, env = "TANDEM_AUTH_FAILURES_PER_IP_PER_MIN")]
     auth_failures_per_ip_per_min: Option<u32>,
     /// Open sockets per user when authentication is on (HTTP 429 beyond).
     #[arg(long, env = "TANDEM_SOCKETS_PER_USER_MAX")]
     sockets_per_user_max: Option<usize>,
+    /// Open change-feed streams (`/api/events`) for the whole server (HTTP 503 beyond).
+    #[arg(long, env = "TANDEM_FEED_STREAMS_MAX")]
+    feed_streams_max: Option<usize>,
+    /// Open change-feed streams per user when authentication is on (HTTP 429 beyond).
+    #[arg(long, env = "TANDEM_FEED_STREAMS_PER_USER_MAX")]
+    feed_streams_per_user_max: Option<usize>,
+    /// Open change-feed streams per client IP (HTTP 429 beyond).
+    #[arg(long, env = "TANDEM_FEED_STREAMS_PER_IP_MAX")]
+    feed_streams_per_ip_max: Option<usize>,
     /// Websocket ping period, in seconds.
     #[arg(long, env = "TANDEM_PING_INTERVAL_S")]
     ping_interval_s: Option<u64>,
@@ -167,6 +183,12 @@ struct ServeArgs {
     /// between are coalesced).
     #[arg(long, env = "TANDEM_PRESENCE_BROADCAST_INTERVAL_MS")]
     presence_broadcast_interval_ms: Option<u64>,
+    /// Seconds the server waits for a complete request head (also the keep-alive idle time).
+    #[arg(long, env = "TANDEM_HTTP_HEAD_READ_MAX_S")]
+    http_head_read_max_s: Option<u64>,
+    /// Seconds an HTTP connection may move no byte while a request is read or answered.
+    #[arg(long, env = "TANDEM_HTTP_IDLE_MAX_S")]
+    http_idle_max_s: Option<u64>,
     /// Compact a document's log once it holds this many updates.
     #[arg(long, env = "TANDEM_COMPACT_AFTER_UPDATES")]
     compact_after_updates: Option<u64>,
@@ -209,6 +231,13 @@ impl ServeArgs {
         limits.sockets_per_user_max = self
             .sockets_per_user_max
             .unwrap_or(defaults.sockets_per_user_max);
+        limits.feed_streams_max = self.feed_streams_max.unwrap_or(defaults.feed_streams_max);
+        limits.feed_streams_per_user_max = self
+            .feed_streams_per_user_max
+            .unwrap_or(defaults.feed_streams_per_user_max);
+        limits.feed_streams_per_ip_max = self
+            .feed_streams_per_ip_max
+            .unwrap_or(defaults.feed_streams_per_ip_max);
         if let Some(s) = self.ping_interval_s {
             config.timing.ping_interval = std::time::Duration::from_secs(s.max(1));
         }
@@ -218,10 +247,19 @@ impl ServeArgs {
         if let Some(ms) = self.presence_broadcast_interval_ms {
             config.timing.presence_broadcast_interval = std::time::Duration::from_millis(ms);
         }
+        if let Some(s) = self.http_head_read_max_s {
+            config.timing.http_head_read_max = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = self.http_idle_max_s {
+            config.timing.http_idle_max = std::time::Duration::from_secs(s.max(1));
+        }
         if let Some(n) = self.compact_after_updates {
             config.store.compact_after_updates = n.max(1);
         }
         config.auth = self.auth.verifier()?;
+        if self.auth.jwt_allow_no_exp {
+            tracing::warn!("--jwt-allow-no-exp is on: a token without exp is valid forever");
+        }
         if self.auth.dev_login {
             let secret =
                 self.auth.jwt_secret.clone().ok_or_else(|| {

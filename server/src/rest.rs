@@ -397,7 +397,7 @@ pub fn routes(
         .and(warp::method())
         .and(query)
         .and(credentials())
-        .and(warp::addr::remote())
+        .and(crate::accept::remote())
         .and(crate::http::bounded_body(body_max))
         .and(with_app)
         .and_then(
@@ -438,7 +438,7 @@ async fn handle(app: &Arc<App>, call: &Call<'_>, req: Request<'_>) -> Result<Res
     match call.op {
         Op::List(scope) => list(app, &principal, scope, req.query).await,
         Op::Create(scope) => {
-            let (id, edit) = create_edit(scope, req.body, &principal.sub)?;
+            let (id, edit) = create_edit(scope, req.body, &principal)?;
             let doc = doc_of(scope, &id, &principal);
             require(&principal, &doc, Role::Write)?;
             let value = edit_in_room(app, &doc, &principal.sub, edit).await?;
@@ -511,11 +511,7 @@ fn param(value: Option<&str>) -> Result<&str, ApiError> {
 }
 
 fn doc_of(scope: Scope, id: &str, principal: &Principal) -> String {
-    typed::doc_name(
-        scope.kind,
-        id,
-        scope.private.then_some(principal.sub.as_str()),
-    )
+    typed::doc_name(scope.kind, id, scope.private.then_some(principal.space()))
 }
 
 /// The caller's role on `doc` if it is at least `needed`.
@@ -607,8 +603,12 @@ fn not_found(kind: DocKind) -> EditError {
 }
 
 /// Validates a create request and returns the id and the edit that creates it.
-fn create_edit(scope: Scope, body: &[u8], caller: &str) -> Result<(String, EditFn), ApiError> {
-    let author = caller.to_string();
+fn create_edit(
+    scope: Scope,
+    body: &[u8],
+    caller: &Principal,
+) -> Result<(String, EditFn), ApiError> {
+    let author = caller.sub.clone();
     let kind = scope.kind;
     let (id, make): (Option<String>, Change) = match kind {
         DocKind::Note => {
@@ -695,8 +695,7 @@ fn create_edit(scope: Scope, body: &[u8], caller: &str) -> Result<(String, EditF
         }
         None => new_id(),
     };
-    // A private document lives in its author's space (what `doc_of` builds for the caller).
-    let name = typed::doc_name(kind, &id, scope.private.then_some(caller));
+    let name = doc_of(scope, &id, caller);
     let reply_id = id.clone();
     let edit: EditFn = Box::new(move |d: &Doc, _: &Authors| {
         if !typed::read(kind, d).0.is_blank() {
@@ -841,7 +840,7 @@ fn entry_edit(
 /// of id → `Y.Map {title, updated, status?, private?}`; clients keep it up to date as they edit.
 fn index_of(scope: Scope, principal: &Principal) -> String {
     if scope.private {
-        format!("private/{}/index", principal.sub)
+        format!("private/{}/index", principal.space())
     } else {
         "workspace/index".to_string()
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use tandem::auth::Role;
 use tandem_crdt_model::schema::{LIST_LEN_MAX, SHORT_TEXT_CHARS_MAX};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -54,14 +55,18 @@ async fn rest_requests_at_their_limits() {
     assert_eq!((status, field_of(&body).as_deref()), (400, Some("limit")));
 }
 
-/// Opens `/api/events` and returns the socket once the response head has arrived.
-async fn open_stream(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, String) {
+/// Opens `/api/events` (with a bearer token if given) and returns the socket once the response
+/// head has arrived.
+async fn open_stream_as(
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+) -> (tokio::net::TcpStream, String) {
     let mut tcp = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connects");
-    tcp.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("writes");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!("GET /api/events HTTP/1.1\r\nHost: x\r\n{auth}\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("writes");
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -75,6 +80,10 @@ async fn open_stream(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, Stri
     (tcp, String::from_utf8_lossy(&head).to_string())
 }
 
+async fn open_stream(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, String) {
+    open_stream_as(addr, None).await
+}
+
 #[tokio::test]
 async fn feed_streams_are_bounded() {
     let s = start(|c| c.limits.feed_streams_max = 1).await;
@@ -84,4 +93,54 @@ async fn feed_streams_are_bounded() {
     let (status, _, body) = http(s.addr(), "GET", "/api/events", &[], b"").await;
     assert_eq!(status, 503);
     assert!(String::from_utf8_lossy(&body).contains("too_many_streams"));
+}
+
+// One user, or one address, cannot hold every stream: the limit-th stream of a user opens and the
+// next gets 429, other users still get theirs until the address is at its own limit, and
+// closing a stream gives its place back. The server's total (503) is never reached.
+#[tokio::test]
+async fn feed_streams_per_user_and_per_address() {
+    let s = start(|c| {
+        with_auth(c);
+        c.limits.feed_streams_max = 10;
+        c.limits.feed_streams_per_user_max = 2;
+        c.limits.feed_streams_per_ip_max = 3;
+    })
+    .await;
+    let alice = token("alice", &[("**", Role::Read)], 60);
+    let bob = token("bob", &[("**", Role::Read)], 60);
+    let addr = s.addr();
+    let events = move |t: &str| {
+        let auth = format!("Bearer {t}");
+        async move {
+            let headers = [("authorization", auth.as_str())];
+            let (status, _, body) = http(addr, "GET", "/api/events", &headers, b"").await;
+            (status, error_code(&body))
+        }
+    };
+    let (first, head) = open_stream_as(s.addr(), Some(&alice)).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (_second, head) = open_stream_as(s.addr(), Some(&alice)).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(
+        events(&alice).await,
+        (429, "too_many_streams_for_user".into())
+    );
+    let (_third, head) = open_stream_as(s.addr(), Some(&bob)).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "bob is not alice: {head}");
+    assert_eq!(events(&bob).await, (429, "too_many_streams_from_ip".into()));
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (tcp, head) = open_stream_as(s.addr(), Some(&bob)).await;
+        if head.starts_with("HTTP/1.1 200") {
+            drop(tcp);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream's place never came back: {head}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

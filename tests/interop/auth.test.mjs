@@ -47,7 +47,7 @@ test('rejections before the upgrade', async () => {
   assert.equal(await upgradeStatus(`${ws}/notes/1?token=${forged}`), 401, 'bad signature')
   const expired = sign({ sub: 'ada', docs: { '**': 'write' }, exp: now() - 10 })
   assert.equal(await upgradeStatus(`${ws}/notes/1?token=${expired}`), 401, 'expired')
-  const early = sign({ sub: 'ada', docs: { '**': 'write' }, nbf: now() + 600 })
+  const early = sign({ sub: 'ada', docs: { '**': 'write' }, nbf: now() + 600, exp: now() + 3600 })
   assert.equal(await upgradeStatus(`${ws}/notes/1?token=${early}`), 401, 'not yet valid')
   const only1 = mint('ada', ['notes/1=write'])
   assert.equal(await upgradeStatus(`${ws}/notes/2?token=${only1}`), 403, 'notes/1 token on notes/2')
@@ -61,6 +61,24 @@ test('rejections before the upgrade', async () => {
   // Authorization: Bearer works as well as ?token=.
   const bearer = await rawSocket(server.ws, 'notes/1', { headers: { authorization: `Bearer ${only1}` } })
   bearer.ws.close()
+})
+
+// A token without exp would be valid forever: refused with its own code, unless the operator
+// opts in for service tokens with --jwt-allow-no-exp.
+test('a token without exp is refused unless --jwt-allow-no-exp', async () => {
+  const forever = sign({ sub: 'svc', docs: { 'svc/*': 'write' } })
+  assert.equal(await upgradeStatus(`${server.ws}/svc/doc?token=${forever}`), 401)
+  const res = await fetch(`${server.http}/sync/svc/doc?token=${forever}`)
+  assert.equal((await res.json()).error.code, 'token_no_expiry')
+  const lenient = await startServer({ env: { TANDEM_JWT_SECRET: SECRET }, args: ['--jwt-allow-no-exp'] })
+  try {
+    const c = connectClient(lenient.ws, 'svc/doc', { params: { token: forever } })
+    await c.waitSynced()
+    c.doc.getText('t').insert(0, 'service edit')
+    const other = connectClient(lenient.ws, 'svc/doc', { params: { token: forever } })
+    await waitFor(() => other.text() === 'service edit', 5000, 'the service token syncs')
+    c.destroy(); other.destroy()
+  } finally { await lenient.cleanup() }
 })
 
 // A read-only client receives everything and may show presence; its edits never reach a

@@ -54,11 +54,17 @@ pub fn with_auth(config: &mut Config) {
 
 pub fn token(sub: &str, docs: &[(&str, Role)], ttl_s: i64) -> String {
     let now = i64::try_from(tandem::auth::now_s()).expect("time");
+    let exp = u64::try_from(now + ttl_s).expect("positive");
+    token_with_exp(sub, docs, Some(exp))
+}
+
+/// A token with any `exp`, or none.
+pub fn token_with_exp(sub: &str, docs: &[(&str, Role)], exp: Option<u64>) -> String {
     let claims = Claims {
         sub: sub.into(),
         name: None,
         docs: docs.iter().map(|(p, r)| (p.to_string(), *r)).collect(),
-        exp: Some(u64::try_from(now + ttl_s).expect("positive")),
+        exp,
         nbf: None,
         iss: None,
         aud: None,
@@ -67,8 +73,27 @@ pub fn token(sub: &str, docs: &[(&str, Role)], ttl_s: i64) -> String {
 }
 
 pub async fn connect(addr: std::net::SocketAddr, path: &str) -> Result<Ws, tungstenite::Error> {
-    let url = format!("ws://{addr}/sync/{path}");
-    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+    connect_with(addr, path, &[]).await
+}
+
+/// A websocket upgrade with extra request headers.
+pub async fn connect_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, tungstenite::Error> {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::http::{HeaderName, HeaderValue};
+    let mut request = format!("ws://{addr}/sync/{path}")
+        .into_client_request()
+        .expect("request");
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+            HeaderValue::from_str(v).expect("header value"),
+        );
+    }
+    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
         .await
         .expect("connect in time")
         .map(|(ws, _)| ws)
@@ -223,6 +248,21 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
         raw = &raw[eol + 2 + size + 2..];
     }
+}
+
+/// The `code` of a JSON error body.
+pub fn error_code(body: &[u8]) -> String {
+    let json: serde_json::Value = serde_json::from_slice(body).expect("JSON error body");
+    json["error"]["code"].as_str().expect("a code").to_string()
+}
+
+/// The value of a Prometheus gauge or counter from `GET /metrics`.
+pub async fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {
+    let (_, _, text) = http(addr, "GET", "/metrics", &[], b"").await;
+    let text = String::from_utf8_lossy(&text).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
 }
 
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
