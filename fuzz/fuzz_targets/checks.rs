@@ -183,10 +183,11 @@ impl Connection {
 }
 
 /// Nesting built by a writer one update at a time, decided on as a room decides, on a thread
-/// whose stack is a tokio worker's: no update the room accepts may create a shared type deeper
-/// than the bound, and nothing that slips past it may crash `yrs`' recursion (deleting a nested
-/// type, decoding a nested value). Each input byte is one step of the writer: the low two bits
-/// pick what it does, the rest how much.
+/// whose stack is a tokio worker's: after every update the room accepts, no live shared type may
+/// sit deeper than the bound, and nothing may crash `yrs`' recursion (deleting a nested type,
+/// decoding a nested value; an update may build past the bound and delete it again, which yrs
+/// recurses through while applying it). Each input byte is one step of the writer: the low two
+/// bits pick what it does, the rest how much.
 pub fn nesting(data: &[u8]) {
     let updates = nested_writes(data);
     let server = std::thread::Builder::new()
@@ -194,7 +195,7 @@ pub fn nesting(data: &[u8]) {
         .spawn(move || {
             let mut accepted: Vec<Vec<u8>> = Vec::new();
             let mut doc = Doc::with_client_id(0x5e_77e2);
-            for (bytes, depth) in updates {
+            for bytes in updates {
                 let Ok((update, shape)) = protocol::decode_update(&bytes, NESTING_MAX) else {
                     continue;
                 };
@@ -204,6 +205,7 @@ pub fn nesting(data: &[u8]) {
                 let depth_max = NESTING_MAX.saturating_sub(shape.type_depth);
                 match tandem::room::apply_guarded(&doc, update, depth_max) {
                     Ok(_) => {
+                        let depth = deepest_live_type(&doc);
                         assert!(depth <= NESTING_MAX, "accepted a type {depth} deep");
                         accepted.push(bytes);
                     }
@@ -228,37 +230,60 @@ pub fn nesting(data: &[u8]) {
 /// can build.
 const NESTING_CHECK_STACK_BYTES: usize = 2 << 20;
 
-/// The updates a writer makes while following `data` (see [`nesting`]), each with the depth of
-/// the deepest shared type it creates (a type in a root type is 1 deep).
-fn nested_writes(data: &[u8]) -> Vec<(Vec<u8>, u32)> {
+/// How deep the deepest live shared type of `doc` sits (a type in a root type is 1 deep),
+/// walked with an explicit stack.
+fn deepest_live_type(doc: &Doc) -> u32 {
+    use yrs::types::xml::{XmlFragment, XmlOut};
+    use yrs::{Array, Map, Out};
+    let txn = doc.transact();
+    let mut stack: Vec<(Out, u32)> = txn.root_refs().map(|(_, root)| (root, 0)).collect();
+    let mut deepest = 0;
+    let xml = |node: XmlOut| match node {
+        XmlOut::Element(e) => Out::YXmlElement(e),
+        XmlOut::Fragment(f) => Out::YXmlFragment(f),
+        XmlOut::Text(t) => Out::YXmlText(t),
+    };
+    while let Some((node, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        let children: Vec<Out> = match &node {
+            Out::YArray(a) => a.iter(&txn).collect(),
+            Out::YMap(m) => m.iter(&txn).map(|(_, v)| v).collect(),
+            Out::YXmlElement(e) => e.children(&txn).map(xml).collect(),
+            Out::YXmlFragment(f) => f.children(&txn).map(xml).collect(),
+            _ => Vec::new(),
+        };
+        stack.extend(
+            children
+                .into_iter()
+                .filter(|child| !matches!(child, Out::Any(_)))
+                .map(|child| (child, depth + 1)),
+        );
+    }
+    deepest
+}
+
+/// The updates a writer makes while following `data` (see [`nesting`]).
+fn nested_writes(data: &[u8]) -> Vec<Vec<u8>> {
     use yrs::{Array, ArrayPrelim, ArrayRef, Map, MapPrelim, XmlElementPrelim, XmlFragment};
     let writer = Doc::with_client_id(7);
     let root = writer.get_or_insert_array("a");
     let fragment = writer.get_or_insert_xml_fragment("x");
-    // The arrays of the chain being built, innermost last, with their depths.
-    let mut chain: Vec<(ArrayRef, u32)> = Vec::new();
+    // The arrays of the chain being built, innermost last.
+    let mut chain: Vec<ArrayRef> = Vec::new();
     let mut updates = Vec::new();
-    let mut deepest = 0;
     let mut txn = writer.transact_mut();
     for &byte in data {
         let amount = usize::from(byte >> 2);
         match byte & 0b11 {
             // Nest: a new array (or a map holding an array) inside the innermost one.
             0 => {
-                let (parent, depth) = chain.last().cloned().unwrap_or((root.clone(), 0));
+                let parent = chain.last().cloned().unwrap_or(root.clone());
                 let next = if amount % 2 == 0 {
-                    (
-                        parent.insert(&mut txn, 0, ArrayPrelim::default()),
-                        depth + 1,
-                    )
+                    parent.insert(&mut txn, 0, ArrayPrelim::default())
                 } else {
                     let map = parent.insert(&mut txn, 0, MapPrelim::default());
-                    (
-                        map.insert(&mut txn, "inner", ArrayPrelim::default()),
-                        depth + 2,
-                    )
+                    map.insert(&mut txn, "inner", ArrayPrelim::default())
                 };
-                deepest = deepest.max(next.1);
                 chain.push(next);
             }
             // A value nested `8 × amount` deep, or XML elements nested inside each other.
@@ -268,21 +293,18 @@ fn nested_writes(data: &[u8]) -> Vec<(Vec<u8>, u32)> {
                     for _ in 0..amount * 8 {
                         value = yrs::Any::Array(vec![value].into());
                     }
-                    let (parent, _) = chain.last().cloned().unwrap_or((root.clone(), 0));
+                    let parent = chain.last().cloned().unwrap_or(root.clone());
                     parent.insert(&mut txn, 0, value);
                 } else {
                     let mut element = fragment.insert(&mut txn, 0, XmlElementPrelim::empty("p"));
                     for _ in 0..amount {
                         element = element.insert(&mut txn, 0, XmlElementPrelim::empty("p"));
                     }
-                    let levels = u32::try_from(amount).unwrap_or(u32::MAX);
-                    deepest = deepest.max(levels + 1);
                 }
             }
             // Send what was written since the last update.
             2 => {
-                updates.push((txn.encode_update_v1(), deepest));
-                deepest = 0;
+                updates.push(txn.encode_update_v1());
                 drop(txn);
                 txn = writer.transact_mut();
             }
@@ -295,6 +317,6 @@ fn nested_writes(data: &[u8]) -> Vec<(Vec<u8>, u32)> {
             }
         }
     }
-    updates.push((txn.encode_update_v1(), deepest));
+    updates.push(txn.encode_update_v1());
     updates
 }

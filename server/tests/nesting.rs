@@ -178,3 +178,33 @@ async fn shared_types_nest_up_to_the_bound_however_they_arrive() {
     assert_eq!(recv_with(&mut ws, &[0, 2]).await, frame(&delete));
     still_syncs(&mut ws, 14).await;
 }
+
+#[tokio::test]
+async fn the_deepest_recursion_an_update_can_cause_fits_a_worker() {
+    // Goal: the worst case of recursion. A document at the bound (128 levels, one per update)
+    // receives an update that builds the most one update may (128 more levels) under its
+    // innermost type and deletes the outermost in the same breath. Nothing deep remains, so it is
+    // accepted; applying it makes yrs recurse through 256 levels on a room's worker thread.
+    const MAX: u32 = 128;
+    let running = start(|c| c.limits.nesting_depth_max = MAX).await;
+    let mut ws = connect_ok(running.addr(), "notes/worst").await;
+    let mut nester = Nester::new(21);
+    for _ in 0..MAX {
+        let update = frame(&nester.deeper());
+        send(&mut ws, update.clone()).await;
+        assert_eq!(recv_with(&mut ws, &[0, 2]).await, update);
+    }
+    let root = nester.doc.get_or_insert_array("a");
+    let worst = {
+        let mut txn = nester.doc.transact_mut();
+        for _ in 0..MAX {
+            nester.innermost = nester.innermost.insert(&mut txn, 0, ArrayPrelim::default());
+        }
+        root.remove(&mut txn, 0);
+        txn.encode_update_v1()
+    };
+    let worst = frame(&worst);
+    send(&mut ws, worst.clone()).await;
+    assert_eq!(recv_with(&mut ws, &[0, 2]).await, worst);
+    still_syncs(&mut ws, 22).await;
+}
