@@ -1,5 +1,6 @@
 //! The Yjs side of tandem, with no I/O.
 //!
+//! - [`doc`]: a server's document: built from stored updates, changed under guard, read as diffs.
 //! - [`history`]: restoring a past version as a new forward edit.
 //! - [`shape`]: what an update is, read without integrating it or recursing: what it needs from
 //!   a document, what it brings and deletes, how deep it nests.
@@ -18,6 +19,7 @@
 //! transformation of bytes and `yrs` values, so it can be fuzzed and tested without a server.
 
 pub mod contact;
+pub mod doc;
 pub mod history;
 pub mod issue;
 pub mod note;

@@ -66,7 +66,7 @@ pub fn apply_update(data: &[u8]) {
         base
     });
     let doc = Doc::with_client_id(0x5e_77e2);
-    tandem::room::apply_guarded(
+    tandem_crdt_model::doc::apply_guarded(
         &doc,
         Update::decode_v1(base).expect("base decodes"),
         u32::MAX,
@@ -76,12 +76,12 @@ pub fn apply_update(data: &[u8]) {
     let Ok((update, shape)) = protocol::decode_update(data, NESTING_MAX) else {
         return;
     };
-    if tandem::room::has_gap(&doc, &shape.requires) {
+    if tandem_crdt_model::doc::has_gap(&doc, &shape.requires) {
         return;
     }
     // A refused update is discarded by the room, which rebuilds the document from the store.
     let depth_max = NESTING_MAX.saturating_sub(shape.type_depth);
-    if tandem::room::apply_guarded(&doc, update, depth_max).is_ok() {
+    if tandem_crdt_model::doc::apply_guarded(&doc, update, depth_max).is_ok() {
         let state = doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
@@ -199,11 +199,11 @@ pub fn nesting(data: &[u8]) {
                 let Ok((update, shape)) = protocol::decode_update(&bytes, NESTING_MAX) else {
                     continue;
                 };
-                if tandem::room::has_gap(&doc, &shape.requires) {
+                if tandem_crdt_model::doc::has_gap(&doc, &shape.requires) {
                     continue;
                 }
                 let depth_max = NESTING_MAX.saturating_sub(shape.type_depth);
-                match tandem::room::apply_guarded(&doc, update, depth_max) {
+                match tandem_crdt_model::doc::apply_guarded(&doc, update, depth_max) {
                     Ok(_) => {
                         let depth = deepest_live_type(&doc);
                         assert!(depth <= NESTING_MAX, "accepted a type {depth} deep");
@@ -214,7 +214,7 @@ pub fn nesting(data: &[u8]) {
                         doc = Doc::with_client_id(0x5e_77e2);
                         for stored in &accepted {
                             let update = Update::decode_v1(stored).expect("stored decodes");
-                            tandem::room::apply_guarded(&doc, update, u32::MAX)
+                            tandem_crdt_model::doc::apply_guarded(&doc, update, u32::MAX)
                                 .expect("stored applies");
                         }
                     }

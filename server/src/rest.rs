@@ -996,7 +996,7 @@ async fn list(
             let Some(stored) = store.load(&info.name).map_err(|e| e.to_string())? else {
                 continue;
             };
-            let Ok((doc, _)) = crate::room::build_doc(&stored) else {
+            let Ok((doc, _)) = tandem_crdt_model::doc::build(stored.updates()) else {
                 continue;
             };
             items.extend(item_json(kind, &doc, id, &info.name));

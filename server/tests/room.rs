@@ -886,10 +886,11 @@ fn stored_logs_may_be_out_of_order_but_not_incomplete() {
             })
             .collect(),
     };
-    let (rebuilt, _) = tandem::room::build_doc(&log(&[&second, &first])).expect("loads");
+    let (rebuilt, _) =
+        tandem_crdt_model::doc::build(log(&[&second, &first]).updates()).expect("loads");
     let t = rebuilt.get_or_insert_text("t");
     assert_eq!(t.get_string(&rebuilt.transact()), "first second");
-    let refused = tandem::room::build_doc(&log(&[&second])).map(|_| ());
+    let refused = tandem_crdt_model::doc::build(log(&[&second]).updates()).map(|_| ());
     assert!(
         matches!(&refused, Err(e) if e.contains("pending")),
         "{refused:?}"
