@@ -287,10 +287,14 @@ pub fn encode_update(update: &[u8]) -> Vec<u8> {
 
 /// `[1, awareness update]`.
 pub fn encode_awareness(update: &AwarenessUpdate) -> Vec<u8> {
-    let payload = update.encode_v1();
-    frame(payload.len() + 8, |b| {
+    encode_awareness_bytes(&update.encode_v1())
+}
+
+/// `[1, awareness update]` from an already encoded awareness update.
+pub fn encode_awareness_bytes(update: &[u8]) -> Vec<u8> {
+    frame(update.len() + 8, |b| {
         b.write_var(MSG_AWARENESS);
-        b.write_buf(&payload);
+        b.write_buf(update);
     })
 }
 

@@ -12,7 +12,7 @@
 use std::sync::{Arc, OnceLock};
 
 use tandem::config::Config;
-use tandem::room::{Peer, RoomCmd};
+use tandem::room::{Member, RoomCmd};
 use tandem::App;
 use tandem_crdt_model::protocol;
 use tandem_storage::memory::MemStore;
@@ -135,16 +135,16 @@ impl Connection {
             let mut peers = Vec::new();
             for id in [1u64, 2] {
                 let (tx, rx) = mpsc::channel(1024);
-                let (close, close_rx) = watch::channel(None);
-                let peer = Peer {
+                let (detach, detach_rx) = mpsc::unbounded_channel();
+                let member = Member {
                     id,
                     author: Arc::from("f"),
                     can_write: id == 1,
                     outbound: tx,
-                    close,
+                    detach,
                 };
-                room.join(peer).await.expect("joins");
-                peers.push((rx, close_rx));
+                room.join(member).await.expect("joins");
+                peers.push((rx, detach_rx));
             }
             let mut rest = data;
             while let Some((&len, tail)) = rest.split_first() {
@@ -157,7 +157,10 @@ impl Connection {
                 };
                 if let Ok(messages) = protocol::decode_frame(frame, &decoding(conn == 1)) {
                     if room
-                        .send(RoomCmd::Inbound { conn, messages })
+                        .send(RoomCmd::Inbound {
+                            member: conn,
+                            messages,
+                        })
                         .await
                         .is_err()
                     {
@@ -175,7 +178,7 @@ impl Connection {
                 }
             }
             for id in [1u64, 2] {
-                let _ = room.send(RoomCmd::Leave { conn: id }).await;
+                let _ = room.send(RoomCmd::Leave { member: id }).await;
             }
             drop(peers);
         });

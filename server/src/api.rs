@@ -210,7 +210,7 @@ async fn sync(
         },
     )
     .await?;
-    let mut response = match answer.body {
+    let mut response = match sync_body(&answer) {
         None => warp::reply::with_status(Vec::new(), StatusCode::NOT_MODIFIED).into_response(),
         Some(body) => {
             let mut r = warp::reply::with_header(body, "content-type", "application/octet-stream")
@@ -222,10 +222,22 @@ async fn sync(
             r
         }
     };
-    if let Ok(etag) = warp::http::HeaderValue::from_str(&answer.etag) {
+    if let Ok(etag) = warp::http::HeaderValue::from_str(&answer.tag) {
         response.headers_mut().insert("etag", etag);
     }
     Ok(response)
+}
+
+/// The body of an HTTP sync answer: SyncStep2 (what the client lacks), our SyncStep1, and a
+/// permission-denied message if edits were refused; `None` for "not modified".
+fn sync_body(answer: &HttpSyncReply) -> Option<Vec<u8>> {
+    let diff = answer.diff.as_ref()?;
+    let mut body = protocol::encode_sync_step2(diff);
+    body.extend_from_slice(&protocol::encode_sync_step1(&answer.state_vector));
+    if answer.refused_updates > 0 {
+        body.extend_from_slice(&protocol::encode_permission_denied("permission denied"));
+    }
+    Some(body)
 }
 
 struct HttpSyncParts<'a> {
@@ -402,7 +414,7 @@ async fn restore(
     )
     .await?;
     Ok(
-        warp::reply::json(&json!({ "doc": doc, "restored": version, "etag": answer.etag }))
+        warp::reply::json(&json!({ "doc": doc, "restored": version, "etag": answer.tag }))
             .into_response(),
     )
 }

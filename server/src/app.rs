@@ -47,7 +47,11 @@ impl App {
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
-        let durability = Durability::start(Arc::clone(&store), Arc::clone(&metrics));
+        let durability = Durability::start(
+            Arc::clone(&store),
+            Arc::clone(&metrics),
+            config.limits.commit_waiters_max,
+        );
         let connections = Arc::new(Semaphore::new(config.limits.connections_max));
         let minute = std::time::Duration::from_secs(60);
         let ip_limits = IpLimits {

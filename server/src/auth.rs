@@ -360,12 +360,7 @@ impl Verifier {
 }
 
 /// Seconds since the epoch, the `now` of token checks.
-pub fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::clock::now_s;
 
 /// Signs a token with an HS256 secret: the dev token helper (`tandem token`).
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> anyhow::Result<String> {

@@ -227,7 +227,7 @@ impl Cluster {
                     .map(|e| e.record)
                     .collect();
                 if let Some(newest) = remote.last() {
-                    let now = crate::room::now_ms();
+                    let now = crate::clock::now_ms();
                     self.metrics
                         .stream_lag_ms
                         .store(now.saturating_sub(newest.time_ms), Relaxed);

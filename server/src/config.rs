@@ -29,6 +29,10 @@ pub struct Limits {
     /// Commands waiting for one room. When full, connections wait, which pushes back on
     /// the clients that flood the room rather than on memory.
     pub room_inbox_len_max: usize,
+    /// Rooms waiting for the group commit at once. A full queue makes rooms wait, which is the
+    /// back-pressure we want when the disk is the bottleneck; 4096 is far more rooms than ever
+    /// write within one flush.
+    pub commit_waiters_max: usize,
     /// Open websocket connections for the whole server; the next upgrade gets HTTP 503.
     pub connections_max: usize,
     /// Awareness client IDs one socket may introduce. A browser tab uses one; a few more
@@ -85,6 +89,7 @@ impl Default for Limits {
             doc_size_max_bytes: 64 * 1024 * 1024,
             outbound_queue_len_max: 1024,
             room_inbox_len_max: 1024,
+            commit_waiters_max: 4096,
             connections_max: 20_000,
             awareness_clients_per_conn_max: 16,
             awareness_state_max_bytes: 64 * 1024,

@@ -1,5 +1,6 @@
-//! One websocket speaking the y-websocket dialect: frames in, decoded messages to the room;
-//! frames from the room, out to the socket; keep-alive pings; and a clean close with a code.
+//! One websocket speaking the y-websocket dialect ([`crate::dialect::y_websocket`]): frames in,
+//! typed messages to the room; the room's messages out as frames; keep-alive pings; and a clean
+//! close with a code. The socket is one member of one room.
 //!
 //! The connection task decodes and validates every frame itself, so the room only ever sees
 //! well-formed messages and a hostile client spends its own task's time, not the room's.
@@ -11,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tandem_crdt_model::protocol::{self, DecodeError};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::abuse::{Slot, TokenBucket};
 use tokio::time::Instant;
@@ -22,10 +23,11 @@ use crate::upgrade::Socket as WebSocket;
 
 use crate::app::App;
 use crate::close_code::CloseCode;
-use crate::room::{ConnId, Peer, RoomCmd};
+use crate::dialect::y_websocket;
+use crate::room::{self, Detach, Member, MemberId, RoomCmd};
 use crate::rooms::RoomHandle;
 
-static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_MEMBER_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Who is on the other end, as established before the upgrade.
 #[derive(Debug, Clone)]
@@ -74,41 +76,41 @@ pub async fn serve(
     identity: Identity,
     guards: Guards,
 ) {
-    let conn: ConnId = NEXT_CONN_ID.fetch_add(1, Relaxed);
+    let id: MemberId = NEXT_MEMBER_ID.fetch_add(1, Relaxed);
     let open = OpenConnection::new(&app);
     let (outbound_tx, outbound_rx) = mpsc::channel(app.config.limits.outbound_queue_len_max);
-    let (close_tx, close_rx) = watch::channel(None);
-    let peer = Peer {
-        id: conn,
+    let (detach_tx, detach_rx) = mpsc::unbounded_channel();
+    let member = Member {
+        id,
         author: Arc::clone(&identity.author),
         can_write: identity.can_write,
         outbound: outbound_tx,
-        close: close_tx,
+        detach: detach_tx,
     };
-    let (end, socket) = match room.join(peer).await {
-        Ok(()) => pump(ws, &app, &room, conn, &identity, outbound_rx, close_rx).await,
+    let (end, socket) = match room.join(member).await {
+        Ok(()) => pump(ws, &app, &room, id, &identity, outbound_rx, detach_rx).await,
         Err(_) => (End::Close(CloseCode::InternalError), ws),
     };
     // The room and the slots are released before the close handshake: a peer that stopped
     // reading may never let the close frame out, and must not keep its place meanwhile.
-    let _ = room.send(RoomCmd::Leave { conn }).await;
+    let _ = room.send(RoomCmd::Leave { member: id }).await;
     drop(guards);
     if let End::Close(code) = end {
         close_socket(socket, code, app.config.timing.close_timeout).await;
     }
     // Counted open until the socket is gone: shutdown waits for that.
     drop(open);
-    tracing::debug!(doc = %room.name, conn, "connection closed");
+    tracing::debug!(doc = %room.name, member = id, "connection closed");
 }
 
 async fn pump(
     ws: WebSocket,
     app: &Arc<App>,
     room: &RoomHandle,
-    conn: ConnId,
+    id: MemberId,
     identity: &Identity,
-    mut outbound: mpsc::Receiver<Bytes>,
-    mut close_rx: watch::Receiver<Option<CloseCode>>,
+    mut outbound: mpsc::Receiver<room::Message>,
+    mut detached: mpsc::UnboundedReceiver<(MemberId, Detach)>,
 ) -> (End, WebSocket) {
     let limits = &app.config.limits;
     let expiry = identity.expires_at.and_then(instant_of_epoch_s);
@@ -131,29 +133,28 @@ async fn pump(
     let end = loop {
         tokio::select! {
             biased;
-            changed = close_rx.changed() => {
-                let code = match changed {
-                    Ok(()) => close_rx.borrow().unwrap_or(CloseCode::InternalError),
-                    Err(_) => CloseCode::InternalError, // the room dropped us without a word
-                };
-                // Deliver what the room queued before closing (e.g. a shutdown's last updates).
-                if code != CloseCode::SlowConsumer {
-                    while let Ok(frame) = outbound.try_recv() {
+            why = detached.recv() => {
+                let why = why.map_or(Detach::StorageFailure, |(_, why)| why);
+                // Deliver what the room queued before letting us go (a shutdown's last updates).
+                if why != Detach::SlowConsumer {
+                    while let Ok(message) = outbound.try_recv() {
+                        let frame = written(app, y_websocket::frame(&message));
                         if send_timed(&mut sink, Message::binary(frame), timing.close_timeout).await.is_err() {
                             break;
                         }
                     }
                 }
-                break End::Close(code);
+                break End::Close(y_websocket::close_code(why));
             }
             frame = outbound.recv() => {
-                let Some(frame) = frame else { break End::Close(CloseCode::InternalError) };
+                let Some(message) = frame else { break End::Close(CloseCode::InternalError) };
+                let frame = written(app, y_websocket::frame(&message));
                 match tokio::time::timeout(timing.write_stall_max, sink.send(Message::binary(frame))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break End::PeerGone,
                     Err(_) => {
                         app.metrics.slow_consumers_closed.fetch_add(1, Relaxed);
-                        tracing::warn!(doc = %room.name, conn, "closing connection: writes stalled");
+                        tracing::warn!(doc = %room.name, member = id, "closing connection: writes stalled");
                         break End::Close(CloseCode::SlowConsumer);
                     }
                 }
@@ -165,7 +166,7 @@ async fn pump(
                     Some(Err(e)) => {
                         if is_capacity_error(&e) {
                             app.metrics.frames_rejected.fetch_add(1, Relaxed);
-                            tracing::warn!(doc = %room.name, conn, "frame over the size limit");
+                            tracing::warn!(doc = %room.name, member = id, "frame over the size limit");
                             break End::Close(CloseCode::TooBig);
                         }
                         break End::PeerGone;
@@ -180,16 +181,16 @@ async fn pump(
                             let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);
                             if !bucket.try_take(n, Instant::now().into_std()) {
                                 app.metrics.rate_limited.fetch_add(1, Relaxed);
-                                tracing::warn!(doc = %room.name, conn, "closing connection: rate limit");
+                                tracing::warn!(doc = %room.name, member = id, "closing connection: rate limit");
                                 break End::Close(CloseCode::RateLimited);
                             }
-                            if room.send(RoomCmd::Inbound { conn, messages }).await.is_err() {
+                            if room.send(RoomCmd::Inbound { member: id, messages }).await.is_err() {
                                 break End::Close(CloseCode::InternalError);
                             }
                         }
                         Err(err) => {
                             app.metrics.frames_rejected.fetch_add(1, Relaxed);
-                            tracing::warn!(doc = %room.name, conn, cause = %err, "closing connection: bad frame");
+                            tracing::warn!(doc = %room.name, member = id, cause = %err, "closing connection: bad frame");
                             break End::Close(match err {
                                 DecodeError::TooLarge { .. } => CloseCode::TooBig,
                                 _ => CloseCode::InvalidPayload,
@@ -220,6 +221,15 @@ async fn pump(
         .reunite(stream)
         .expect("the two halves of one socket always reunite");
     (end, socket)
+}
+
+/// Counts a frame as sent (the room's metrics are counted where frames are made).
+fn written(app: &App, frame: Bytes) -> Bytes {
+    app.metrics.messages_out.fetch_add(1, Relaxed);
+    app.metrics
+        .bytes_out
+        .fetch_add(u64::try_from(frame.len()).unwrap_or(0), Relaxed);
+    frame
 }
 
 async fn send_timed<S>(sink: &mut S, msg: Message, limit: Duration) -> Result<(), ()>

@@ -1,76 +1,120 @@
-//! Group commit: many rooms ask for a flush, one fsync answers them all.
+//! Group commit: rooms hand over the updates of a batch, one worker appends everything waiting
+//! and flushes once, and every room hears back when its updates are durable.
 //!
-//! A room appends its batch of updates to the store (cheap, in memory) and then awaits
-//! [`Durability::flush`]. Requests that arrive while a flush is running are served together by
-//! the next one, so under load the number of fsyncs stays near one per flush latency, whatever
-//! the number of rooms and keystrokes, and no update is acknowledged before it is on disk.
+//! Appending and flushing both run on a blocking thread, never on a room's task: with the Redis
+//! store an append is a network round trip, and with sled a flush is an fsync, and neither may
+//! stall the other documents on a worker thread. Requests that arrive while a commit runs are
+//! served together by the next one, so under load the number of fsyncs stays near one per
+//! flush latency, whatever the number of rooms and keystrokes, and no update is acknowledged
+//! before it is on disk.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use tandem_storage::DocStore;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
 
-/// Flush waiters queued at once; a full queue makes rooms wait, which is the back-pressure
-/// we want when the disk is the bottleneck.
-const FLUSH_WAITERS_MAX: usize = 4096;
+/// One update to store.
+#[derive(Debug, Clone)]
+pub struct Append {
+    pub doc: Arc<str>,
+    pub author: Arc<str>,
+    pub time_ms: u64,
+    pub update: Bytes,
+}
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+struct Request {
+    appends: Vec<Append>,
+    reply: oneshot::Sender<Result<(), String>>,
+}
 
 #[derive(Clone)]
 pub struct Durability {
-    requests: mpsc::Sender<Waiter>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl Durability {
-    pub fn start(store: Arc<dyn DocStore>, metrics: Arc<Metrics>) -> Self {
-        let (requests, rx) = mpsc::channel(FLUSH_WAITERS_MAX);
-        tokio::spawn(flush_loop(store, metrics, rx));
+    /// `waiters_max` bounds the requests queued at once; a full queue makes rooms wait, which
+    /// is the back-pressure we want when the disk is the bottleneck.
+    pub fn start(store: Arc<dyn DocStore>, metrics: Arc<Metrics>, waiters_max: usize) -> Self {
+        let (requests, rx) = mpsc::channel(waiters_max.max(1));
+        tokio::spawn(commit_loop(store, metrics, rx));
         Durability { requests }
     }
 
-    /// Returns once every append made before this call is durable, or the flush's error.
-    pub async fn flush(&self) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
+    /// Appends `appends` in order and returns once they, and every append made before this
+    /// call, are durable; or the store's error.
+    pub async fn commit(&self, appends: Vec<Append>) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
         self.requests
-            .send(tx)
+            .send(Request { appends, reply })
             .await
-            .map_err(|_| "flusher stopped".to_string())?;
-        rx.await.map_err(|_| "flusher stopped".to_string())?
+            .map_err(|_| "committer stopped".to_string())?;
+        answer.await.map_err(|_| "committer stopped".to_string())?
+    }
+
+    /// Returns once every append made before this call is durable.
+    pub async fn flush(&self) -> Result<(), String> {
+        self.commit(Vec::new()).await
     }
 }
 
-async fn flush_loop(
+async fn commit_loop(
     store: Arc<dyn DocStore>,
     metrics: Arc<Metrics>,
-    mut rx: mpsc::Receiver<Waiter>,
+    mut rx: mpsc::Receiver<Request>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut waiters = vec![first];
+        let mut requests = vec![first];
         while let Ok(next) = rx.try_recv() {
-            waiters.push(next);
+            requests.push(next);
         }
         let started = Instant::now();
         let store = Arc::clone(&store);
-        let result = match tokio::task::spawn_blocking(move || store.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(format!("flush task failed: {e}")),
+        let work = tokio::task::spawn_blocking(move || commit(&*store, requests)).await;
+        let (requests, results) = match work {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(cause = %e, "commit task failed");
+                continue; // the replies were dropped with it: their rooms see "stopped"
+            }
         };
         metrics.observe_persist(started.elapsed());
         metrics
             .flushes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = &result {
-            metrics
-                .flush_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::error!(cause = %e, waiters = waiters.len(), "store flush failed");
-        }
-        for w in waiters {
-            let _ = w.send(result.clone());
+        for (request, result) in requests.into_iter().zip(results) {
+            if let Err(e) = &result {
+                metrics
+                    .flush_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(cause = %e, "commit failed");
+            }
+            let _ = request.reply.send(result);
         }
     }
+}
+
+/// Appends every request's updates, then flushes once. A request whose append failed gets that
+/// error (its later appends are skipped); every request gets the flush's error.
+fn commit(store: &dyn DocStore, requests: Vec<Request>) -> (Vec<Request>, Vec<Result<(), String>>) {
+    let mut results: Vec<Result<(), String>> = requests
+        .iter()
+        .map(|request| {
+            request.appends.iter().try_for_each(|a| {
+                store
+                    .append(&a.doc, &a.author, a.time_ms, &a.update)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    if let Err(e) = store.flush() {
+        let e = e.to_string();
+        results.iter_mut().for_each(|r| *r = Err(e.clone()));
+    }
+    (requests, results)
 }

@@ -5,10 +5,14 @@
 //!   head, idle connections closed; the client address of each request.
 //! - [`http`]: warp routes: `/sync/<doc>` (websocket), `/health`, `/api/stats`, `/metrics`, `/`.
 //! - [`api`]: `/api/docs/<doc>/...`: one-round-trip HTTP sync for offline clients.
-//! - [`connection`]: one websocket in the y-websocket dialect: decode, forward, keep alive, close.
+//! - [`connection`]: one websocket in the y-websocket dialect: decode, forward, keep alive, close;
+//!   [`dialect`]: how each kind of client frames the room's typed messages.
 //! - [`rooms`]: the registry of open documents; [`room`]: the task that owns one document
-//!   (its `yrs::Doc` and awareness), persists before it broadcasts, and unloads when idle.
-//! - [`durability`]: group commit, one flush for many rooms' updates.
+//!   (its `yrs::Doc`, presence and members), persists before it broadcasts, speaks in typed
+//!   messages (no wire format), and unloads when idle; [`presence`]: its awareness table;
+//!   [`authorship`]: who wrote it.
+//! - [`durability`]: group commit, one append-and-flush for many rooms' updates.
+//! - [`clock`]: the wall clock.
 //! - [`config`]: every limit and timer; [`close_code`]: what each close code means;
 //!   [`doc_name`]: which document names exist; [`metrics`]: Prometheus counters.
 //! - [`abuse`]: rate limits (token bucket per socket, windows per IP, sockets per user).
@@ -26,10 +30,12 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod authorship;
+pub mod clock;
 pub mod close_code;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod dialect;
 pub mod doc_name;
 pub mod durability;
 pub mod feed;

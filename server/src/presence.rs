@@ -36,7 +36,7 @@ use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::sync::Awareness;
 use yrs::Doc;
 
-use crate::room::ConnId;
+use crate::room::MemberId;
 
 /// How many times larger a stock client's echo of a presence state can be than the state: a JSON
 /// number grows at most from `1e20` to `100000000000000000000` (5.25 times); strings, keys and
@@ -58,7 +58,7 @@ fn echo_cost(json_len: usize) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Owner {
     /// A socket of this node.
-    Local(ConnId),
+    Local(MemberId),
     /// A socket of another node (cluster mode), by node id.
     Remote(String),
 }
@@ -69,7 +69,7 @@ pub struct Presence {
     states: Awareness,
     owners: HashMap<ClientID, Owner>,
     /// The IDs each local socket speaks for (bounded per socket).
-    by_conn: HashMap<ConnId, HashSet<ClientID>>,
+    by_conn: HashMap<MemberId, HashSet<ClientID>>,
     /// Who last spoke for an ID, kept after the ID is removed: only that author may bring it
     /// back, so a removal is never an opening for someone else to take the ID.
     authors: HashMap<ClientID, Arc<str>>,
@@ -141,7 +141,7 @@ impl Presence {
     /// to tell the sender alone: the room's removal records of IDs it announced with a stale clock.
     pub fn apply_local(
         &mut self,
-        conn: ConnId,
+        conn: MemberId,
         author: &Arc<str>,
         update: AwarenessUpdate,
     ) -> Option<AwarenessUpdate> {
@@ -222,7 +222,7 @@ impl Presence {
     }
 
     /// A local socket left: the IDs it spoke for are removed.
-    pub fn leave(&mut self, conn: ConnId) {
+    pub fn leave(&mut self, conn: MemberId) {
         for id in self.by_conn.remove(&conn).unwrap_or_default() {
             self.owners.remove(&id);
             self.remove(id, true);
@@ -310,13 +310,13 @@ impl Presence {
     }
 
     /// True when `id` is `conn`'s or nobody's: an entry for it is then no echo.
-    fn owned_by(&self, conn: ConnId, id: ClientID) -> bool {
+    fn owned_by(&self, conn: MemberId, id: ClientID) -> bool {
         self.owners
             .get(&id)
             .is_none_or(|owner| *owner == Owner::Local(conn))
     }
 
-    fn has_room_for(&self, conn: ConnId) -> bool {
+    fn has_room_for(&self, conn: MemberId) -> bool {
         self.by_conn.get(&conn).map_or(0, HashSet::len) < self.ids_per_conn_max
     }
 
@@ -325,13 +325,13 @@ impl Presence {
         self.authors.get(&id).cloned()
     }
 
-    fn own(&mut self, conn: ConnId, id: ClientID, author: &Arc<str>) {
+    fn own(&mut self, conn: MemberId, id: ClientID, author: &Arc<str>) {
         self.owners.insert(id, Owner::Local(conn));
         self.by_conn.entry(conn).or_default().insert(id);
         self.authors.insert(id, Arc::clone(author));
     }
 
-    fn release(&mut self, conn: ConnId, id: ClientID) {
+    fn release(&mut self, conn: MemberId, id: ClientID) {
         if let Some(ids) = self.by_conn.get_mut(&conn) {
             ids.remove(&id);
         }

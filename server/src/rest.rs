@@ -378,10 +378,10 @@ fn new_id() -> String {
     )
 }
 
+/// The typed documents keep times as JavaScript numbers (milliseconds, as `Date.now()`).
+#[allow(clippy::cast_precision_loss)] // exact below 2^53 ms, the year 287,396
 fn now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    crate::clock::now_ms() as f64
 }
 
 pub fn routes(

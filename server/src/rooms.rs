@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
-use crate::room::{Peer, Room, RoomCmd, RoomError};
+use crate::room::{Member, Room, RoomCmd, RoomError};
 
 /// How often `open` retries when it meets a room that is unloading at that very moment.
 const OPEN_ATTEMPTS_MAX: usize = 8;
@@ -31,10 +31,10 @@ impl RoomHandle {
         self.inbox.send(cmd).await.map_err(|_| RoomError::Gone)
     }
 
-    /// Adds a socket to the room; returns once the room has queued its first frames.
-    pub async fn join(&self, peer: Peer) -> Result<(), RoomError> {
+    /// Attaches a member to the room; returns once the room has queued its first messages.
+    pub async fn join(&self, member: Member) -> Result<(), RoomError> {
         let (tx, rx) = oneshot::channel();
-        self.send(RoomCmd::Join(peer, tx)).await?;
+        self.send(RoomCmd::Join(member, tx)).await?;
         rx.await.map_err(|_| RoomError::Gone)
     }
 }

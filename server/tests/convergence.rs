@@ -10,9 +10,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tandem::config::Config;
-use tandem::room::{Peer, RoomCmd};
+use tandem::dialect::y_websocket;
+use tandem::room::{Detach, Member, Message, RoomCmd};
 use tandem::rooms::RoomHandle;
 use tandem::App;
 use tandem_crdt_model::protocol::{self, Inbound};
@@ -37,8 +37,8 @@ struct Client {
 
 struct Link {
     conn: u64,
-    inbox: mpsc::Receiver<Bytes>,
-    _close: watch::Receiver<Option<tandem::close_code::CloseCode>>,
+    inbox: mpsc::Receiver<Message>,
+    _detached: mpsc::UnboundedReceiver<(u64, Detach)>,
 }
 
 struct World {
@@ -77,17 +77,17 @@ async fn boot(dir: &std::path::Path) -> World {
 
 async fn connect(world: &mut World, client: &mut Client) {
     let (tx, rx) = mpsc::channel(100_000);
-    let (close_tx, close_rx) = watch::channel(None);
+    let (detach, detached) = mpsc::unbounded_channel();
     let conn = world.next_conn;
     world.next_conn += 1;
     world
         .room
-        .join(Peer {
+        .join(Member {
             id: conn,
             author: Arc::from("c"),
             can_write: true,
             outbound: tx,
-            close: close_tx,
+            detach,
         })
         .await
         .expect("joins");
@@ -99,7 +99,7 @@ async fn connect(world: &mut World, client: &mut Client) {
     client.link = Some(Link {
         conn,
         inbox: rx,
-        _close: close_rx,
+        _detached: detached,
     });
 }
 
@@ -107,7 +107,7 @@ async fn disconnect(world: &World, client: &mut Client) {
     if let Some(link) = client.link.take() {
         world
             .room
-            .send(RoomCmd::Leave { conn: link.conn })
+            .send(RoomCmd::Leave { member: link.conn })
             .await
             .expect("room alive");
     }
@@ -124,17 +124,18 @@ async fn deliver_up(world: &World, client: &mut Client) {
     world
         .room
         .send(RoomCmd::Inbound {
-            conn: link.conn,
+            member: link.conn,
             messages,
         })
         .await
         .expect("room alive");
 }
 
-/// Applies every frame the room has sent this client so far.
+/// Applies every message the room has sent this client so far, framed as on the wire.
 fn deliver_down(client: &mut Client) {
     let Some(link) = &mut client.link else { return };
-    while let Ok(frame) = link.inbox.try_recv() {
+    while let Ok(message) = link.inbox.try_recv() {
+        let frame = y_websocket::frame(&message);
         for message in protocol::decode_frame(&frame, &protocol::Decoding::writer(usize::MAX))
             .expect("server frames are valid")
         {

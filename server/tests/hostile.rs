@@ -421,8 +421,10 @@ async fn frames_before_authentication_are_not_applied() {
     );
 }
 
+/// `/api/stats` as an admin sees it (with auth on, only admins see document names).
 async fn stats(addr: std::net::SocketAddr) -> serde_json::Value {
-    let (_, _, body) = http(addr, "GET", "/api/stats", &[], b"").await;
+    let admin = format!("Bearer {}", token("ops", &[("**", Role::Admin)], 60));
+    let (_, _, body) = http(addr, "GET", "/api/stats", &[("authorization", &admin)], b"").await;
     serde_json::from_slice(&body).expect("json")
 }
 
