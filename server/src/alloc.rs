@@ -11,13 +11,13 @@
 //!
 //! Infallible allocations above the bound abort, exactly as an out-of-memory would.
 //!
-//! Below the bound, the work is done by mimalloc rather than glibc's malloc. With glibc, memory
-//! freed when a room unloads stayed in the process: a heap profile after twenty large documents
-//! had unloaded showed 95 MB still allocated (sled's pages, nothing of the rooms) while glibc
-//! held 515 MB from the system, spread over a dozen per-thread arenas that it only trims at
-//! their top (RSS stayed at 466 MiB, and grew with every new document). mimalloc, configured
-//! below to give freed pages back at once, returns to within the live heap (see the README's
-//! "Guarantees", "Memory returns after unload").
+//! In the server binary, mimalloc does the work below the bound, not glibc's malloc. With
+//! glibc, memory freed when a room unloads stayed in the process: a heap profile after twenty
+//! large documents had unloaded showed 95 MB still allocated (sled's pages, nothing of the
+//! rooms) while glibc held 515 MB from the system, spread over a dozen per-thread arenas that it
+//! only trims at their top (RSS stayed at 466 MiB, and grew with every new document). mimalloc,
+//! configured below to give freed pages back at once, comes back to the live heap (see the
+//! README's "Guarantees", "Memory returns after documents unload").
 #![allow(unsafe_code)] // implementing `GlobalAlloc` is unsafe by definition; this is the only unsafe code
 
 use std::alloc::{GlobalAlloc, Layout, System};
