@@ -10,7 +10,7 @@ mod common;
 // The server's allocator, so the fuzzer exercises what production runs: oversized reservations
 // from decoders fail instead of succeeding virtually (see tandem::alloc).
 #[global_allocator]
-static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BoundedAlloc;
+static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BOUNDED_SYSTEM;
 
 fuzz_target!(
     init: common::init(),

@@ -282,12 +282,21 @@ impl ServeArgs {
     }
 }
 
-/// Refuses single allocations above a bound set from the limits (see `tandem::alloc`).
+/// mimalloc, refusing single allocations above a bound set from the limits (see `tandem::alloc`).
 #[global_allocator]
-static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BoundedAlloc;
+static ALLOCATOR: tandem::alloc::ServerAlloc = tandem::alloc::SERVER_ALLOC;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Done already before `main` on Linux (see `alloc::configure`); here for other systems,
+    // before the runtime's threads allocate.
+    tandem::alloc::configure();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

@@ -12,7 +12,7 @@ mod checks;
 // The server's allocator, bounded as the fuzz targets bound it: allocation bombs must be refused,
 // not granted virtually by the kernel.
 #[global_allocator]
-static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BoundedAlloc;
+static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BOUNDED_SYSTEM;
 
 fn inputs(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
