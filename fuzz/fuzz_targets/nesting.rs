@@ -9,7 +9,7 @@ mod common;
 
 // The server's allocator, as in every target (see tandem::alloc).
 #[global_allocator]
-static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BoundedAlloc;
+static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BOUNDED_SYSTEM;
 
 fuzz_target!(
     init: common::init(),
