@@ -16,25 +16,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tandem_storage::redis_store::RedisStore;
 use tandem_storage::UpdateRecord;
 use tokio::sync::mpsc;
 
+use crate::config::ClusterConfig;
 use crate::room::RoomCmd;
-
-/// How long a node's liveness key lives without a refresh; its presence is dropped after that.
-pub const NODE_LEASE: Duration = Duration::from_secs(5);
-/// How often the liveness key is refreshed and other nodes' keys are checked.
-const HEARTBEAT: Duration = Duration::from_secs(1);
-/// Longest wait of one blocking stream read (also how soon a newly opened room is tailed).
-const READ_BLOCK: Duration = Duration::from_millis(250);
-/// Stream entries read per document per call.
-const READ_COUNT: usize = 512;
-/// Presence messages waiting to be published; beyond it they are dropped (presence is renewed
-/// by clients every 15 s, so a dropped message only delays it).
-const PUBLISH_QUEUE_LEN: usize = 4096;
 
 /// What travels on a document's awareness channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +56,7 @@ struct Tail {
 
 pub struct Cluster {
     pub node: String,
+    config: ClusterConfig,
     pub store: Arc<RedisStore>,
     pub metrics: ClusterMetrics,
     tails: Mutex<HashMap<Arc<str>, Tail>>,
@@ -118,10 +108,11 @@ fn unframe(raw: &[u8]) -> Option<(Kind, &str, &[u8])> {
 
 impl Cluster {
     /// Starts the tailer, subscriber and publisher threads.
-    pub fn start(store: Arc<RedisStore>) -> anyhow::Result<Arc<Cluster>> {
-        let (outbox, queued) = std_mpsc::sync_channel(PUBLISH_QUEUE_LEN);
+    pub fn start(store: Arc<RedisStore>, config: ClusterConfig) -> anyhow::Result<Arc<Cluster>> {
+        let (outbox, queued) = std_mpsc::sync_channel(config.publish_queue_len_max);
         let cluster = Arc::new(Cluster {
             node: store.node().to_string(),
+            config,
             store,
             metrics: ClusterMetrics::default(),
             tails: Mutex::new(HashMap::new()),
@@ -129,11 +120,11 @@ impl Cluster {
             remote_nodes: Mutex::new(HashSet::new()),
             stop: AtomicBool::new(false),
         });
-        cluster.store.heartbeat(NODE_LEASE)?;
+        cluster.store.heartbeat(cluster.config.node_lease)?;
         cluster.metrics.node_lease_ok.store(true, Relaxed);
         let mut tail_conn = cluster.store.connection()?;
         let mut sub_conn = cluster.store.connection()?;
-        sub_conn.set_read_timeout(Some(HEARTBEAT))?;
+        sub_conn.set_read_timeout(Some(cluster.config.heartbeat_interval))?;
         let c = Arc::clone(&cluster);
         std::thread::Builder::new()
             .name("cluster-tail".into())
@@ -201,16 +192,21 @@ impl Cluster {
                     .collect()
             };
             if docs.is_empty() {
-                std::thread::sleep(READ_BLOCK);
+                std::thread::sleep(self.config.read_block);
                 continue;
             }
-            let read = RedisStore::read_after(conn, &docs, READ_BLOCK, READ_COUNT);
+            let read = RedisStore::read_after(
+                conn,
+                &docs,
+                self.config.read_block,
+                self.config.read_len_max,
+            );
             let streams = match read {
                 Ok(s) => s,
                 Err(e) => {
                     self.metrics.redis_errors.fetch_add(1, Relaxed);
                     tracing::warn!(error = %e, "reading document streams failed; retrying");
-                    std::thread::sleep(READ_BLOCK);
+                    std::thread::sleep(self.config.read_block);
                     if let Ok(fresh) = self.store.connection() {
                         *conn = fresh;
                     }
@@ -269,9 +265,9 @@ impl Cluster {
                 self.metrics.redis_errors.fetch_add(1, Relaxed);
                 tracing::warn!(error = %e, "subscribing to presence failed; retrying");
                 drop(pubsub);
-                std::thread::sleep(HEARTBEAT);
+                std::thread::sleep(self.config.heartbeat_interval);
                 if let Ok(fresh) = self.store.connection() {
-                    let _ = fresh.set_read_timeout(Some(HEARTBEAT));
+                    let _ = fresh.set_read_timeout(Some(self.config.heartbeat_interval));
                     *conn = fresh;
                 }
                 continue;
@@ -289,7 +285,7 @@ impl Cluster {
                         break;
                     }
                 }
-                if last_check.elapsed() >= HEARTBEAT {
+                if last_check.elapsed() >= self.config.heartbeat_interval {
                     last_check = Instant::now();
                     self.check_nodes();
                 }
@@ -334,7 +330,7 @@ impl Cluster {
 
     /// Refreshes this node's liveness key and drops the presence of nodes whose key expired.
     fn check_nodes(&self) {
-        let ok = self.store.heartbeat(NODE_LEASE).is_ok();
+        let ok = self.store.heartbeat(self.config.node_lease).is_ok();
         self.metrics.node_lease_ok.store(ok, Relaxed);
         let nodes: Vec<String> = self
             .remote_nodes
@@ -367,7 +363,7 @@ impl Cluster {
 
     fn publish_loop(&self, queued: &std_mpsc::Receiver<(String, Vec<u8>)>) {
         while !self.stop.load(Relaxed) {
-            let Ok((channel, payload)) = queued.recv_timeout(HEARTBEAT) else {
+            let Ok((channel, payload)) = queued.recv_timeout(self.config.heartbeat_interval) else {
                 continue;
             };
             if let Err(e) = self.store.publish(&channel, &payload) {

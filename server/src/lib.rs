@@ -62,9 +62,6 @@ use tokio::task::JoinHandle;
 pub use app::App;
 pub use config::Config;
 
-/// How long shutdown waits for rooms to close their sockets before it flushes and exits anyway.
-const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
-
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
 pub struct Server {
     pub addr: SocketAddr,
@@ -76,6 +73,7 @@ pub struct Server {
 impl Server {
     /// Opens the store under `config.data_dir` and starts serving on `config.addr`.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
+        config.check().map_err(anyhow::Error::msg)?;
         if let Some(url) = config.redis_url.clone() {
             // Cluster mode: Redis holds every document; sled is not used.
             let node = crate::cluster::new_node_id();
@@ -86,7 +84,8 @@ impl Server {
             .await?
             .context("connecting to Redis")?;
             let store = Arc::new(store);
-            let cluster = crate::cluster::Cluster::start(Arc::clone(&store))?;
+            let cluster =
+                crate::cluster::Cluster::start(Arc::clone(&store), config.cluster.clone())?;
             tracing::info!(node = %cluster.node, "cluster mode: documents live in Redis");
             return Self::start_inner(config, store, Some(cluster)).await;
         }
@@ -129,7 +128,7 @@ impl Server {
     /// Stops accepting, closes every socket with 1012, flushes the store.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown_tx.send(true);
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN_MAX;
+        let deadline = tokio::time::Instant::now() + self.app.config.timing.shutdown_drain_max;
         while (!self.app.rooms.is_empty() || self.app.metrics.connections_open.load(Relaxed) > 0)
             && tokio::time::Instant::now() < deadline
         {
