@@ -446,7 +446,7 @@ mod tests {
     #[test]
     fn awareness_states_must_be_json() {
         let check = |client: u64, json: &str, ok: bool| {
-            let decoded = decode_frame(&awareness_frame(client, json), LIMIT);
+            let decoded = decode_frame(&awareness_frame(client, json), &LIMIT);
             assert_eq!(decoded.is_ok(), ok, "{client} {json}: {decoded:?}");
         };
         for json in [
