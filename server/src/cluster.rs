@@ -64,6 +64,8 @@ pub struct Cluster {
     /// Nodes whose presence rooms hold, checked for liveness.
     remote_nodes: Mutex<HashSet<String>>,
     stop: AtomicBool,
+    /// The tailer, subscriber and publisher, joined by [`Cluster::stop`].
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// A fresh node id: 16 hex digits (the process's hasher keys, its pid and the clock).
@@ -119,6 +121,7 @@ impl Cluster {
             outbox,
             remote_nodes: Mutex::new(HashSet::new()),
             stop: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
         });
         cluster.store.heartbeat(cluster.config.node_lease)?;
         cluster.metrics.node_lease_ok.store(true, Relaxed);
@@ -126,22 +129,54 @@ impl Cluster {
         let mut sub_conn = cluster.store.connection()?;
         sub_conn.set_read_timeout(Some(cluster.config.heartbeat_interval))?;
         let c = Arc::clone(&cluster);
-        std::thread::Builder::new()
+        let tail = std::thread::Builder::new()
             .name("cluster-tail".into())
             .spawn(move || c.tail_loop(&mut tail_conn))?;
         let c = Arc::clone(&cluster);
-        std::thread::Builder::new()
+        let sub = std::thread::Builder::new()
             .name("cluster-sub".into())
             .spawn(move || c.subscribe_loop(&mut sub_conn))?;
         let c = Arc::clone(&cluster);
-        std::thread::Builder::new()
+        let publish = std::thread::Builder::new()
             .name("cluster-pub".into())
             .spawn(move || c.publish_loop(&queued))?;
+        *cluster
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = vec![tail, sub, publish];
         Ok(cluster)
     }
 
+    /// Stops the cluster threads and waits for them (blocking: call it from a blocking thread).
+    /// Each checks the stop flag at least once per heartbeat interval or read block; see
+    /// [`Cluster::stop_bound`].
     pub fn stop(&self) {
         self.stop.store(true, Relaxed);
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for thread in threads {
+            let name = thread.thread().name().unwrap_or("cluster").to_string();
+            if thread.join().is_err() {
+                tracing::error!(thread = %name, "cluster thread panicked");
+            }
+        }
+    }
+
+    /// How long [`Cluster::stop`] should take at most: every thread wakes within one heartbeat
+    /// interval (the subscriber's read timeout, the publisher's wait) or one read block (the
+    /// tailer), and a retry after a Redis error sleeps as long once more.
+    pub fn stop_bound(&self) -> std::time::Duration {
+        (self.config.heartbeat_interval + self.config.read_block) * 2
+    }
+
+    /// Whether [`Cluster::stop`] has joined every thread (tests).
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Relaxed)
+            && self
+                .threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
     }
 
     /// A room opened with its document loaded up to `after`: tail its stream from there and ask
@@ -265,6 +300,11 @@ impl Cluster {
                 self.metrics.redis_errors.fetch_add(1, Relaxed);
                 tracing::warn!(error = %e, "subscribing to presence failed; retrying");
                 drop(pubsub);
+                // The lease (and so `/health`) follows Redis while it is away too.
+                if last_check.elapsed() >= self.config.heartbeat_interval {
+                    last_check = Instant::now();
+                    self.check_nodes();
+                }
                 std::thread::sleep(self.config.heartbeat_interval);
                 if let Ok(fresh) = self.store.connection() {
                     let _ = fresh.set_read_timeout(Some(self.config.heartbeat_interval));

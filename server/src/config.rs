@@ -13,6 +13,13 @@ use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use tandem_storage::StoreConfig;
 
+/// Longest id of a REST item (a note, a contact, an issue), in bytes of `[A-Za-z0-9._~-]`.
+///
+/// An id is one segment of a document name, and 64 bytes hold any UUID, ULID or slug a client
+/// may bring. Not a flag: the OpenAPI document states it to every client, and an id one node
+/// accepted must stay addressable on every other node and after a restart.
+pub const REST_ID_LEN_MAX_BYTES: usize = 64;
+
 /// The bounds that keep one client, document or burst from exhausting the server.
 /// Each has a test at its edge (see the README's "Guarantees").
 #[derive(Debug, Clone, Args)]
@@ -146,6 +153,13 @@ pub struct Limits {
     /// milliseconds, and clients page with `after` for more.
     #[arg(long, env = "TANDEM_REST_PAGE_LEN_MAX", default_value_t = Limits::default().rest_page_len_max, value_parser = at_least_one::<usize>())]
     pub rest_page_len_max: usize,
+    /// Page length of a REST list that gives no `?limit=` (never more than
+    /// `--rest-page-len-max`).
+    ///
+    /// Half the largest page: a listing screen shows a few dozen items, and a client that wants
+    /// more says so.
+    #[arg(long, env = "TANDEM_REST_PAGE_LEN_DEFAULT", default_value_t = Limits::default().rest_page_len_default, value_parser = at_least_one::<usize>())]
+    pub rest_page_len_default: usize,
     /// Largest page of a document's history (`/api/docs/<doc>/history?limit=`; larger limits are
     /// cut to it).
     ///
@@ -186,6 +200,7 @@ impl Default for Limits {
             feed_streams_per_ip_max: 250,
             rest_body_max_bytes: 1024 * 1024,
             rest_page_len_max: 100,
+            rest_page_len_default: 50,
             history_page_len_max: 1000,
             dev_token_body_max_bytes: 4096,
         }
@@ -261,6 +276,14 @@ pub struct Timing {
     /// stops working by the next morning.
     #[arg(long = "dev-token-ttl-s", value_name = "S", env = "TANDEM_DEV_TOKEN_TTL_S", value_parser = positive_seconds, default_value = seconds_text(Timing::default().dev_token_ttl))]
     pub dev_token_ttl: Duration,
+    /// How often, after a storage failure, the store is asked whether it works again, in
+    /// milliseconds; `/health` turns ok with the first answer that it does.
+    ///
+    /// A probe is one flush (sled) or one `PING` (Redis) and runs only while a failure is
+    /// reported, so 1 s costs nothing and puts a recovered node back into a load balancer's
+    /// rotation within a second. Each probe may take one interval before it counts as failed.
+    #[arg(long = "store-probe-interval-ms", value_name = "MS", env = "TANDEM_STORE_PROBE_INTERVAL_MS", value_parser = positive_millis, default_value = millis_text(Timing::default().store_probe_interval))]
+    pub store_probe_interval: Duration,
 }
 
 impl Default for Timing {
@@ -275,6 +298,7 @@ impl Default for Timing {
             http_idle_max: Duration::from_secs(60),
             shutdown_drain_max: Duration::from_secs(10),
             dev_token_ttl: Duration::from_secs(12 * 3600),
+            store_probe_interval: Duration::from_secs(1),
         }
     }
 }
@@ -395,6 +419,13 @@ impl Config {
 
     /// Refuses settings that contradict each other (each flag alone is checked by its parser).
     pub fn check(&self) -> Result<(), String> {
+        let limits = &self.limits;
+        if limits.rest_page_len_default > limits.rest_page_len_max {
+            return Err(format!(
+                "--rest-page-len-default ({}) must not exceed --rest-page-len-max ({})",
+                limits.rest_page_len_default, limits.rest_page_len_max
+            ));
+        }
         let cluster = &self.cluster;
         if cluster.heartbeat_interval >= cluster.node_lease {
             return Err(format!(

@@ -12,6 +12,8 @@
 //!   messages (no wire format), and unloads when idle; [`presence`]: its awareness table;
 //!   [`authorship`]: who wrote it.
 //! - [`durability`]: group commit, one append-and-flush for many rooms' updates.
+//! - [`health`]: what `/health` says about the store, probed until it recovers.
+//! - [`tracker`]: the count of tasks shutdown waits for.
 //! - [`clock`]: the wall clock.
 //! - [`config`]: every limit and timer; [`close_code`]: what each close code means;
 //!   [`doc_name`]: which document names exist; [`metrics`]: Prometheus counters.
@@ -39,6 +41,7 @@ pub mod dialect;
 pub mod doc_name;
 pub mod durability;
 pub mod feed;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
@@ -47,10 +50,10 @@ pub mod rest;
 pub mod room;
 pub mod rooms;
 pub mod space;
+pub mod tracker;
 pub mod upgrade;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,20 +128,35 @@ impl Server {
         })
     }
 
-    /// Stops accepting, closes every socket with 1012, flushes the store.
+    /// Stops accepting, closes every socket with 1012, waits (at most `shutdown_drain_max`)
+    /// for every tracked task (rooms, sockets, HTTP connections, compactions) to end, flushes
+    /// the store, and stops the cluster threads.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown_tx.send(true);
-        let deadline = tokio::time::Instant::now() + self.app.config.timing.shutdown_drain_max;
-        while (!self.app.rooms.is_empty() || self.app.metrics.connections_open.load(Relaxed) > 0)
-            && tokio::time::Instant::now() < deadline
+        let drain_max = self.app.config.timing.shutdown_drain_max;
+        if tokio::time::timeout(drain_max, self.app.tasks.idle())
+            .await
+            .is_err()
         {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tracing::warn!(
+                tasks = self.app.tasks.len(),
+                "tasks still running after --shutdown-drain-max-s; flushing anyway"
+            );
         }
         let store = Arc::clone(&self.app.store);
-        tokio::task::spawn_blocking(move || store.flush())
-            .await?
-            .context("final flush")?;
+        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        if let Some(cluster) = self.app.cluster.clone() {
+            // Its threads wake within one heartbeat or read block; none waits on a room after
+            // the drain, but a bound keeps a wedged Redis call from holding the exit.
+            let bound = cluster.stop_bound();
+            let joined =
+                tokio::time::timeout(bound, tokio::task::spawn_blocking(move || cluster.stop()));
+            if joined.await.is_err() {
+                tracing::warn!("cluster threads did not stop within {bound:?}");
+            }
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.http).await;
+        flushed?.context("final flush")?;
         Ok(())
     }
 }

@@ -360,12 +360,14 @@ mod tests {
             "commit-waiters-max",
             "feed-events-kept",
             "rest-page-len-max",
+            "rest-page-len-default",
             "history-page-len-max",
             "ping-interval-s",
             "write-stall-max-s",
             "http-head-read-max-s",
             "http-idle-max-s",
             "dev-token-ttl-s",
+            "store-probe-interval-ms",
             "cluster-node-lease-ms",
             "cluster-heartbeat-interval-ms",
             "cluster-read-block-ms",
@@ -396,6 +398,23 @@ mod tests {
             refused.contains("shorter than --cluster-node-lease-ms"),
             "{refused}"
         );
+    }
+
+    // A default REST page longer than the longest one allowed would answer 400 to a plain list.
+    #[test]
+    fn the_default_page_fits_the_largest() {
+        let checked = |default: &str| {
+            config(&[
+                "--rest-page-len-max",
+                "10",
+                "--rest-page-len-default",
+                default,
+            ])?
+            .check()
+        };
+        checked("10").expect("equal is fine");
+        let refused = checked("11").expect_err("longer");
+        assert!(refused.contains("--rest-page-len-default"), "{refused}");
     }
 
     // The README's command-line table has a row for every tunable flag, with its env var.

@@ -84,14 +84,19 @@ impl Rooms {
                 connections: Arc::clone(&connections),
             },
         );
-        tokio::spawn(Room::run(
+        let run = Room::run(
             Arc::clone(app),
             Arc::clone(&name),
             generation,
             tx.downgrade(),
             rx,
             connections,
-        ));
+        );
+        let tracked = app.tasks.track();
+        tokio::spawn(async move {
+            run.await;
+            drop(tracked);
+        });
         RoomHandle { name, inbox: tx }
     }
 

@@ -347,10 +347,12 @@ impl Room {
 
     /// Storage failed: nothing of this batch is acknowledged. The in-memory document may hold
     /// updates the disk lacks, so the room stops: every member is detached, the registry forgets
-    /// the room, and the next open reloads what is durable.
+    /// the room, and the next open reloads what is durable. `/health` reports the failure until
+    /// the store works again.
     fn fail(&mut self, cause: &str, batch: Batch) {
         tracing::error!(doc = %self.name, cause = %cause, "storage failure; closing the room");
-        self.app.mark_unhealthy(cause);
+        // Reported until a probe finds the store working again (see `health`).
+        self.app.health.store_failed(cause);
         self.pending.clear();
         ingest::refuse_pending(batch.http, batch.edits, true);
         self.detach_all(Detach::StorageFailure);
