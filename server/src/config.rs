@@ -13,13 +13,6 @@ use clap::builder::RangedU64ValueParser;
 use clap::Args;
 use tandem_storage::StoreConfig;
 
-/// Longest id of a REST item (a note, a contact, an issue), in bytes of `[A-Za-z0-9._~-]`.
-///
-/// An id is one segment of a document name, and 64 bytes hold any UUID, ULID or slug a client
-/// may bring. Not a flag: the OpenAPI document states it to every client, and an id one node
-/// accepted must stay addressable on every other node and after a restart.
-pub const REST_ID_LEN_MAX_BYTES: usize = 64;
-
 /// The bounds that keep one client, document or burst from exhausting the server.
 /// Each has a test at its edge (see the README's "Guarantees").
 #[derive(Debug, Clone, Args)]

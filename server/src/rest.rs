@@ -31,7 +31,6 @@ use crate::api::{ask_room, delete_document, room_error, storage_error};
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::authorship::Authors;
-use crate::config::REST_ID_LEN_MAX_BYTES;
 use crate::http::{authenticate, credentials, role_on, ApiError};
 use crate::room::{Edit, EditError, EditFn, RoomCmd};
 
@@ -190,8 +189,6 @@ pub struct Deleted {
 #[serde(deny_unknown_fields)]
 pub struct NoteCreate {
     /// Chosen by the client (one segment of `[A-Za-z0-9._~-]`, at most 64); generated if absent.
-    // The pattern spells out `REST_ID_LEN_MAX_BYTES` (an attribute cannot name a const); the
-    // `id_pattern_matches_the_limit` test keeps them equal.
     #[serde(default)]
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"))]
     pub id: Option<String>,
@@ -352,7 +349,7 @@ fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, Box<
 
 /// Ids are one document-name segment: short, and safe in names and URLs.
 fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
-    let ok = (1..=REST_ID_LEN_MAX_BYTES).contains(&id.len())
+    let ok = (1..=64).contains(&id.len())
         && id.as_bytes()[0].is_ascii_alphanumeric()
         && id
             .bytes()
@@ -362,9 +359,7 @@ fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::invalid(
             field,
-            format!(
-                "1 to {REST_ID_LEN_MAX_BYTES} characters of A-Z a-z 0-9 . _ ~ -, starting with a letter or digit"
-            ),
+            "1 to 64 characters of A-Z a-z 0-9 . _ ~ -, starting with a letter or digit",
         ))
     }
 }

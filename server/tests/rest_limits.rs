@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use tandem::auth::Role;
-use tandem::config::REST_ID_LEN_MAX_BYTES;
 use tandem_crdt_model::schema::{LIST_LEN_MAX, SHORT_TEXT_CHARS_MAX};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -73,24 +72,6 @@ async fn rest_requests_at_their_limits() {
     assert_eq!(status, 200);
     let page: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
     assert_eq!(page["items"].as_array().map(Vec::len), Some(5), "{page}");
-
-    // Ids (`REST_ID_LEN_MAX_BYTES`): the longest is accepted, one byte more refused with the
-    // field named; the OpenAPI document states the same bound.
-    let longest = "i".repeat(REST_ID_LEN_MAX_BYTES);
-    let (status, _, body) = post(json_body(&serde_json::json!({ "id": longest }))).await;
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let (status, _, body) = post(json_body(
-        &serde_json::json!({ "id": format!("{longest}i") }),
-    ))
-    .await;
-    assert_eq!((status, field_of(&body).as_deref()), (400, Some("id")));
-    let (_, _, spec) = http(s.addr(), "GET", "/api/openapi.json", &[], b"").await;
-    let spec = String::from_utf8_lossy(&spec);
-    let pattern = format!("[A-Za-z0-9._~-]{{0,{}}}$", REST_ID_LEN_MAX_BYTES - 1);
-    assert!(
-        spec.contains(&pattern),
-        "the OpenAPI id pattern says {pattern}"
-    );
 }
 
 /// Opens `/api/events` (with a bearer token if given) and returns the socket once the response
