@@ -14,8 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem_storage::DocStore;
+use tandem_storage::{DocStore, StoreError};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// The latest store failure not yet followed by a working probe.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,6 +65,11 @@ pub async fn probe_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut state = health.state.subscribe();
+    // A probe that outlived its interval (a Redis that accepts but never answers): waited for
+    // again rather than joined by a new one, so a hung store holds one blocking thread, not one
+    // more per interval.
+    // Each probe keeps the failure count from when it started: it vouches for nothing later.
+    let mut unfinished: Option<(u64, JoinHandle<Result<(), StoreError>>)> = None;
     loop {
         tokio::select! {
             _ = state.wait_for(|s| s.failure.is_some()) => {}
@@ -73,20 +79,23 @@ pub async fn probe_loop(
             () = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        let failures = health.state.borrow().failures;
-        let store = Arc::clone(&store);
-        // A store that hangs (a Redis that accepts but never answers) is as broken as one
-        // that fails: the probe gets one interval, then counts as failed.
-        let probe =
-            tokio::time::timeout(interval, tokio::task::spawn_blocking(move || store.probe()))
-                .await;
-        match probe {
+        let (failures, mut probe) = unfinished.take().unwrap_or_else(|| {
+            let store = Arc::clone(&store);
+            let failures = health.state.borrow().failures;
+            (failures, tokio::task::spawn_blocking(move || store.probe()))
+        });
+        // A store that hangs is as broken as one that fails: the probe gets one interval.
+        match tokio::time::timeout(interval, &mut probe).await {
             Ok(Ok(Ok(()))) => {
                 tracing::info!("the store works again; /health reports ok");
                 health.recovered(failures);
             }
             Ok(Ok(Err(e))) => tracing::debug!(cause = %e, "store probe failed"),
-            Ok(Err(_)) | Err(_) => tracing::debug!("store probe did not finish"),
+            Ok(Err(e)) => tracing::warn!(cause = %e, "store probe panicked"),
+            Err(_) => {
+                tracing::debug!("store probe did not finish within its interval");
+                unfinished = Some((failures, probe));
+            }
         }
     }
 }
@@ -134,6 +143,37 @@ mod tests {
         step(1.0).await; // the third works
         assert_eq!(health.store_problem(), None);
 
+        let _ = stop.send(true);
+        prober.await.expect("the prober stops");
+    }
+
+    // A probe that hangs (a store that accepts but never answers) keeps the failure reported
+    // and is waited for again, never joined by a second one: one blocking thread, however many
+    // intervals pass. When it finally answers, the failure clears. Real time: the hung probe is
+    // a blocking thread, which paused time would wait for.
+    #[tokio::test]
+    async fn a_hung_probe_is_not_joined_by_another() {
+        let store = Arc::new(FaultyStore::new(MemStore::new(Default::default())));
+        store.hold_flushes(true);
+        let health = Arc::new(Health::default());
+        let (stop, stopped) = watch::channel(false);
+        let interval = Duration::from_millis(20);
+        let prober = tokio::spawn(probe_loop(
+            Arc::clone(&health),
+            store.clone(),
+            interval,
+            stopped,
+        ));
+        health.store_failed("hung");
+        tokio::time::sleep(interval * 15).await;
+        assert_eq!(store.flushes_begun(), 1, "one probe at a time");
+        assert_eq!(health.store_problem().as_deref(), Some("hung"));
+        store.hold_flushes(false);
+        let started = std::time::Instant::now();
+        while health.store_problem().is_some() {
+            assert!(started.elapsed() < interval * 50, "still reported");
+            tokio::time::sleep(interval / 4).await;
+        }
         let _ = stop.send(true);
         prober.await.expect("the prober stops");
     }
