@@ -55,7 +55,6 @@ pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tandem_storage::{DocStore, SledStore};
@@ -134,10 +133,13 @@ impl Server {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown_tx.send(true);
         let drain_max = self.app.config.timing.shutdown_drain_max;
-        if tokio::time::timeout(drain_max, self.app.tasks.idle())
-            .await
-            .is_err()
-        {
+        // The accept loop ends once it has closed the listener and its connections have ended,
+        // which the tracker counts too: one bound for both.
+        let drained = async {
+            self.app.tasks.idle().await;
+            let _ = self.http.await;
+        };
+        if tokio::time::timeout(drain_max, drained).await.is_err() {
             tracing::warn!(
                 tasks = self.app.tasks.len(),
                 "tasks still running after --shutdown-drain-max-s; flushing anyway"
@@ -155,7 +157,6 @@ impl Server {
                 tracing::warn!("cluster threads did not stop within {bound:?}");
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.http).await;
         flushed?.context("final flush")?;
         Ok(())
     }
