@@ -404,14 +404,11 @@ fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
         );
     };
     // A plain name, its own private-space segment: the demo builds `private/<sub>/...` itself.
-    let valid_sub = !login.sub.is_empty()
-        && login.sub.len() <= 64
-        && crate::space::segment_of(&login.sub).as_deref() == Some(login.sub.as_str());
-    if !valid_sub {
+    if !crate::space::is_login_name(&login.sub) {
         return error_reply(
             StatusCode::BAD_REQUEST,
             "invalid_sub",
-            "sub: 1 to 64 characters of A-Z a-z 0-9 - _ . (a '.' neither first nor doubled)",
+            &crate::space::login_name_rule(),
         );
     }
     let claims = auth::Claims {

@@ -27,6 +27,7 @@ fn document() -> Value {
     let mut generator = SchemaSettings::openapi3().into_generator();
     let error = serde_json::to_value(generator.subschema_for::<ErrorBody>()).unwrap_or_default();
     let error_response = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error } } });
+    let id_pattern = crate::doc_name::id_pattern();
     let mut paths: Map<String, Value> = Map::new();
     for route in ROUTES.iter() {
         let mut parameters = Vec::new();
@@ -34,7 +35,7 @@ fn document() -> Value {
             if route.path.contains(&format!("{{{name}}}")) {
                 parameters.push(json!({
                     "name": name, "in": "path", "required": true,
-                    "schema": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$" }
+                    "schema": { "type": "string", "pattern": id_pattern }
                 }));
             }
         }
@@ -47,7 +48,7 @@ fn document() -> Value {
             parameters.push(json!({
                 "name": "after", "in": "query", "required": false,
                 "description": "the next_after of the previous page",
-                "schema": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$" }
+                "schema": { "type": "string", "pattern": id_pattern }
             }));
         }
         let ok = serde_json::to_value((route.ok.1)(&mut generator)).unwrap_or_default();

@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -81,7 +80,7 @@ pub type SchemaOf = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
 /// One REST operation: how it is matched and how it is documented.
 pub struct Route {
     pub method: Method,
-    /// `{id}` and `{entry}` are path parameters (one segment of `[A-Za-z0-9._~-]`).
+    /// `{id}` and `{entry}` are path parameters (ids: `doc_name::validate_id`).
     pub path: &'static str,
     pub op: Op,
     pub summary: &'static str,
@@ -190,7 +189,7 @@ pub struct Deleted {
 pub struct NoteCreate {
     /// Chosen by the client (one segment of `[A-Za-z0-9._~-]`, at most 64); generated if absent.
     #[serde(default)]
-    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"))]
+    #[schemars(regex(pattern = crate::doc_name::id_pattern()))]
     pub id: Option<String>,
     #[serde(default)]
     #[schemars(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX))]
@@ -207,7 +206,7 @@ pub struct NoteCreate {
 #[serde(deny_unknown_fields)]
 pub struct ContactCreate {
     #[serde(default)]
-    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"))]
+    #[schemars(regex(pattern = crate::doc_name::id_pattern()))]
     pub id: Option<String>,
     #[schemars(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX), regex(pattern = r"\S"))]
     pub name: String,
@@ -230,7 +229,7 @@ pub struct ContactCreate {
 #[serde(deny_unknown_fields)]
 pub struct IssueCreate {
     #[serde(default)]
-    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"))]
+    #[schemars(regex(pattern = crate::doc_name::id_pattern()))]
     pub id: Option<String>,
     #[schemars(length(max = tandem_crdt_model::schema::SHORT_TEXT_CHARS_MAX))]
     pub title: String,
@@ -347,35 +346,9 @@ fn route_of<'a>(method: &Method, path: &'a str) -> Result<Option<Call<'a>>, Box<
     Err(Box::new(response))
 }
 
-/// Ids are one document-name segment: short, and safe in names and URLs.
+/// An id from a path, a query or a body (`doc_name::validate_id`).
 fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
-    let ok = (1..=64).contains(&id.len())
-        && id.as_bytes()[0].is_ascii_alphanumeric()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            field,
-            "1 to 64 characters of A-Z a-z 0-9 . _ ~ -, starting with a letter or digit",
-        ))
-    }
-}
-
-/// A fresh id: 16 hex digits from the process's hasher keys, the clock and a counter.
-fn new_id() -> String {
-    use std::hash::BuildHasher;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let n = COUNTER.fetch_add(1, Relaxed);
-    format!(
-        "{:016x}",
-        std::collections::hash_map::RandomState::new().hash_one((nanos, n))
-    )
+    crate::doc_name::validate_id(id).map_err(|rule| ApiError::invalid(field, rule))
 }
 
 /// The typed documents keep times as JavaScript numbers (milliseconds, as `Date.now()`).
@@ -693,7 +666,7 @@ fn create_edit(
             check_id("id", &id)?;
             id
         }
-        None => new_id(),
+        None => crate::doc_name::new_id(),
     };
     let name = doc_of(scope, &id, caller);
     let reply_id = id.clone();
@@ -805,7 +778,7 @@ fn entry_edit(
         let missing = || EditError::NotFound(format!("no such {entry_name}"));
         match (op, entry, text) {
             (Op::AddEntry(_), _, Some(text)) => {
-                let id = new_id();
+                let id = crate::doc_name::new_id();
                 thread::add(d, thread_root, &id, &caller, &text, now_ms());
                 let e = entry_of(d, &id).ok_or_else(missing)?;
                 Ok(serde_json::to_value(e).unwrap_or_default())
