@@ -10,7 +10,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -22,9 +21,10 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use crate::abuse::{OpenSlots, Slot};
+use crate::api_error::ApiError;
 use crate::app::App;
 use crate::auth::Principal;
-use crate::http::{authenticate, credentials, ApiError};
+use crate::request::{authenticate, credentials, query, with_app};
 
 /// One event as clients receive it (the SSE `data:` JSON; its `type` is also the SSE `event:`).
 #[derive(Debug, Clone, Serialize)]
@@ -72,9 +72,7 @@ struct Ring {
 
 impl Feed {
     pub fn new(kept: usize) -> Self {
-        let start_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-            u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 1000)
-        });
+        let start_ms = crate::clock::now_ms();
         let kept = kept.max(1);
         Feed {
             streams: AtomicUsize::new(0),
@@ -97,9 +95,7 @@ impl Feed {
             return;
         }
         let located = tandem_crdt_model::typed::locate(doc);
-        let time_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let time_ms = crate::clock::now_ms();
         let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
         for change in changes {
             let event = Arc::new(FeedEvent {
@@ -152,17 +148,13 @@ pub fn routes(
     app: Arc<App>,
 ) -> impl warp::Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     use warp::Filter;
-    let with_app = warp::any().map(move || Arc::clone(&app));
-    let query = warp::query::<HashMap<String, String>>()
-        .or(warp::any().map(HashMap::new))
-        .unify();
     warp::path!("api" / "events")
         .and(warp::get())
-        .and(query)
+        .and(query())
         .and(credentials())
         .and(crate::accept::remote())
         .and(warp::header::optional::<String>("last-event-id"))
-        .and(with_app)
+        .and(with_app(app))
         .map(
             |query: HashMap<String, String>,
              token: Option<String>,
