@@ -1,5 +1,6 @@
 //! The Yjs side of tandem, with no I/O.
 //!
+//! - [`bounded_alloc`]: the global allocator bound that makes length-prefix bombs fail fast.
 //! - [`doc`]: a server's document: built from stored updates, changed under guard, read as diffs.
 //! - [`history`]: restoring a past version as a new forward edit.
 //! - [`shape`]: what an update is, read without integrating it or recursing: what it needs from
@@ -19,6 +20,7 @@
 //! Architecture invariant: nothing here touches sockets, files or clocks; every function is a pure
 //! transformation of bytes and `yrs` values, so it can be fuzzed and tested without a server.
 
+pub mod bounded_alloc;
 pub mod contact;
 pub mod doc;
 pub mod history;

@@ -8,9 +8,10 @@ mod checks;
 mod common;
 
 // The server's allocator, so the fuzzer exercises what production runs: oversized reservations
-// from decoders fail instead of succeeding virtually (see tandem::alloc).
+// from decoders fail instead of succeeding virtually (see tandem_crdt_model::bounded_alloc).
 #[global_allocator]
-static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BOUNDED_SYSTEM;
+static ALLOCATOR: tandem_crdt_model::bounded_alloc::BoundedSystem =
+    tandem_crdt_model::bounded_alloc::BOUNDED_SYSTEM;
 
 fuzz_target!(
     init: common::init(),

@@ -7,9 +7,10 @@ mod checks;
 #[path = "common.rs"]
 mod common;
 
-// The server's allocator, as in every target (see tandem::alloc).
+// The server's allocator, as in every target (see tandem_crdt_model::bounded_alloc).
 #[global_allocator]
-static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BOUNDED_SYSTEM;
+static ALLOCATOR: tandem_crdt_model::bounded_alloc::BoundedSystem =
+    tandem_crdt_model::bounded_alloc::BOUNDED_SYSTEM;
 
 fuzz_target!(
     init: common::init(),

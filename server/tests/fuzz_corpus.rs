@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 
 #[path = "../../fuzz/fuzz_targets/checks.rs"]
 mod checks;
+#[path = "../../fuzz/fuzz_targets/room_check.rs"]
+mod room_check;
 
 // The server's allocator, bounded as the fuzz targets bound it: allocation bombs must be refused,
 // not granted virtually by the kernel.
 #[global_allocator]
-static ALLOCATOR: tandem::alloc::BoundedAlloc = tandem::alloc::BOUNDED_SYSTEM;
+static ALLOCATOR: tandem_crdt_model::bounded_alloc::BoundedSystem =
+    tandem_crdt_model::bounded_alloc::BOUNDED_SYSTEM;
 
 fn inputs(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,7 +57,7 @@ fn apply_update_corpus() {
 
 #[test]
 fn connection_corpus() {
-    let connection = checks::Connection::new();
+    let connection = room_check::Connection::new();
     // The apply_update inputs too: each is a bare update, which as a frame is mostly garbage,
     // and as a frame body (split by length bytes) exercises the room with hostile updates.
     replay(&["corpus/connection", "corpus/apply_update"], |data| {
