@@ -28,7 +28,7 @@ use crate::api_error::{json_reply, ApiError};
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::doc_name;
-use crate::request::{authorize, bounded_body, credentials, query, with_app};
+use crate::request::{authorize, bounded_body, credentials, query, remote, with_app};
 use crate::room::{HttpSync, HttpSyncReply, RoomCmd, RoomError};
 
 /// Largest page of history entries.
@@ -55,7 +55,7 @@ pub fn routes(
         .and(warp::method())
         .and(query())
         .and(credentials())
-        .and(crate::accept::remote())
+        .and(remote())
         .and(warp::header::optional::<String>("if-none-match"))
         .and(warp::header::optional::<String>("accept"))
         .and(bounded_body(frame_max))

@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::auth::{self, Role};
 use crate::connection::{self, Guards, Identity};
 use crate::doc_name;
-use crate::request::{authenticate, authorize, credentials, with_app, BodyTooLarge};
+use crate::request::{authenticate, authorize, credentials, remote, with_app, BodyTooLarge};
 
 /// A refusal's answer.
 fn error_reply(status: StatusCode, code: &'static str, message: &str) -> Response {
@@ -30,7 +30,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::path::tail())
         .and(warp::get())
         .and(credentials())
-        .and(crate::accept::remote())
+        .and(remote())
         .and(crate::upgrade::request())
         .and(with_app.clone())
         .then(sync_socket);
@@ -41,7 +41,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
     let stats = warp::path!("api" / "stats")
         .and(warp::get())
         .and(credentials())
-        .and(crate::accept::remote())
+        .and(remote())
         .and(with_app.clone())
         .map(stats);
     let metrics = warp::path!("metrics")
@@ -75,7 +75,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(with_app.clone())
         .map(dev_token);
     let docs_api = crate::api::routes(Arc::clone(&app))
-        .or(crate::feed::routes(Arc::clone(&app)))
+        .or(crate::events::routes(Arc::clone(&app)))
         .unify()
         .or(crate::openapi::routes(Arc::clone(&app)))
         .unify()

@@ -9,7 +9,8 @@
 //!   edit and storage failures to statuses.
 //! - [`api`]: `/api/docs/<doc>/...`: one-round-trip HTTP sync for offline clients.
 //! - [`rest`]: the typed REST API (notes, contacts, issues); [`openapi`]: its OpenAPI document,
-//!   generated from the same route table and types; [`feed`]: the change feed.
+//!   generated from the same route table and types; [`feed`]: the change feed, streamed by
+//!   [`events`] (`GET /api/events`).
 //! - [`connection`]: one websocket in the y-websocket dialect: decode, forward, keep alive, close;
 //!   [`dialect`]: how each kind of client frames the room's typed messages.
 //! - [`rooms`]: the registry of open documents; [`room`]: the task that owns one document
@@ -44,6 +45,7 @@ pub mod connection;
 pub mod dialect;
 pub mod doc_name;
 pub mod durability;
+pub mod events;
 pub mod feed;
 pub mod http;
 pub mod metrics;

@@ -1,5 +1,6 @@
 //! What every HTTP API handler reads from a request, set up once: the shared state, the query,
-//! the bearer token and whom it authenticates with which role, and a bounded body. The REST,
+//! the bearer token and whom it authenticates with which role, the client's address, and a
+//! bounded body. The REST,
 //! `/api/docs`, feed and websocket endpoints all take their caller from here.
 
 use std::collections::HashMap;
@@ -15,6 +16,17 @@ use warp::Filter;
 use crate::api_error::ApiError;
 use crate::app::App;
 use crate::auth::{self, AuthError, Principal, Role};
+
+/// The client address of the connection a request came on, put into each request by the
+/// accept loop (`accept.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// The client address of a request (`None` only for requests not accepted by `accept.rs`, e.g.
+/// in tests that call the routes directly).
+pub fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<Peer>().map(|peer: Option<Peer>| peer.map(|p| p.0))
+}
 
 /// The shared state, handed to each handler.
 pub fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {

@@ -24,7 +24,7 @@ use super::{doc_of, Op, ISSUES};
 use crate::api_error::{json_reply, ApiError};
 use crate::app::App;
 use crate::auth::{Principal, Role};
-use crate::request::{authenticate, bounded_body, credentials, query, role_on, with_app};
+use crate::request::{authenticate, bounded_body, credentials, query, remote, role_on, with_app};
 
 pub fn routes(
     app: Arc<App>,
@@ -35,7 +35,7 @@ pub fn routes(
         .and(warp::method())
         .and(query())
         .and(credentials())
-        .and(crate::accept::remote())
+        .and(remote())
         .and(bounded_body(body_max))
         .and(with_app(app))
         .and_then(
