@@ -70,31 +70,20 @@ pub(super) fn create_edit(
         }
         DocKind::Contact => {
             let r: ContactCreate = parse(body)?;
-            for (field, value) in [
-                ("name", &r.name),
-                ("email", &r.email),
-                ("phone", &r.phone),
-                ("company", &r.company),
-            ] {
-                check_short(field, value)?;
-            }
-            if r.name.trim().is_empty() {
+            // A new contact is an edit that sets every field.
+            let edit = ContactEdit {
+                name: Some(r.name),
+                email: Some(r.email),
+                phone: Some(r.phone),
+                company: Some(r.company),
+                notes: Some(r.notes),
+                custom: r.custom.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+            };
+            check_contact(&edit)?;
+            if edit.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
                 return Err(ApiError::invalid("name", "must not be empty"));
             }
-            (
-                r.id,
-                Box::new(move |d: &Doc| {
-                    let edit = ContactEdit {
-                        name: Some(r.name),
-                        email: Some(r.email),
-                        phone: Some(r.phone),
-                        company: Some(r.company),
-                        notes: Some(r.notes),
-                        custom: r.custom.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-                    };
-                    contact::apply(d, &edit);
-                }),
-            )
+            (r.id, Box::new(move |d: &Doc| contact::apply(d, &edit)))
         }
         DocKind::Issue => {
             let r: IssueCreate = parse(body)?;
@@ -165,21 +154,27 @@ pub(super) fn patch_edit(
         }
         DocKind::Contact => {
             let e: ContactEdit = parse(body)?;
-            for (field, value) in [
-                ("name", &e.name),
-                ("email", &e.email),
-                ("phone", &e.phone),
-                ("company", &e.company),
-            ] {
-                if let Some(v) = value {
-                    check_short(field, v)?;
-                }
-            }
+            check_contact(&e)?;
             Box::new(move |d: &Doc| contact::apply(d, &e))
         }
         DocKind::Issue => issue_change(parse(body)?)?,
     };
     Ok(on_existing(kind, id, name, change))
+}
+
+/// A contact's short fields are bounded (its notes and custom fields are not short text).
+fn check_contact(e: &ContactEdit) -> Result<(), ApiError> {
+    for (field, value) in [
+        ("name", &e.name),
+        ("email", &e.email),
+        ("phone", &e.phone),
+        ("company", &e.company),
+    ] {
+        if let Some(v) = value {
+            check_short(field, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// Validates an issue edit and returns the change that makes it.
