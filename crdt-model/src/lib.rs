@@ -13,6 +13,7 @@
 //!   reporting schema deviations, and applies typed edits as one transaction of minimal changes.
 //! - [`typed`]: the three kinds together: where they live in the namespace, and the typed events
 //!   (`note.updated`, `issue.status_changed`, ...) that describe what changed between two readings.
+//! - [`index`]: the workspace index the web demo lists collections from (one summary row per item).
 //! - [`thread`]: reply/comment threads shared by notes and issues; [`schema`]: reading against a
 //!   layout; [`text`]: minimal text and list edits.
 //!
@@ -23,6 +24,7 @@ pub mod bounded_alloc;
 pub mod contact;
 pub mod doc;
 pub mod history;
+pub mod index;
 pub mod issue;
 pub mod note;
 pub mod protocol;
