@@ -73,7 +73,8 @@ impl Decoding {
     }
 }
 
-/// One message received from a y-websocket client.
+/// One message received from a client, as a room takes it. The Hocuspocus codec
+/// ([`crate::hocuspocus`]) makes its sync and awareness messages with the same decoders.
 #[derive(Debug)]
 pub enum Inbound {
     /// The client's state vector: answer with a SyncStep2 holding what it lacks.
@@ -178,7 +179,11 @@ fn decode_one(cursor: &mut Cursor<'_>, decoding: &Decoding) -> Result<Inbound, D
     }
 }
 
-fn decode_sync(cursor: &mut Cursor<'_>, decoding: &Decoding) -> Result<Inbound, DecodeError> {
+/// Decodes a y-protocols sync message (step + payload), shared with the Hocuspocus codec.
+pub(crate) fn decode_sync(
+    cursor: &mut Cursor<'_>,
+    decoding: &Decoding,
+) -> Result<Inbound, DecodeError> {
     let step: u64 = cursor
         .read_var()
         .map_err(|e| DecodeError::malformed("sync step", e))?;
