@@ -73,8 +73,9 @@ impl Decoding {
     }
 }
 
-/// One message received from a client, as a room takes it. The Hocuspocus codec
-/// ([`crate::hocuspocus`]) makes its sync and awareness messages with the same decoders.
+/// One message received from a client, as a room takes it. The y-websocket codec here makes all
+/// but [`Inbound::Stateless`]; the Hocuspocus codec ([`crate::hocuspocus`]) makes its sync and
+/// awareness messages with the same decoders, and stateless messages.
 #[derive(Debug)]
 pub enum Inbound {
     /// The client's state vector: answer with a SyncStep2 holding what it lacks.
@@ -92,6 +93,9 @@ pub enum Inbound {
     Auth,
     /// A message type this protocol version does not define (ignored, for forward compatibility).
     Unknown(u64),
+    /// An application message for the document's other peers that take them (Hocuspocus
+    /// `sendStateless`); never stored, never part of the document.
+    Stateless(String),
 }
 
 /// Why a frame was refused. Every variant ends only the connection that sent it.

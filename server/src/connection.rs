@@ -86,6 +86,7 @@ pub async fn serve(
         can_write: identity.can_write,
         outbound: outbound_tx,
         detach: detach_tx,
+        receives: room::Receives::default(),
     };
     let (end, socket) = match room.join(member).await {
         Ok(()) => pump(ws, &app, &room, id, &identity, outbound_rx, detach_rx).await,
@@ -138,7 +139,8 @@ async fn pump(
                 // Deliver what the room queued before letting us go (a shutdown's last updates).
                 if why != Detach::SlowConsumer {
                     while let Ok(message) = outbound.try_recv() {
-                        let frame = written(app, y_websocket::frame(&message));
+                        let Some(frame) = y_websocket::frame(&message) else { continue };
+                        let frame = written(app, frame);
                         if send_timed(&mut sink, Message::binary(frame), timing.close_timeout).await.is_err() {
                             break;
                         }
@@ -148,7 +150,8 @@ async fn pump(
             }
             frame = outbound.recv() => {
                 let Some(message) = frame else { break End::Close(CloseCode::InternalError) };
-                let frame = written(app, y_websocket::frame(&message));
+                let Some(frame) = y_websocket::frame(&message) else { continue };
+                let frame = written(app, frame);
                 match tokio::time::timeout(timing.write_stall_max, sink.send(Message::binary(frame))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break End::PeerGone,

@@ -21,6 +21,13 @@ pub enum Outgoing {
     Awareness(Bytes),
     /// An edit was refused, with why; nothing of it was applied.
     PermissionDenied(&'static str),
+    /// The fate of one update or SyncStep2 of this member, to members that asked for acks
+    /// ([`Receives::acks`](super::Receives)): `applied` once it is durable (or was already in
+    /// the document), else refused. Sent after the batch is durable, like everything else.
+    Ack { applied: bool },
+    /// An application message from another member, to members that take them
+    /// ([`Receives::stateless`](super::Receives)). Never stored.
+    Stateless(Arc<str>),
 }
 
 /// How many dialects can cache a frame of a message.
@@ -82,6 +89,10 @@ pub enum Detach {
 pub(super) enum Dest {
     One(MemberId),
     All,
+    /// Every member that takes stateless messages, but the one it came from.
+    StatelessPeers {
+        from: MemberId,
+    },
 }
 
 /// Messages produced while handling a batch, delivered only once the batch is durable.
@@ -95,6 +106,12 @@ impl Outbox {
 
     pub(super) fn all(&mut self, body: Outgoing) {
         self.0.push((Dest::All, Message::new(body)));
+    }
+
+    pub(super) fn stateless_peers(&mut self, from: MemberId, payload: Arc<str>) {
+        let body = Outgoing::Stateless(payload);
+        self.0
+            .push((Dest::StatelessPeers { from }, Message::new(body)));
     }
 }
 
