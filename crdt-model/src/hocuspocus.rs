@@ -92,7 +92,7 @@ impl Address {
                 let session = &raw[at + 1..];
                 let visible = session.bytes().all(|b| b.is_ascii_graphic());
                 if session.is_empty() || session.len() > SESSION_LEN_MAX_BYTES || !visible {
-                    return Err(FrameError::Session);
+                    return Err(FrameError::Session(raw.to_string()));
                 }
                 at
             }
@@ -155,10 +155,22 @@ pub enum FrameError {
     TooLarge { size: usize, limit: usize },
     #[error("the address is not a length-prefixed UTF-8 string")]
     Address,
+    /// The address, as received, for a reply that refuses it.
     #[error("the session part of the address is empty, longer than 64 bytes or not visible ASCII")]
-    Session,
+    Session(String),
+    /// The address, as received, for a reply that refuses it.
     #[error("the message type is not a varint")]
-    MessageType,
+    MessageType(String),
+}
+
+impl FrameError {
+    /// The address a refusal can be sent to, when the frame had a readable one.
+    pub fn address(&self) -> Option<&str> {
+        match self {
+            FrameError::Session(raw) | FrameError::MessageType(raw) => Some(raw),
+            _ => None,
+        }
+    }
 }
 
 /// A message from a client, decoded.
@@ -224,7 +236,9 @@ pub fn read_frame(frame: &[u8], frame_size_max_bytes: usize) -> Result<Frame<'_>
     let mut cursor = Cursor::new(frame);
     let raw = cursor.read_string().map_err(|_| FrameError::Address)?;
     let address = Address::parse(raw)?;
-    let message_type: u64 = cursor.read_var().map_err(|_| FrameError::MessageType)?;
+    let message_type: u64 = cursor
+        .read_var()
+        .map_err(|_| FrameError::MessageType(address.raw.clone()))?;
     Ok(Frame::Addressed {
         address,
         message_type,
@@ -589,13 +603,16 @@ mod tests {
             (vec![0xff, 0xff, 0xff, 0xff, 0x0f], FrameError::Address),
             (vec![5, b'a', b'b'], FrameError::Address),
             (vec![2, 0xc3, 0x28, 0], FrameError::Address), // not UTF-8
-            (vec![1, b'd'], FrameError::MessageType),
-            (vec![1, b'd', 0x80], FrameError::MessageType),
-            (vec![2, b'd', 0, 0], FrameError::Session), // empty session
-            (vec![3, b'd', 0, 1, 0], FrameError::Session), // control byte in session
+            (vec![1, b'd'], FrameError::MessageType("d".into())),
+            (vec![1, b'd', 0x80], FrameError::MessageType("d".into())),
+            (vec![2, b'd', 0, 0], FrameError::Session("d\0".into())), // empty session
+            (
+                vec![3, b'd', 0, 1, 0],
+                FrameError::Session("d\0\x01".into()),
+            ), // control byte
             (
                 [&[67, b'd', 0][..], &[b'x'; 65], &[0]].concat(),
-                FrameError::Session,
+                FrameError::Session(format!("d\0{}", "x".repeat(65))),
             ),
         ];
         // The longest session passes.
