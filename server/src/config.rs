@@ -79,6 +79,30 @@ pub struct Limits {
     pub rest_body_max_bytes: u64,
     /// Largest page of a REST list.
     pub rest_page_len_max: usize,
+    /// Documents one Hocuspocus socket may have open at once (authenticated or waiting);
+    /// another gets PermissionDenied `too_many_documents`. Each costs its room a member and the
+    /// socket an outbound queue of up to `outbound_queue_len_max` frames. A Tiptap page opens a
+    /// handful (the document, its comments, a sidebar); 128 leaves room for apps that show many
+    /// documents at once while bounding what one socket holds open.
+    pub hocuspocus_docs_per_conn_max: usize,
+    /// Documents one Hocuspocus socket may have waiting for authentication (frames arrived, its
+    /// token not yet checked or its room still loading); another gets PermissionDenied
+    /// `preauth_documents_limit`. Each may start a document load, so this bounds the storage
+    /// reads an unauthenticated socket can cause at once. The stock provider sends a document's
+    /// token first and it is checked on arrival, so only a page attaching many documents in one
+    /// burst comes near 16. Hocuspocus 4.3 added the same bound (GHSA-xwhh-v746-pj9m).
+    pub preauth_docs_per_conn_max: usize,
+    /// Bytes of frames one Hocuspocus socket may have held for documents waiting for
+    /// authentication; the frame that would pass it refuses its document
+    /// (`preauth_bytes_limit`). What the provider sends before its token is checked is a state
+    /// vector and a presence state per document, hundreds of bytes; 1 MiB covers a burst of
+    /// typing in that moment for every pending document while bounding what an unauthenticated
+    /// socket makes the server hold.
+    pub preauth_bytes_per_conn_max: usize,
+    /// Frames one Hocuspocus socket may have held for documents waiting for authentication
+    /// (`preauth_messages_limit` beyond): three or four per document; 256 bounds the bookkeeping
+    /// of many tiny frames, which the byte bound alone would not.
+    pub preauth_messages_per_conn_max: usize,
 }
 
 impl Default for Limits {
@@ -104,6 +128,10 @@ impl Default for Limits {
             feed_streams_per_ip_max: 250,
             rest_body_max_bytes: 1024 * 1024,
             rest_page_len_max: 100,
+            hocuspocus_docs_per_conn_max: 128,
+            preauth_docs_per_conn_max: 16,
+            preauth_bytes_per_conn_max: 1024 * 1024,
+            preauth_messages_per_conn_max: 256,
         }
     }
 }
@@ -141,6 +169,12 @@ pub struct Timing {
     /// at least every half of this, and every 15 s at most) and any answer a healthy room takes
     /// to give; websockets leave this bound at the upgrade and have their own pings.
     pub http_idle_max: Duration,
+    /// How long a Hocuspocus document may wait for its token once its first frame arrived
+    /// (PermissionDenied `token_missing` after it, its held frames dropped), and how long a
+    /// Hocuspocus socket may stay open without authenticating any document (closed with 4408).
+    /// The stock provider sends its token as the first frame of each document, so 10 s is only
+    /// ever reached by a client that will not send one.
+    pub preauth_wait_max: Duration,
 }
 
 impl Default for Timing {
@@ -153,6 +187,7 @@ impl Default for Timing {
             presence_broadcast_interval: Duration::from_millis(50),
             http_head_read_max: Duration::from_secs(10),
             http_idle_max: Duration::from_secs(60),
+            preauth_wait_max: Duration::from_secs(10),
         }
     }
 }

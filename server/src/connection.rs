@@ -24,10 +24,16 @@ use crate::upgrade::Socket as WebSocket;
 use crate::app::App;
 use crate::close_code::CloseCode;
 use crate::dialect::y_websocket;
+use crate::metrics::Dialect;
 use crate::room::{self, Detach, Member, MemberId, RoomCmd};
 use crate::rooms::RoomHandle;
 
 static NEXT_MEMBER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh member id, unique across every connection of both dialects.
+pub(crate) fn next_member_id() -> MemberId {
+    NEXT_MEMBER_ID.fetch_add(1, Relaxed)
+}
 
 /// Who is on the other end, as established before the upgrade.
 #[derive(Debug, Clone)]
@@ -45,7 +51,7 @@ pub struct Guards {
 }
 
 /// Why the read loop ended.
-enum End {
+pub(crate) enum End {
     /// The peer closed or vanished: nothing to send.
     PeerGone,
     /// We close with this code.
@@ -53,10 +59,10 @@ enum End {
 }
 
 /// Counts a connection as open for exactly as long as it lives, even if its task panics.
-struct OpenConnection(Arc<App>);
+pub(crate) struct OpenConnection(Arc<App>);
 
 impl OpenConnection {
-    fn new(app: &Arc<App>) -> Self {
+    pub(crate) fn new(app: &Arc<App>) -> Self {
         app.metrics.connections_open.fetch_add(1, Relaxed);
         app.metrics.connections_total.fetch_add(1, Relaxed);
         OpenConnection(Arc::clone(app))
@@ -76,7 +82,7 @@ pub async fn serve(
     identity: Identity,
     guards: Guards,
 ) {
-    let id: MemberId = NEXT_MEMBER_ID.fetch_add(1, Relaxed);
+    let id: MemberId = next_member_id();
     let open = OpenConnection::new(&app);
     let (outbound_tx, outbound_rx) = mpsc::channel(app.config.limits.outbound_queue_len_max);
     let (detach_tx, detach_rx) = mpsc::unbounded_channel();
@@ -89,7 +95,10 @@ pub async fn serve(
         receives: room::Receives::default(),
     };
     let (end, socket) = match room.join(member).await {
-        Ok(()) => pump(ws, &app, &room, id, &identity, outbound_rx, detach_rx).await,
+        Ok(()) => {
+            let _attached = app.metrics.attach(Dialect::YWebsocket);
+            pump(ws, &app, &room, id, &identity, outbound_rx, detach_rx).await
+        }
         Err(_) => (End::Close(CloseCode::InternalError), ws),
     };
     // The room and the slots are released before the close handshake: a peer that stopped
@@ -227,7 +236,7 @@ async fn pump(
 }
 
 /// Counts a frame as sent (the room's metrics are counted where frames are made).
-fn written(app: &App, frame: Bytes) -> Bytes {
+pub(crate) fn written(app: &App, frame: Bytes) -> Bytes {
     app.metrics.messages_out.fetch_add(1, Relaxed);
     app.metrics
         .bytes_out
@@ -235,7 +244,7 @@ fn written(app: &App, frame: Bytes) -> Bytes {
     frame
 }
 
-async fn send_timed<S>(sink: &mut S, msg: Message, limit: Duration) -> Result<(), ()>
+pub(crate) async fn send_timed<S>(sink: &mut S, msg: Message, limit: Duration) -> Result<(), ()>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
@@ -247,7 +256,7 @@ where
 
 /// Sends our close frame and gives the peer a moment to answer it. The whole handshake is
 /// bounded by `limit`: a peer that does not read (a full send buffer) or never answers is dropped.
-async fn close_socket(mut ws: WebSocket, code: CloseCode, limit: Duration) {
+pub(crate) async fn close_socket(mut ws: WebSocket, code: CloseCode, limit: Duration) {
     let _ = tokio::time::timeout(limit, async {
         ws.send(close_message(code)).await?;
         while let Some(msg) = ws.next().await {
@@ -268,11 +277,11 @@ fn close_message(code: CloseCode) -> Message {
 }
 
 /// True when the websocket layer refused a frame for exceeding `max_message_size`.
-fn is_capacity_error(err: &WsError) -> bool {
+pub(crate) fn is_capacity_error(err: &WsError) -> bool {
     matches!(err, WsError::Capacity(_))
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
+pub(crate) async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
@@ -282,7 +291,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 /// The monotonic instant at which the wall clock reads `epoch_s`; `None` when that is beyond
 /// what the clock can represent (a token claiming to expire in billions of years), which is the
 /// same as never.
-fn instant_of_epoch_s(epoch_s: u64) -> Option<Instant> {
+pub(crate) fn instant_of_epoch_s(epoch_s: u64) -> Option<Instant> {
     let now_s = crate::auth::now_s();
     Instant::now().checked_add(Duration::from_secs(epoch_s.saturating_sub(now_s)))
 }

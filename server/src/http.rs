@@ -18,6 +18,7 @@ use crate::app::App;
 use crate::auth::{self, AuthError, Principal, Role};
 use crate::connection::{self, Guards, Identity};
 use crate::doc_name;
+use crate::metrics::Dialect;
 use crate::room::RoomError;
 
 /// A JSON error body with a stable machine-readable `code` and a human message.
@@ -141,6 +142,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(crate::rest::routes(Arc::clone(&app)))
         .unify();
     let api = sync
+        .or(crate::hocuspocus::route(Arc::clone(&app)))
+        .unify()
         .or(health)
         .unify()
         .or(stats)
@@ -470,9 +473,14 @@ fn stats(token: Option<String>, remote: Option<SocketAddr>, app: Arc<App>) -> Re
         },
     };
     let rooms = app.rooms.snapshot();
+    let attachments: serde_json::Map<String, serde_json::Value> = Dialect::ALL
+        .iter()
+        .map(|d| (d.name().to_string(), json!(app.metrics.attachments(*d))))
+        .collect();
     let mut body = json!({
         "rooms": rooms.len(),
         "connections": app.metrics.connections_open.load(Relaxed),
+        "attachments": attachments,
     });
     if let Some(viewer) = viewer {
         let open_mode = app.config.auth.is_none();

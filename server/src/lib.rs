@@ -6,7 +6,9 @@
 //! - [`http`]: warp routes: `/sync/<doc>` (websocket), `/health`, `/api/stats`, `/metrics`, `/`.
 //! - [`api`]: `/api/docs/<doc>/...`: one-round-trip HTTP sync for offline clients.
 //! - [`connection`]: one websocket in the y-websocket dialect: decode, forward, keep alive, close;
-//!   [`dialect`]: how each kind of client frames the room's typed messages.
+//!   [`hocuspocus`]: one websocket of a Hocuspocus client, many documents on it, each
+//!   authenticated on its own; [`dialect`]: how each kind of client frames the room's typed
+//!   messages.
 //! - [`rooms`]: the registry of open documents; [`room`]: the task that owns one document
 //!   (its `yrs::Doc`, presence and members), persists before it broadcasts, speaks in typed
 //!   messages (no wire format), and unloads when idle; [`presence`]: its awareness table;
@@ -39,6 +41,7 @@ pub mod dialect;
 pub mod doc_name;
 pub mod durability;
 pub mod feed;
+pub mod hocuspocus;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

@@ -24,8 +24,9 @@ fn carries(body: &Outgoing) -> bool {
     !matches!(body, Outgoing::Ack { .. } | Outgoing::Stateless(_))
 }
 
-/// A y-protocols message; the empty frame for what y-websocket does not carry.
-fn encode(body: &Outgoing) -> Bytes {
+/// A y-protocols message, as this dialect frames it and as the Hocuspocus dialect wraps it in
+/// an address; the empty frame for what y-websocket does not carry.
+pub(crate) fn encode(body: &Outgoing) -> Bytes {
     Bytes::from(match body {
         Outgoing::SyncStep1(sv) => protocol::encode_sync_step1(sv),
         Outgoing::SyncStep2(update) => protocol::encode_sync_step2(update),
@@ -34,6 +35,13 @@ fn encode(body: &Outgoing) -> Bytes {
         Outgoing::PermissionDenied(reason) => protocol::encode_permission_denied(reason),
         Outgoing::Ack { .. } | Outgoing::Stateless(_) => Vec::new(),
     })
+}
+
+/// The y-protocols frame of a sync or awareness message, cached in this dialect's slot: the
+/// Hocuspocus dialect prefixes it with an address, so members of both dialects (and every
+/// session address) share one encoding.
+pub(crate) fn y_protocols_frame(message: &Message) -> Bytes {
+    message.frame(SLOT, encode)
 }
 
 /// How a socket is closed when the room lets its member go.
