@@ -189,6 +189,22 @@ struct ServeArgs {
     /// Seconds an HTTP connection may move no byte while a request is read or answered.
     #[arg(long, env = "TANDEM_HTTP_IDLE_MAX_S")]
     http_idle_max_s: Option<u64>,
+    /// Documents one Hocuspocus socket may have open at once (PermissionDenied beyond).
+    #[arg(long, env = "TANDEM_HOCUSPOCUS_DOCS_PER_CONN_MAX", default_value_t = Limits::default().hocuspocus_docs_per_conn_max)]
+    hocuspocus_docs_per_conn_max: usize,
+    /// Documents one Hocuspocus socket may have waiting for authentication.
+    #[arg(long, env = "TANDEM_PREAUTH_DOCS_PER_CONN_MAX", default_value_t = Limits::default().preauth_docs_per_conn_max)]
+    preauth_docs_per_conn_max: usize,
+    /// Bytes of frames one Hocuspocus socket may have held before their documents authenticate.
+    #[arg(long, env = "TANDEM_PREAUTH_BYTES_PER_CONN_MAX", default_value_t = Limits::default().preauth_bytes_per_conn_max)]
+    preauth_bytes_per_conn_max: usize,
+    /// Frames one Hocuspocus socket may have held before their documents authenticate.
+    #[arg(long, env = "TANDEM_PREAUTH_MESSAGES_PER_CONN_MAX", default_value_t = Limits::default().preauth_messages_per_conn_max)]
+    preauth_messages_per_conn_max: usize,
+    /// Seconds a Hocuspocus document may wait for its token, and a Hocuspocus socket for its
+    /// first authenticated document.
+    #[arg(long, env = "TANDEM_PREAUTH_WAIT_MAX_S", default_value_t = tandem::config::Timing::default().preauth_wait_max.as_secs())]
+    preauth_wait_max_s: u64,
     /// Compact a document's log once it holds this many updates.
     #[arg(long, env = "TANDEM_COMPACT_AFTER_UPDATES")]
     compact_after_updates: Option<u64>,
@@ -238,6 +254,12 @@ impl ServeArgs {
         limits.feed_streams_per_ip_max = self
             .feed_streams_per_ip_max
             .unwrap_or(defaults.feed_streams_per_ip_max);
+        limits.hocuspocus_docs_per_conn_max = self.hocuspocus_docs_per_conn_max.max(1);
+        limits.preauth_docs_per_conn_max = self.preauth_docs_per_conn_max.max(1);
+        limits.preauth_bytes_per_conn_max = self.preauth_bytes_per_conn_max;
+        limits.preauth_messages_per_conn_max = self.preauth_messages_per_conn_max;
+        config.timing.preauth_wait_max =
+            std::time::Duration::from_secs(self.preauth_wait_max_s.max(1));
         if let Some(s) = self.ping_interval_s {
             config.timing.ping_interval = std::time::Duration::from_secs(s.max(1));
         }
