@@ -78,7 +78,7 @@ impl Plan {
                 many_every: Duration::from_millis(500),
                 many_duration: Duration::from_secs(3),
                 idle: vec![500],
-                trace_edits: Some(20_000),
+                trace_edits: Some(5_000),
                 durable_writers: 4,
                 durable_duration: Duration::from_secs(2),
             }
@@ -242,9 +242,8 @@ async fn cold_load(
     trace_dir: &std::path::Path,
     limit: Option<usize>,
 ) -> anyhow::Result<(scenarios::Figures, String)> {
-    let (mut updates, mut source) = scenarios::trace_updates(trace_dir);
+    let (updates, mut source) = scenarios::trace_updates(trace_dir, limit);
     if let Some(n) = limit {
-        updates.truncate(n);
         source = format!("{source}, first {n} edits (quick mode)");
     }
     let dir = peers::tempdir::Dir::new("tandem-bench-trace")?;

@@ -1,7 +1,7 @@
 //! The state every part of a running server shares.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tandem_storage::DocStore;
@@ -12,8 +12,10 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::durability::Durability;
 use crate::feed::Feed;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
+use crate::tracker::Tracker;
 
 pub struct App {
     pub config: Config,
@@ -32,14 +34,16 @@ pub struct App {
     pub user_sockets: Arc<OpenSlots<Arc<str>>>,
     /// Flips to true once, when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
-    /// Latched false by a storage failure: the operator must look before trusting this node.
-    healthy: AtomicBool,
-    unhealthy_cause: Mutex<Option<String>>,
+    /// The store's present state, for `/health`.
+    pub health: Arc<Health>,
+    /// The tasks shutdown waits for: rooms, sockets, HTTP connections, compactions.
+    pub tasks: Tracker,
     pub started: Instant,
 }
 
 impl App {
-    /// Must be called inside a tokio runtime (it starts the group-commit task).
+    /// Must be called inside a tokio runtime (it starts the group-commit task and the store
+    /// prober).
     pub fn new(
         config: Config,
         store: Arc<dyn DocStore>,
@@ -59,6 +63,13 @@ impl App {
             auth_failures: WindowLimiter::new(config.limits.auth_failures_per_ip_per_min, minute),
         };
         let feed = Feed::new(config.limits.feed_events_kept);
+        let health = Arc::new(Health::default());
+        tokio::spawn(crate::health::probe_loop(
+            Arc::clone(&health),
+            Arc::clone(&store),
+            config.timing.store_probe_interval,
+            shutdown.clone(),
+        ));
         Arc::new(App {
             config,
             store,
@@ -71,30 +82,20 @@ impl App {
             ip_limits,
             user_sockets: Arc::default(),
             shutdown,
-            healthy: AtomicBool::new(true),
-            unhealthy_cause: Mutex::new(None),
+            health,
+            tasks: Tracker::default(),
             started: Instant::now(),
         })
     }
 
-    pub fn mark_unhealthy(&self, cause: &str) {
-        self.healthy.store(false, Relaxed);
-        let mut slot = self
-            .unhealthy_cause
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        slot.get_or_insert_with(|| cause.to_string());
-    }
-
-    /// `None` when healthy, else the first failure seen.
+    /// `None` when this node can serve, else why not: the store failed and has not answered a
+    /// probe since, or (cluster mode) this node cannot refresh its liveness key in Redis.
     pub fn health_problem(&self) -> Option<String> {
-        if self.healthy.load(Relaxed) {
-            return None;
+        if let Some(problem) = self.health.store_problem() {
+            return Some(problem);
         }
-        let slot = self
-            .unhealthy_cause
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Some(slot.clone().unwrap_or_else(|| "storage failure".into()))
+        let cluster = self.cluster.as_ref()?;
+        (!cluster.metrics.node_lease_ok.load(Relaxed))
+            .then(|| "Redis is unreachable: this node cannot refresh its lease".to_string())
     }
 }

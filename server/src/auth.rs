@@ -228,8 +228,9 @@ impl AuthError {
     }
 }
 
-/// Allowed clock difference between token issuer and this server, in seconds.
-const CLOCK_SKEW_LEEWAY_S: u64 = 30;
+/// Allowed clock difference between token issuer and this server, in seconds (the default of
+/// `--jwt-leeway-s`): NTP keeps clocks within milliseconds, 30 s forgives a VM resumed late.
+pub const CLOCK_SKEW_LEEWAY_S: u64 = 30;
 
 /// How tokens are checked; `None` in [`crate::config::Config`] means open development mode.
 #[derive(Clone)]

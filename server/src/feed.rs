@@ -341,15 +341,24 @@ fn events(
         };
         std::future::ready(out)
     });
-    let until_expiry = async move {
-        match expires_in {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
+    // The stream ends when its token expires, or when the server shuts down (which waits for
+    // every HTTP connection, see `tracker`).
+    let mut shutdown = app.shutdown.clone();
+    let until_end = async move {
+        let expiry = async move {
+            match expires_in {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = expiry => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
         }
     };
     let stream = tokio_stream::iter(first)
         .chain(live)
-        .take_until(until_expiry)
+        .take_until(until_end)
         .map(Ok::<_, std::convert::Infallible>);
     // A comment at least every half of `http_idle_max`, so an idle stream is not taken for a
     // dead connection, and at least every 15 s for proxies that cut silent ones sooner.
