@@ -45,6 +45,7 @@ fn encode(message: &Message, address: &str) -> Bytes {
         Outgoing::PermissionDenied(_) => Vec::new(),
         Outgoing::Ack { applied } => hocuspocus::encode_sync_status(address, *applied),
         Outgoing::Stateless(payload) => hocuspocus::encode_stateless(address, payload),
+        Outgoing::Reannounce => hocuspocus::encode_query_awareness(address),
     })
 }
 
@@ -123,6 +124,9 @@ mod tests {
         let stateless = Message::new(Outgoing::Stateless("hi".into()));
         let (_, kind, body) = addressed(&frame(&stateless, &plain).expect("carried"));
         assert_eq!((kind, body), (5, vec![2, b'h', b'i']));
+        let reannounce = Message::new(Outgoing::Reannounce);
+        let (_, kind, body) = addressed(&frame(&reannounce, &plain).expect("carried"));
+        assert_eq!((kind, body), (3, vec![]));
         assert_eq!(
             frame(&Message::new(Outgoing::PermissionDenied("no")), &plain),
             None

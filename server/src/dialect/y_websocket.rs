@@ -15,13 +15,17 @@ const SLOT: usize = 0;
 
 /// The frame of a room message, encoded once for every y-websocket member it goes to; `None`
 /// for what this dialect does not carry (acks and stateless messages, which the room sends only
-/// to members that asked for them, and y-websocket members never do).
+/// to members that asked for them, and y-websocket members never do; a request to reannounce
+/// presence, which y-websocket clients do by themselves on seeing their removal).
 pub fn frame(message: &Message) -> Option<Bytes> {
     carries(message.body()).then(|| message.frame(SLOT, encode))
 }
 
 fn carries(body: &Outgoing) -> bool {
-    !matches!(body, Outgoing::Ack { .. } | Outgoing::Stateless(_))
+    !matches!(
+        body,
+        Outgoing::Ack { .. } | Outgoing::Stateless(_) | Outgoing::Reannounce
+    )
 }
 
 /// A y-protocols message, as this dialect frames it and as the Hocuspocus dialect wraps it in
@@ -33,7 +37,7 @@ pub(crate) fn encode(body: &Outgoing) -> Bytes {
         Outgoing::Update(update) => protocol::encode_update(update),
         Outgoing::Awareness(update) => protocol::encode_awareness_bytes(update),
         Outgoing::PermissionDenied(reason) => protocol::encode_permission_denied(reason),
-        Outgoing::Ack { .. } | Outgoing::Stateless(_) => Vec::new(),
+        Outgoing::Ack { .. } | Outgoing::Stateless(_) | Outgoing::Reannounce => Vec::new(),
     })
 }
 

@@ -99,6 +99,7 @@ impl Room {
             Inbound::Awareness(update) => {
                 if let Some(stale) = self.presence.apply_local(id, &author, update) {
                     out.to(id, Outgoing::Awareness(Bytes::from(stale.encode_v1())));
+                    out.to(id, Outgoing::Reannounce);
                 }
                 Ok(false)
             }

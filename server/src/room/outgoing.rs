@@ -19,6 +19,11 @@ pub enum Outgoing {
     Update(Bytes),
     /// Presence states (an encoded awareness update).
     Awareness(Bytes),
+    /// "Announce your presence again", after the room told the member its own presence was
+    /// removed (it reconnected with the clock its old socket left behind). y-websocket clients
+    /// answer the removal by themselves; a Hocuspocus provider bumps its clock but only sends
+    /// it when asked, so its dialect asks (QueryAwareness).
+    Reannounce,
     /// An edit was refused, with why; nothing of it was applied.
     PermissionDenied(&'static str),
     /// The fate of one update or SyncStep2 of this member, to members that asked for acks
