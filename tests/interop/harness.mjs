@@ -27,12 +27,13 @@ export async function waitFor (predicate, timeoutMs = 5000, what = 'condition') 
 
 /**
  * Starts `tandem serve` on 127.0.0.1:0 with a fresh (or given) data directory.
- * Returns { addr, http, ws, dataDir, stop(signal), restart(), stderrTail() }.
+ * Returns { addr, http, ws, dataDir, stop(signal), restart(), stderrTail() }. `listen` fixes the
+ * address (`freeAddr()`), for a restart that clients find where they left it.
  */
-export async function startServer ({ dataDir, args = [], env = {} } = {}) {
+export async function startServer ({ dataDir, args = [], env = {}, listen = '127.0.0.1:0' } = {}) {
   const ownDir = !dataDir
   dataDir = dataDir || mkdtempSync(join(tmpdir(), 'tandem-interop-'))
-  const server = { dataDir, args, env, proc: null, stderr: '' }
+  const server = { dataDir, args, env, listen, proc: null, stderr: '' }
   await launch(server)
   server.stop = async (signal = 'SIGTERM') => {
     const proc = server.proc
@@ -54,7 +55,7 @@ export async function startServer ({ dataDir, args = [], env = {} } = {}) {
 }
 
 async function launch (server) {
-  const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--data-dir', server.dataDir, ...server.args], {
+  const proc = spawn(BIN, ['serve', '--addr', server.listen, '--data-dir', server.dataDir, ...server.args], {
     env: { ...process.env, RUST_LOG: 'info', ...server.env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -74,6 +75,16 @@ async function launch (server) {
   server.http = `http://${addr}`
   server.ws = `ws://${addr}/sync`
   await waitFor(async () => (await fetch(`${server.http}/health`).catch(() => null))?.ok, 5000, '/health')
+}
+
+/** A loopback address with a port free at the moment of asking. */
+export async function freeAddr () {
+  const { createServer } = await import('node:net')
+  const probe = createServer()
+  await new Promise((r) => probe.listen(0, '127.0.0.1', r))
+  const { port } = probe.address()
+  await new Promise((r) => probe.close(r))
+  return `127.0.0.1:${port}`
 }
 
 /** A stock y-websocket client: a Y.Doc and its provider (BroadcastChannel off, so only the server syncs). */
