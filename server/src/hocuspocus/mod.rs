@@ -18,7 +18,6 @@ mod documents;
 mod socket;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use warp::http::StatusCode;
@@ -26,7 +25,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::app::App;
-use crate::http::error_reply;
+use crate::http::{error_reply, new_socket_from, socket_permit};
 use crate::upgrade::Upgrade;
 
 /// `GET /hocuspocus` (a websocket upgrade).
@@ -41,19 +40,8 @@ pub fn route(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = warp::
 }
 
 fn upgrade(remote: Option<SocketAddr>, ws: Option<Upgrade>, app: Arc<App>) -> Response {
-    if let Some(addr) = remote {
-        if !app
-            .ip_limits
-            .connections
-            .allow(&addr.ip(), std::time::Instant::now())
-        {
-            app.metrics.rate_limited.fetch_add(1, Relaxed);
-            return error_reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections_from_ip",
-                "too many new connections from this address; retry in a minute",
-            );
-        }
+    if let Err(refused) = new_socket_from(&app, remote) {
+        return refused.into_response();
     }
     let Some(ws) = ws else {
         return error_reply(
@@ -62,19 +50,9 @@ fn upgrade(remote: Option<SocketAddr>, ws: Option<Upgrade>, app: Arc<App>) -> Re
             "connect with a websocket client (Hocuspocus protocol)",
         );
     };
-    if *app.shutdown.borrow() {
-        return error_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "server is restarting",
-        );
-    }
-    let Ok(permit) = Arc::clone(&app.connections).try_acquire_owned() else {
-        return error_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            "the server's connection limit is reached; retry later",
-        );
+    let permit = match socket_permit(&app) {
+        Ok(permit) => permit,
+        Err(refused) => return refused.into_response(),
     };
     // Tokens come per document, inside the socket: the stock provider sends none with the
     // upgrade. Authentication, sockets per user and document loads happen there.
