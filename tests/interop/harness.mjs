@@ -1,6 +1,7 @@
 // Starts the real tandem binary and connects stock Yjs clients to it.
 // Every wait is bounded; every server and provider is cleaned up by the test that made it.
-import { spawn } from 'node:child_process'
+import { spawn, execFileSync } from 'node:child_process'
+import { createHmac } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname, resolve } from 'node:path'
@@ -75,6 +76,19 @@ async function launch (server) {
   server.http = `http://${addr}`
   server.ws = `ws://${addr}/sync`
   await waitFor(async () => (await fetch(`${server.http}/health`).catch(() => null))?.ok, 5000, '/health')
+}
+
+/** A token for `sub` with `docs` (`pattern=role`), made by the binary's own `tandem token`. */
+export const mintToken = (secret, sub, docs, ttl = '1h') =>
+  execFileSync(BIN, ['token', '--sub', sub, '--ttl', ttl, ...docs.flatMap((d) => ['--doc', d])], {
+    env: { ...process.env, TANDEM_JWT_SECRET: secret }
+  }).toString().trim()
+
+/** An HS256 token with arbitrary claims (expired, forged, not yet valid). */
+export function signToken (claims, secret) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url')
+  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`
+  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`
 }
 
 /** A loopback address with a port free at the moment of asking. */

@@ -4,9 +4,7 @@
 // time, a y-websocket client in the same document, and per-document tokens.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { createHmac } from 'node:crypto'
-import { startServer, connectClient, freeAddr, waitFor, sleep, BIN, Y } from './harness.mjs'
+import { startServer, connectClient, freeAddr, waitFor, sleep, mintToken, signToken, Y } from './harness.mjs'
 import { pageSocket, openDocument } from './hocuspocus.mjs'
 
 /** Destroys providers, then their sockets, whatever the test's outcome. */
@@ -194,15 +192,8 @@ test('stateless messages reach the other pages of the document', async () => {
 })
 
 const SECRET = 'hocuspocus-interop-secret'
-const mint = (sub, docs, ttl = '1h') =>
-  execFileSync(BIN, ['token', '--sub', sub, '--ttl', ttl, ...docs.flatMap((d) => ['--doc', d])], {
-    env: { ...process.env, TANDEM_JWT_SECRET: SECRET }
-  }).toString().trim()
-function sign (claims, secret = SECRET) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url')
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`
-  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`
-}
+const mint = (sub, docs, ttl = '1h') => mintToken(SECRET, sub, docs, ttl)
+const sign = (claims, secret = SECRET) => signToken(claims, secret)
 const now = () => Math.floor(Date.now() / 1000)
 
 // With JWT auth, each document on one socket is authenticated by its own token: a writer's is
