@@ -6,6 +6,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, connectClient, freeAddr, waitFor, sleep, mintToken, signToken, Y } from './harness.mjs'
 import { pageSocket, openDocument } from './hocuspocus.mjs'
+import WebSocket from 'ws'
+import * as encoding from 'lib0/encoding'
+import * as decoding from 'lib0/decoding'
 
 /** Destroys providers, then their sockets, whatever the test's outcome. */
 function cleanup (...things) {
@@ -252,6 +255,114 @@ test('an expiring token closes its document only', async () => {
     assert.equal(page.status, 'connected')
   } finally {
     cleanup(short, long, page)
+    await server.cleanup()
+  }
+})
+
+// Two editors of one document on one page's socket (`sessionAwareness`: the address is
+// name + NUL + session): both are served on the same socket, see each other's edits and presence.
+test('two providers of one document share a socket with sessionAwareness', async () => {
+  const server = await startServer()
+  const page = pageSocket(server)
+  const left = openDocument(page, 'notes/split', { user: 'Left', sessionAwareness: true })
+  const right = openDocument(page, 'notes/split', { user: 'Right', sessionAwareness: true })
+  try {
+    await left.settled(); await right.settled()
+    left.type('from the left pane')
+    await waitFor(() => right.text() === 'from the left pane', 5000, 'the other pane')
+    await waitFor(() => right.others().includes('Left') && left.others().includes('Right'), 5000, 'presence between panes')
+    await left.settled()
+  } finally {
+    cleanup(left, right, page)
+    await server.cleanup()
+  }
+})
+
+/** A raw Hocuspocus frame: varString(address), varUint(type), then `body` bytes. */
+function frame (address, type, body = []) {
+  const e = encoding.createEncoder()
+  encoding.writeVarString(e, address)
+  encoding.writeVarUint(e, type)
+  encoding.writeUint8Array(e, Uint8Array.from(body))
+  return encoding.toUint8Array(e)
+}
+const SYNC_STEP1_EMPTY = [0, 1, 0] // SyncStep1 with an empty state vector (after the Sync type)
+const tokenFrame = (address) => {
+  const e = encoding.createEncoder()
+  encoding.writeVarString(e, address); encoding.writeVarUint(e, 2); encoding.writeVarUint(e, 0)
+  encoding.writeVarString(e, 'dev'); encoding.writeVarString(e, '4.8.0')
+  return encoding.toUint8Array(e)
+}
+/** A Stateless frame for `address` exactly `size` bytes long. */
+function statelessOfSize (address, size) {
+  for (let n = size; n > 0; n--) {
+    const e = encoding.createEncoder()
+    encoding.writeVarString(e, address); encoding.writeVarUint(e, 5); encoding.writeVarString(e, 'x'.repeat(n))
+    const f = encoding.toUint8Array(e)
+    if (f.length === size) return f
+  }
+  throw new Error(`no stateless frame of ${size} bytes`)
+}
+/** What the server said to each address: [type, sub-type or first body byte, text]. */
+async function hocuspocusRaw (server) {
+  const ws = new WebSocket(`ws://${server.addr}/hocuspocus`)
+  ws.binaryType = 'arraybuffer'
+  const sock = { ws, got: [], closed: null }
+  ws.on('message', (data) => {
+    const bytes = new Uint8Array(data)
+    if (bytes.length === 1) return // v4 ping
+    const d = decoding.createDecoder(bytes)
+    const address = decoding.readVarString(d)
+    const type = decoding.readVarUint(d)
+    const sub = decoding.readVarUint(d)
+    const text = type === 2 && sub !== 0 ? decoding.readVarString(d) : null
+    sock.got.push({ address, type, sub, text })
+  })
+  ws.on('close', (code) => { sock.closed = code })
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  sock.send = (f) => ws.send(f)
+  sock.denied = (address) => sock.got.find((m) => m.address === address && m.type === 2 && m.sub === 1)?.text
+  return sock
+}
+
+// The pre-authentication bounds of the real binary, set by their flags, at their edges: frames of
+// documents whose token has not come are held (never applied) up to the bounds; the frame past a
+// bound refuses only its own document; a document that then authenticates gets what it held
+// answered.
+test('pre-authentication bounds at their edges (flags of the real binary)', async () => {
+  const server = await startServer({
+    args: ['--preauth-docs-per-conn-max', '2', '--preauth-messages-per-conn-max', '4', '--preauth-bytes-per-conn-max', '300']
+  })
+  const socks = []
+  try {
+    const s = await hocuspocusRaw(server); socks.push(s)
+    s.send(frame('a', 0, SYNC_STEP1_EMPTY))
+    s.send(frame('b', 0, SYNC_STEP1_EMPTY))
+    s.send(frame('c', 0, SYNC_STEP1_EMPTY)) // a third waiting document
+    await waitFor(() => s.denied('c'), 5000, 'the third waiting document refused')
+    assert.equal(s.denied('c'), 'preauth_documents_limit')
+    s.send(frame('a', 1, [1, 0])) // a presence frame, as the provider sends: 3 held
+    s.send(frame('a', 3)) // QueryAwareness: the 4th held frame, at the bound
+    s.send(frame('b', 3)) // the 5th: b is refused, a keeps what it held
+    await waitFor(() => s.denied('b'), 5000, 'the frame past the bound')
+    assert.equal(s.denied('b'), 'preauth_messages_limit')
+    assert.equal(s.denied('a'), undefined)
+    s.send(tokenFrame('a'))
+    await waitFor(() => s.got.some((m) => m.address === 'a' && m.type === 0 && m.sub === 1), 5000, "a's held SyncStep1 answered")
+    assert.ok(s.got.some((m) => m.address === 'a' && m.type === 2 && m.sub === 2), 'a authenticated')
+    assert.equal(s.closed, null, 'the socket stays open')
+
+    const bytes = await hocuspocusRaw(server); socks.push(bytes)
+    bytes.send(statelessOfSize('d', 300)) // exactly the bound: held
+    bytes.send(statelessOfSize('e', 301)) // one byte past it, on its own: refused
+    await waitFor(() => bytes.denied('e'), 5000, 'the 301-byte frame')
+    assert.equal(bytes.denied('e'), 'preauth_bytes_limit')
+    assert.equal(bytes.denied('d'), undefined)
+    bytes.send(frame('d', 3)) // any byte more for d
+    await waitFor(() => bytes.denied('d'), 5000, 'the byte past the bound')
+    assert.equal(bytes.denied('d'), 'preauth_bytes_limit')
+  } finally {
+    for (const s of socks) s.ws.terminate()
     await server.cleanup()
   }
 })
