@@ -102,7 +102,12 @@ impl Plan {
     }
 }
 
-const SERVERS: [Kind; 3] = [Kind::Tandem, Kind::YWebsocket, Kind::Hocuspocus];
+const SERVERS: [Kind; 4] = [
+    Kind::Tandem,
+    Kind::TandemHocuspocus,
+    Kind::YWebsocket,
+    Kind::Hocuspocus,
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -22,6 +22,9 @@ pub enum Dialect {
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Tandem,
+    /// tandem again, driven by the Hocuspocus client on its `/hocuspocus` endpoint: what a
+    /// Tiptap app costs compared with a y-websocket one on the same server.
+    TandemHocuspocus,
     YWebsocket,
     Hocuspocus,
 }
@@ -30,6 +33,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Tandem => "tandem",
+            Kind::TandemHocuspocus => "tandem-hocuspocus",
             Kind::YWebsocket => "y-websocket",
             Kind::Hocuspocus => "hocuspocus",
         }
@@ -37,8 +41,8 @@ impl Kind {
 
     pub fn dialect(self) -> Dialect {
         match self {
-            Kind::Hocuspocus => Dialect::Hocuspocus,
-            _ => Dialect::YWebsocket,
+            Kind::Hocuspocus | Kind::TandemHocuspocus => Dialect::Hocuspocus,
+            Kind::Tandem | Kind::YWebsocket => Dialect::YWebsocket,
         }
     }
 }
@@ -70,6 +74,7 @@ impl Target {
     pub fn url(&self, doc: &str) -> String {
         match self.kind {
             Kind::Tandem => format!("ws://{}/sync/{doc}", self.addr),
+            Kind::TandemHocuspocus => format!("ws://{}/hocuspocus", self.addr),
             Kind::YWebsocket => format!("ws://{}/{doc}", self.addr),
             Kind::Hocuspocus => format!("ws://{}/", self.addr),
         }
@@ -139,7 +144,7 @@ pub async fn start(
     extra_env: &[(&str, String)],
 ) -> anyhow::Result<Running> {
     let mut cmd = match kind {
-        Kind::Tandem => {
+        Kind::Tandem | Kind::TandemHocuspocus => {
             let dir = data_dir
                 .as_ref()
                 .map(|d| d.path().to_path_buf())

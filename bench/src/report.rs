@@ -157,7 +157,7 @@ impl Run {
         );
         md.push_str("Medians over rounds. `×` is the peer's figure relative to tandem's (for latency and memory, above 1× means tandem is better; for rates, below 1× means tandem is better). `generator_cpu_share` is the load generator's CPU time over the scenario's wall time (1.0 = one core busy): well under the machine's cores means the generator was not the bottleneck.\n\n");
         md.push_str(
-            "| scenario | metric | tandem | y-websocket | hocuspocus |\n|---|---|---|---|---|\n",
+            "| scenario | metric | tandem | tandem via Hocuspocus | y-websocket | hocuspocus |\n|---|---|---|---|---|---|\n",
         );
         for (scenario, metrics) in self.medians() {
             for (metric, servers) in metrics {
@@ -176,8 +176,9 @@ impl Run {
                 };
                 let _ = higher_is_better(&metric);
                 md.push_str(&format!(
-                    "| {scenario} | {metric} | {} | {} | {} |\n",
+                    "| {scenario} | {metric} | {} | {} | {} | {} |\n",
                     cell("tandem"),
+                    cell("tandem-hocuspocus"),
                     cell("y-websocket"),
                     cell("hocuspocus")
                 ));
@@ -189,7 +190,7 @@ impl Run {
                 md.push_str(&format!("- {n}\n"));
             }
         }
-        md.push_str("\nThe y-websocket server and Hocuspocus run without persistence (their defaults): the cold-load and durable-write scenarios apply to tandem only.\n");
+        md.push_str("\nThe y-websocket server and Hocuspocus run without persistence (their defaults): the cold-load and durable-write scenarios apply to tandem only. \"tandem via Hocuspocus\" is the same tandem binary driven by the Hocuspocus client on `/hocuspocus` (every update also acknowledged with a SyncStatus).\n");
         md
     }
 

@@ -7,6 +7,8 @@
 //!   a document, what it brings and deletes, how deep it nests.
 //! - [`protocol`]: the y-websocket wire codec (y-protocols sync, awareness, auth, query-awareness).
 //!   It turns untrusted frames into typed messages and typed replies into frames, and never panics.
+//! - [`hocuspocus`]: the Hocuspocus wire codec (addressed frames, several documents per socket,
+//!   per-document auth, acknowledgements, stateless messages, ping/pong), on the same decoders.
 //!
 //! - [`note`], [`contact`], [`issue`]: the typed documents. Each module documents its Yjs layout
 //!   (so browser and mobile clients build the same shape), reads it as a serde struct while
@@ -24,6 +26,7 @@ pub mod bounded_alloc;
 pub mod contact;
 pub mod doc;
 pub mod history;
+pub mod hocuspocus;
 pub mod index;
 pub mod issue;
 pub mod note;

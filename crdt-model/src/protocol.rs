@@ -73,7 +73,9 @@ impl Decoding {
     }
 }
 
-/// One message received from a y-websocket client.
+/// One message received from a client, as a room takes it. The y-websocket codec here makes all
+/// but [`Inbound::Stateless`]; the Hocuspocus codec ([`crate::hocuspocus`]) makes its sync and
+/// awareness messages with the same decoders, and stateless messages.
 #[derive(Debug)]
 pub enum Inbound {
     /// The client's state vector: answer with a SyncStep2 holding what it lacks.
@@ -91,6 +93,9 @@ pub enum Inbound {
     Auth,
     /// A message type this protocol version does not define (ignored, for forward compatibility).
     Unknown(u64),
+    /// An application message for the document's other peers that take them (Hocuspocus
+    /// `sendStateless`); never stored, never part of the document.
+    Stateless(String),
 }
 
 /// Why a frame was refused. Every variant ends only the connection that sent it.
@@ -178,7 +183,11 @@ fn decode_one(cursor: &mut Cursor<'_>, decoding: &Decoding) -> Result<Inbound, D
     }
 }
 
-fn decode_sync(cursor: &mut Cursor<'_>, decoding: &Decoding) -> Result<Inbound, DecodeError> {
+/// Decodes a y-protocols sync message (step + payload), shared with the Hocuspocus codec.
+pub(crate) fn decode_sync(
+    cursor: &mut Cursor<'_>,
+    decoding: &Decoding,
+) -> Result<Inbound, DecodeError> {
     let step: u64 = cursor
         .read_var()
         .map_err(|e| DecodeError::malformed("sync step", e))?;

@@ -37,11 +37,42 @@ pub fn bound_allocations() {
     tandem_crdt_model::bounded_alloc::set_single_allocation_max(16 << 20, 64 << 20);
 }
 
-/// The wire decoder on arbitrary bytes: it returns, never panics, never allocates what a length
-/// prefix claims (the bounded allocator refuses it).
+/// Both wire decoders on arbitrary bytes, y-websocket's and Hocuspocus': they return, never
+/// panic, never allocate what a length prefix claims (the bounded allocator refuses it), and
+/// what the Hocuspocus one reads keeps to its bounds.
 pub fn decode_frame(data: &[u8]) {
     for may_write in [true, false] {
         let _ = protocol::decode_frame(data, &decoding(may_write));
+        decode_hocuspocus(data, &decoding(may_write));
+    }
+}
+
+fn decode_hocuspocus(data: &[u8], decoding: &protocol::Decoding) {
+    use tandem_crdt_model::hocuspocus::{self, ClientMessage, Frame};
+    match hocuspocus::read_frame(data, decoding.frame_size_max_bytes) {
+        Ok(Frame::Ping | Frame::Pong) => assert_eq!(data.len(), 1, "a keep-alive is one byte"),
+        Ok(Frame::Addressed {
+            address,
+            message_type,
+            body,
+        }) => {
+            assert!(address.as_str().len() < data.len());
+            assert!(address.doc().len() <= address.as_str().len());
+            if let Some(session) = address.session() {
+                assert!(!session.is_empty() && session.len() <= hocuspocus::SESSION_LEN_MAX_BYTES);
+            }
+            if let Ok(ClientMessage::Token {
+                token,
+                provider_version,
+            }) = hocuspocus::decode_message(message_type, body, decoding)
+            {
+                assert!(token.len() <= hocuspocus::TOKEN_LEN_MAX_BYTES);
+                assert!(
+                    provider_version.is_none_or(|v| v.len() <= hocuspocus::VERSION_LEN_MAX_BYTES)
+                );
+            }
+        }
+        Err(_) => {}
     }
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tandem::config::Config;
-use tandem::room::{Member, RoomCmd};
+use tandem::room::{Member, Receives, RoomCmd};
 use tandem::App;
 use tandem_crdt_model::protocol;
 use tandem_storage::memory::MemStore;
@@ -65,6 +65,12 @@ impl Connection {
                     can_write: id == 1,
                     outbound: tx,
                     detach,
+                    // The writer asks for acks and stateless messages, as a Hocuspocus member
+                    // does; the reader does not, as a y-websocket member.
+                    receives: Receives {
+                        acks: id == 1,
+                        stateless: id == 1,
+                    },
                 };
                 room.join(member).await.expect("joins");
                 peers.push((rx, detach_rx));

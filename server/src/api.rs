@@ -439,6 +439,7 @@ fn describe(message: &Inbound) -> &'static str {
         Inbound::QueryAwareness => "a query-awareness message",
         Inbound::Auth => "an auth message",
         Inbound::Unknown(_) => "a message of unknown type",
+        Inbound::Stateless(_) => "a stateless message",
     }
 }
 

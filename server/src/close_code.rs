@@ -3,6 +3,8 @@
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseCode {
+    /// The client asked to close (a Hocuspocus CLOSE for one document; RFC 6455 1000).
+    Normal,
     /// A text frame: the protocol is binary only (RFC 6455 1003, unsupported data).
     Unsupported,
     /// A binary frame that is not a valid y-websocket message (RFC 6455 1007).
@@ -25,11 +27,15 @@ pub enum CloseCode {
     DocumentDeleted,
     /// An update would push the document past `doc_size_max_bytes`.
     DocumentTooLarge,
+    /// A Hocuspocus socket authenticated no document within `preauth_wait_max` (the code
+    /// Hocuspocus uses for its own connection timeout).
+    AuthTimeout,
 }
 
 impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
+            CloseCode::Normal => 1000,
             CloseCode::Unsupported => 1003,
             CloseCode::InvalidPayload => 1007,
             CloseCode::TooBig => 1009,
@@ -41,12 +47,14 @@ impl CloseCode {
             CloseCode::RateLimited => 4429,
             CloseCode::DocumentDeleted => 4404,
             CloseCode::DocumentTooLarge => 4413,
+            CloseCode::AuthTimeout => 4408,
         }
     }
 
     /// The short reason sent in the close frame (at most 123 bytes by RFC 6455).
     pub fn reason(self) -> &'static str {
         match self {
+            CloseCode::Normal => "closed by the client",
             CloseCode::Unsupported => "text frames are not part of the protocol",
             CloseCode::InvalidPayload => "malformed message",
             CloseCode::TooBig => "frame too large",
@@ -58,6 +66,7 @@ impl CloseCode {
             CloseCode::RateLimited => "rate limit exceeded",
             CloseCode::DocumentDeleted => "document deleted",
             CloseCode::DocumentTooLarge => "document size limit reached",
+            CloseCode::AuthTimeout => "no document authenticated in time",
         }
     }
 }

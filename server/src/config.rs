@@ -166,6 +166,41 @@ pub struct Limits {
     /// 4 KiB, and nobody unauthenticated gets to make the server buffer more.
     #[arg(long, env = "TANDEM_DEV_TOKEN_BODY_MAX_BYTES", default_value_t = Limits::default().dev_token_body_max_bytes)]
     pub dev_token_body_max_bytes: u64,
+    /// Documents one Hocuspocus socket may have open at once, authenticated or waiting; another
+    /// gets PermissionDenied `too_many_documents`.
+    ///
+    /// Each costs its room a member and the socket an outbound queue of up to
+    /// `outbound_queue_len_max` frames. A Tiptap page opens a handful (the document, its
+    /// comments, a sidebar); 128 leaves room for apps that show many documents at once while
+    /// bounding what one socket holds open.
+    #[arg(long, env = "TANDEM_HOCUSPOCUS_DOCS_PER_CONN_MAX", default_value_t = Limits::default().hocuspocus_docs_per_conn_max, value_parser = at_least_one::<usize>())]
+    pub hocuspocus_docs_per_conn_max: usize,
+    /// Documents one Hocuspocus socket may have waiting for authentication (frames arrived, its
+    /// token not yet checked or its room still loading); another gets PermissionDenied
+    /// `preauth_documents_limit`.
+    ///
+    /// Each may start a document load, so this bounds the storage reads an unauthenticated
+    /// socket can cause at once. The stock provider sends a document's token first and it is
+    /// checked on arrival, so only a page attaching many documents in one burst comes near 16.
+    /// Hocuspocus 4.3 added the same bound (GHSA-xwhh-v746-pj9m).
+    #[arg(long, env = "TANDEM_PREAUTH_DOCS_PER_CONN_MAX", default_value_t = Limits::default().preauth_docs_per_conn_max, value_parser = at_least_one::<usize>())]
+    pub preauth_docs_per_conn_max: usize,
+    /// Bytes of frames one Hocuspocus socket may have held for documents waiting for
+    /// authentication; the frame that would pass it refuses its document (`preauth_bytes_limit`).
+    ///
+    /// What the provider sends before its token is checked is a state vector and a presence
+    /// state per document, hundreds of bytes; 1 MiB covers a burst of typing in that moment for
+    /// every pending document while bounding what an unauthenticated socket makes the server
+    /// hold.
+    #[arg(long, env = "TANDEM_PREAUTH_BYTES_PER_CONN_MAX", default_value_t = Limits::default().preauth_bytes_per_conn_max)]
+    pub preauth_bytes_per_conn_max: usize,
+    /// Frames one Hocuspocus socket may have held for documents waiting for authentication
+    /// (`preauth_messages_limit` beyond).
+    ///
+    /// Three or four per document; 256 bounds the bookkeeping of many tiny frames, which the
+    /// byte bound alone would not.
+    #[arg(long, env = "TANDEM_PREAUTH_MESSAGES_PER_CONN_MAX", default_value_t = Limits::default().preauth_messages_per_conn_max)]
+    pub preauth_messages_per_conn_max: usize,
 }
 
 impl Default for Limits {
@@ -196,6 +231,10 @@ impl Default for Limits {
             rest_page_len_default: 50,
             history_page_len_max: 1000,
             dev_token_body_max_bytes: 4096,
+            hocuspocus_docs_per_conn_max: 128,
+            preauth_docs_per_conn_max: 16,
+            preauth_bytes_per_conn_max: 1024 * 1024,
+            preauth_messages_per_conn_max: 256,
         }
     }
 }
@@ -277,6 +316,14 @@ pub struct Timing {
     /// rotation within a second. Each probe may take one interval before it counts as failed.
     #[arg(long = "store-probe-interval-ms", value_name = "MS", env = "TANDEM_STORE_PROBE_INTERVAL_MS", value_parser = positive_millis, default_value = millis_text(Timing::default().store_probe_interval))]
     pub store_probe_interval: Duration,
+    /// Seconds a Hocuspocus document may wait for its token once its first frame arrived
+    /// (PermissionDenied `token_missing` after it, its held frames dropped), and a Hocuspocus
+    /// socket may stay open without authenticating any document (closed with 4408).
+    ///
+    /// The stock provider sends its token as the first frame of each document, so 10 s is only
+    /// ever reached by a client that will not send one.
+    #[arg(long = "preauth-wait-max-s", value_name = "S", env = "TANDEM_PREAUTH_WAIT_MAX_S", value_parser = positive_seconds, default_value = seconds_text(Timing::default().preauth_wait_max))]
+    pub preauth_wait_max: Duration,
 }
 
 impl Default for Timing {
@@ -289,6 +336,7 @@ impl Default for Timing {
             presence_broadcast_interval: Duration::from_millis(50),
             http_head_read_max: Duration::from_secs(10),
             http_idle_max: Duration::from_secs(60),
+            preauth_wait_max: Duration::from_secs(10),
             shutdown_drain_max: Duration::from_secs(10),
             dev_token_ttl: Duration::from_secs(12 * 3600),
             store_probe_interval: Duration::from_secs(1),

@@ -24,11 +24,17 @@ use crate::upgrade::Socket as WebSocket;
 use crate::app::App;
 use crate::close_code::CloseCode;
 use crate::dialect::y_websocket;
+use crate::metrics::Dialect;
 use crate::room::{self, Detach, Member, MemberId, RoomCmd};
 use crate::rooms::RoomHandle;
 use crate::tracker::Tracked;
 
 static NEXT_MEMBER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh member id, unique across every connection of both dialects.
+pub(crate) fn next_member_id() -> MemberId {
+    NEXT_MEMBER_ID.fetch_add(1, Relaxed)
+}
 
 /// Who is on the other end, as established before the upgrade.
 #[derive(Debug, Clone)]
@@ -46,7 +52,7 @@ pub struct Guards {
 }
 
 /// Why the read loop ended.
-enum End {
+pub(crate) enum End {
     /// The peer closed or vanished: nothing to send.
     PeerGone,
     /// We close with this code.
@@ -55,13 +61,13 @@ enum End {
 
 /// Counts a connection as open (and tracked for shutdown) for exactly as long as it lives, even
 /// if its task panics.
-struct OpenConnection {
+pub(crate) struct OpenConnection {
     app: Arc<App>,
     _tracked: Tracked,
 }
 
 impl OpenConnection {
-    fn new(app: &Arc<App>) -> Self {
+    pub(crate) fn new(app: &Arc<App>) -> Self {
         app.metrics.connections_open.fetch_add(1, Relaxed);
         app.metrics.connections_total.fetch_add(1, Relaxed);
         OpenConnection {
@@ -84,7 +90,7 @@ pub async fn serve(
     identity: Identity,
     guards: Guards,
 ) {
-    let id: MemberId = NEXT_MEMBER_ID.fetch_add(1, Relaxed);
+    let id: MemberId = next_member_id();
     let open = OpenConnection::new(&app);
     let (outbound_tx, outbound_rx) = mpsc::channel(app.config.limits.outbound_queue_len_max);
     let (detach_tx, detach_rx) = mpsc::unbounded_channel();
@@ -94,9 +100,13 @@ pub async fn serve(
         can_write: identity.can_write,
         outbound: outbound_tx,
         detach: detach_tx,
+        receives: room::Receives::default(),
     };
     let (end, socket) = match room.join(member).await {
-        Ok(()) => pump(ws, &app, &room, id, &identity, outbound_rx, detach_rx).await,
+        Ok(()) => {
+            let _attached = app.metrics.attach(Dialect::YWebsocket);
+            pump(ws, &app, &room, id, &identity, outbound_rx, detach_rx).await
+        }
         Err(_) => (End::Close(CloseCode::InternalError), ws),
     };
     // The room and the slots are released before the close handshake: a peer that stopped
@@ -146,7 +156,8 @@ async fn pump(
                 // Deliver what the room queued before letting us go (a shutdown's last updates).
                 if why != Detach::SlowConsumer {
                     while let Ok(message) = outbound.try_recv() {
-                        let frame = written(app, y_websocket::frame(&message));
+                        let Some(frame) = y_websocket::frame(&message) else { continue };
+                        let frame = written(app, frame);
                         if send_timed(&mut sink, Message::binary(frame), timing.close_timeout).await.is_err() {
                             break;
                         }
@@ -156,7 +167,8 @@ async fn pump(
             }
             frame = outbound.recv() => {
                 let Some(message) = frame else { break End::Close(CloseCode::InternalError) };
-                let frame = written(app, y_websocket::frame(&message));
+                let Some(frame) = y_websocket::frame(&message) else { continue };
+                let frame = written(app, frame);
                 match tokio::time::timeout(timing.write_stall_max, sink.send(Message::binary(frame))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break End::PeerGone,
@@ -232,7 +244,7 @@ async fn pump(
 }
 
 /// Counts a frame as sent (the room's metrics are counted where frames are made).
-fn written(app: &App, frame: Bytes) -> Bytes {
+pub(crate) fn written(app: &App, frame: Bytes) -> Bytes {
     app.metrics.messages_out.fetch_add(1, Relaxed);
     app.metrics
         .bytes_out
@@ -240,7 +252,7 @@ fn written(app: &App, frame: Bytes) -> Bytes {
     frame
 }
 
-async fn send_timed<S>(sink: &mut S, msg: Message, limit: Duration) -> Result<(), ()>
+pub(crate) async fn send_timed<S>(sink: &mut S, msg: Message, limit: Duration) -> Result<(), ()>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
@@ -252,7 +264,7 @@ where
 
 /// Sends our close frame and gives the peer a moment to answer it. The whole handshake is
 /// bounded by `limit`: a peer that does not read (a full send buffer) or never answers is dropped.
-async fn close_socket(mut ws: WebSocket, code: CloseCode, limit: Duration) {
+pub(crate) async fn close_socket(mut ws: WebSocket, code: CloseCode, limit: Duration) {
     let _ = tokio::time::timeout(limit, async {
         ws.send(close_message(code)).await?;
         while let Some(msg) = ws.next().await {
@@ -273,11 +285,11 @@ fn close_message(code: CloseCode) -> Message {
 }
 
 /// True when the websocket layer refused a frame for exceeding `max_message_size`.
-fn is_capacity_error(err: &WsError) -> bool {
+pub(crate) fn is_capacity_error(err: &WsError) -> bool {
     matches!(err, WsError::Capacity(_))
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
+pub(crate) async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
@@ -287,7 +299,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 /// The monotonic instant at which the wall clock reads `epoch_s`; `None` when that is beyond
 /// what the clock can represent (a token claiming to expire in billions of years), which is the
 /// same as never.
-fn instant_of_epoch_s(epoch_s: u64) -> Option<Instant> {
+pub(crate) fn instant_of_epoch_s(epoch_s: u64) -> Option<Instant> {
     let now_s = crate::auth::now_s();
     Instant::now().checked_add(Duration::from_secs(epoch_s.saturating_sub(now_s)))
 }

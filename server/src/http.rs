@@ -17,10 +17,11 @@ use crate::app::App;
 use crate::auth::{self, Role};
 use crate::connection::{self, Guards, Identity};
 use crate::doc_name;
+use crate::metrics::Dialect;
 use crate::request::{authenticate, authorize, credentials, remote, with_app, BodyTooLarge};
 
 /// A refusal's answer.
-fn error_reply(status: StatusCode, code: &'static str, message: &str) -> Response {
+pub(crate) fn error_reply(status: StatusCode, code: &'static str, message: &str) -> Response {
     ApiError::new(status, code, message).into_response()
 }
 
@@ -89,6 +90,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(crate::rest::routes(Arc::clone(&app)))
         .unify();
     let api = sync
+        .or(crate::hocuspocus::route(Arc::clone(&app)))
+        .unify()
         .or(health)
         .unify()
         .or(stats)
@@ -121,19 +124,8 @@ async fn sync_socket(
     if let Err(why) = doc_name::validate(name) {
         return error_reply(StatusCode::BAD_REQUEST, "invalid_document_name", why);
     }
-    if let Some(addr) = remote {
-        if !app
-            .ip_limits
-            .connections
-            .allow(&addr.ip(), std::time::Instant::now())
-        {
-            app.metrics.rate_limited.fetch_add(1, Relaxed);
-            return error_reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections_from_ip",
-                "too many new connections from this address; retry in a minute",
-            );
-        }
+    if let Err(refused) = new_socket_from(&app, remote) {
+        return refused.into_response();
     }
     let (principal, role) = match authorize(&app, remote, token.as_deref(), name) {
         Ok(ok) => ok,
@@ -166,19 +158,9 @@ async fn sync_socket(
     } else {
         None
     };
-    if *app.shutdown.borrow() {
-        return error_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "server is restarting",
-        );
-    }
-    let Ok(permit) = Arc::clone(&app.connections).try_acquire_owned() else {
-        return error_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            "the server's connection limit is reached; retry later",
-        );
+    let permit = match socket_permit(&app) {
+        Ok(permit) => permit,
+        Err(refused) => return refused.into_response(),
     };
     // Load the stored document before the first sync message, so that no client ever sees an
     // empty document standing in for one that exists.
@@ -276,6 +258,10 @@ fn stats(token: Option<String>, remote: Option<SocketAddr>, app: Arc<App>) -> Re
     let stats = Stats {
         rooms: rooms.len(),
         connections: app.metrics.connections_open.load(Relaxed),
+        attachments: Dialect::ALL
+            .iter()
+            .map(|d| (d.name(), app.metrics.attachments(*d)))
+            .collect(),
         per_room: viewer.map(|viewer| {
             rooms
                 .into_iter()
@@ -316,6 +302,8 @@ struct Health {
 struct Stats {
     rooms: usize,
     connections: u64,
+    /// Documents attached per dialect (a Hocuspocus socket may hold several).
+    attachments: std::collections::BTreeMap<&'static str, u64>,
     /// Open documents and their connections, for a viewer allowed to see them.
     #[serde(skip_serializing_if = "Option::is_none")]
     per_room: Option<std::collections::BTreeMap<String, usize>>,
@@ -365,3 +353,43 @@ code{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}</style></head>
 <pre><code>new WebsocketProvider('ws://' + location.host + '/sync', 'notes/1', ydoc)</code></pre>
 <p>Health: <a href="/health">/health</a> · Stats: <a href="/api/stats">/api/stats</a> ·
 Metrics: <a href="/metrics">/metrics</a></p></body></html>"#;
+
+/// A new websocket from `remote` within the per-address rate (`connections_per_ip_per_min`),
+/// for both dialects; else the 429 to answer.
+pub(crate) fn new_socket_from(app: &App, remote: Option<SocketAddr>) -> Result<(), ApiError> {
+    let Some(addr) = remote else { return Ok(()) };
+    if app
+        .ip_limits
+        .connections
+        .allow(&addr.ip(), std::time::Instant::now())
+    {
+        return Ok(());
+    }
+    app.metrics.rate_limited.fetch_add(1, Relaxed);
+    Err(ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_connections_from_ip",
+        "too many new connections from this address; retry in a minute",
+    ))
+}
+
+/// A place among the server's `connections_max` sockets, held for the socket's life, unless the
+/// server is shutting down; else the 503 to answer. For both dialects.
+pub(crate) fn socket_permit(app: &Arc<App>) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    if *app.shutdown.borrow() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "server is restarting",
+        ));
+    }
+    Arc::clone(&app.connections)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "the server's connection limit is reached; retry later",
+            )
+        })
+}

@@ -12,7 +12,9 @@
 //!   generated from the same route table and types; [`feed`]: the change feed, streamed by
 //!   [`events`] (`GET /api/events`).
 //! - [`connection`]: one websocket in the y-websocket dialect: decode, forward, keep alive, close;
-//!   [`dialect`]: how each kind of client frames the room's typed messages.
+//!   [`hocuspocus`]: one websocket of a Hocuspocus client, many documents on it, each
+//!   authenticated on its own; [`dialect`]: how each kind of client frames the room's typed
+//!   messages.
 //! - [`rooms`]: the registry of open documents; [`room`]: the task that owns one document
 //!   (its `yrs::Doc`, presence and members), persists before it broadcasts, speaks in typed
 //!   messages (no wire format), and unloads when idle; [`presence`]: its awareness table;
@@ -50,6 +52,7 @@ pub mod durability;
 pub mod events;
 pub mod feed;
 pub mod health;
+pub mod hocuspocus;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

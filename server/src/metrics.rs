@@ -5,12 +5,50 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Upper bounds of the persist (flush) latency buckets, in seconds.
 const PERSIST_BUCKETS_S: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+
+/// The kinds of client a socket may speak for, as metrics and `/api/stats` name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    YWebsocket,
+    Hocuspocus,
+}
+
+impl Dialect {
+    pub const ALL: [Dialect; 2] = [Dialect::YWebsocket, Dialect::Hocuspocus];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::YWebsocket => "y-websocket",
+            Dialect::Hocuspocus => "hocuspocus",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Dialect::YWebsocket => 0,
+            Dialect::Hocuspocus => 1,
+        }
+    }
+}
+
+/// Counts one attachment of a socket to a document for as long as it lives.
+pub struct Attachment {
+    metrics: Arc<Metrics>,
+    dialect: Dialect,
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.metrics.attachments[self.dialect.index()].fetch_sub(1, Relaxed);
+    }
+}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -30,12 +68,28 @@ pub struct Metrics {
     pub compactions: AtomicU64,
     pub auth_failures: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Documents attached to sockets, by [`Dialect`]: one per y-websocket socket, one per
+    /// document a Hocuspocus socket has open.
+    attachments: [AtomicU64; 2],
     persist_buckets: [AtomicU64; PERSIST_BUCKETS_S.len()],
     persist_count: AtomicU64,
     persist_sum_us: AtomicU64,
 }
 
 impl Metrics {
+    /// Counts an attachment of `dialect` until the returned guard is dropped.
+    pub fn attach(self: &Arc<Self>, dialect: Dialect) -> Attachment {
+        self.attachments[dialect.index()].fetch_add(1, Relaxed);
+        Attachment {
+            metrics: Arc::clone(self),
+            dialect,
+        }
+    }
+
+    /// Open attachments of `dialect`.
+    pub fn attachments(&self, dialect: Dialect) -> u64 {
+        self.attachments[dialect.index()].load(Relaxed)
+    }
     pub fn observe_persist(&self, took: Duration) {
         let secs = took.as_secs_f64();
         for (bound, bucket) in PERSIST_BUCKETS_S.iter().zip(&self.persist_buckets) {
@@ -160,6 +214,16 @@ impl Metrics {
             "Sockets and requests refused by a rate limit.",
             &self.rate_limited,
         );
+        let name = "tandem_attachments";
+        let _ = writeln!(out, "# HELP {name} Documents attached to sockets, by dialect (a Hocuspocus socket may hold several).\n# TYPE {name} gauge");
+        for dialect in Dialect::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{dialect=\"{}\"}} {}",
+                dialect.name(),
+                self.attachments(dialect)
+            );
+        }
         let name = "tandem_persist_seconds";
         let _ = writeln!(out, "# HELP {name} Time to make a batch of updates durable (one flush).\n# TYPE {name} histogram");
         for (bound, bucket) in PERSIST_BUCKETS_S.iter().zip(&self.persist_buckets) {
@@ -193,5 +257,26 @@ mod tests {
         assert!(text.contains("tandem_persist_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("tandem_persist_seconds_bucket{le=\"+Inf\"} 1"));
         assert!(text.contains("tandem_persist_seconds_count 1"));
+    }
+
+    // Attachments are counted by dialect for as long as their guard lives.
+    #[test]
+    fn attachments_by_dialect() {
+        let m = Arc::new(Metrics::default());
+        let a = m.attach(Dialect::Hocuspocus);
+        let b = m.attach(Dialect::Hocuspocus);
+        let c = m.attach(Dialect::YWebsocket);
+        let text = m.render();
+        assert!(
+            text.contains("tandem_attachments{dialect=\"hocuspocus\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tandem_attachments{dialect=\"y-websocket\"} 1"),
+            "{text}"
+        );
+        drop((a, b, c));
+        assert_eq!(m.attachments(Dialect::Hocuspocus), 0);
+        assert_eq!(m.attachments(Dialect::YWebsocket), 0);
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tandem::config::Config;
 use tandem::dialect::y_websocket;
-use tandem::room::{Detach, Member, Message, RoomCmd};
+use tandem::room::{Detach, Member, Message, Receives, RoomCmd};
 use tandem::rooms::RoomHandle;
 use tandem::App;
 use tandem_crdt_model::protocol::{self, Inbound};
@@ -88,6 +88,7 @@ async fn connect(world: &mut World, client: &mut Client) {
             can_write: true,
             outbound: tx,
             detach,
+            receives: Receives::default(),
         })
         .await
         .expect("joins");
@@ -135,7 +136,9 @@ async fn deliver_up(world: &World, client: &mut Client) {
 fn deliver_down(client: &mut Client) {
     let Some(link) = &mut client.link else { return };
     while let Ok(message) = link.inbox.try_recv() {
-        let frame = y_websocket::frame(&message);
+        let Some(frame) = y_websocket::frame(&message) else {
+            continue;
+        };
         for message in protocol::decode_frame(&frame, &protocol::Decoding::writer(usize::MAX))
             .expect("server frames are valid")
         {

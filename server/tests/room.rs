@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tandem::config::{Config, Limits};
-use tandem::room::{Detach, Edit, EditError, EditFn, Member, Message, Outgoing, RoomCmd};
+use tandem::room::{Detach, Edit, EditError, EditFn, Member, Message, Outgoing, Receives, RoomCmd};
 use tandem::rooms::RoomHandle;
 use tandem::App;
 use tandem_crdt_model::protocol::{self, Inbound};
@@ -132,6 +132,7 @@ async fn join_as(
         can_write,
         outbound: tx,
         detach,
+        receives: Receives::default(),
     };
     room.join(member).await.expect("joins");
     TestPeer {

@@ -3,23 +3,13 @@
 // helper does not make (expired, forged).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { createHmac } from 'node:crypto'
-import { startServer, connectClient, rawSocket, upgradeStatus, waitFor, sleep, BIN } from './harness.mjs'
+import { startServer, connectClient, rawSocket, upgradeStatus, waitFor, sleep, mintToken, signToken } from './harness.mjs'
 import * as encoding from 'lib0/encoding'
 
 const SECRET = 'interop-test-secret'
-const mint = (sub, docs, ttl = '1h') =>
-  execFileSync(BIN, ['token', '--sub', sub, '--ttl', ttl, ...docs.flatMap((d) => ['--doc', d])], {
-    env: { ...process.env, TANDEM_JWT_SECRET: SECRET }
-  }).toString().trim()
-
+const mint = (sub, docs, ttl = '1h') => mintToken(SECRET, sub, docs, ttl)
 /** An HS256 token with arbitrary claims (for expired or forged tokens). */
-function sign (claims, secret = SECRET) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url')
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`
-  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`
-}
+const sign = (claims, secret = SECRET) => signToken(claims, secret)
 const now = () => Math.floor(Date.now() / 1000)
 
 let server

@@ -1,6 +1,7 @@
 // Starts the real tandem binary and connects stock Yjs clients to it.
 // Every wait is bounded; every server and provider is cleaned up by the test that made it.
-import { spawn } from 'node:child_process'
+import { spawn, execFileSync } from 'node:child_process'
+import { createHmac } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname, resolve } from 'node:path'
@@ -27,12 +28,13 @@ export async function waitFor (predicate, timeoutMs = 5000, what = 'condition') 
 
 /**
  * Starts `tandem serve` on 127.0.0.1:0 with a fresh (or given) data directory.
- * Returns { addr, http, ws, dataDir, stop(signal), restart(), stderrTail() }.
+ * Returns { addr, http, ws, dataDir, stop(signal), restart(), stderrTail() }. `listen` fixes the
+ * address (`freeAddr()`), for a restart that clients find where they left it.
  */
-export async function startServer ({ dataDir, args = [], env = {} } = {}) {
+export async function startServer ({ dataDir, args = [], env = {}, listen = '127.0.0.1:0' } = {}) {
   const ownDir = !dataDir
   dataDir = dataDir || mkdtempSync(join(tmpdir(), 'tandem-interop-'))
-  const server = { dataDir, args, env, proc: null, stderr: '' }
+  const server = { dataDir, args, env, listen, proc: null, stderr: '' }
   await launch(server)
   server.stop = async (signal = 'SIGTERM') => {
     const proc = server.proc
@@ -54,7 +56,7 @@ export async function startServer ({ dataDir, args = [], env = {} } = {}) {
 }
 
 async function launch (server) {
-  const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--data-dir', server.dataDir, ...server.args], {
+  const proc = spawn(BIN, ['serve', '--addr', server.listen, '--data-dir', server.dataDir, ...server.args], {
     env: { ...process.env, RUST_LOG: 'info', ...server.env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -74,6 +76,29 @@ async function launch (server) {
   server.http = `http://${addr}`
   server.ws = `ws://${addr}/sync`
   await waitFor(async () => (await fetch(`${server.http}/health`).catch(() => null))?.ok, 5000, '/health')
+}
+
+/** A token for `sub` with `docs` (`pattern=role`), made by the binary's own `tandem token`. */
+export const mintToken = (secret, sub, docs, ttl = '1h') =>
+  execFileSync(BIN, ['token', '--sub', sub, '--ttl', ttl, ...docs.flatMap((d) => ['--doc', d])], {
+    env: { ...process.env, TANDEM_JWT_SECRET: secret }
+  }).toString().trim()
+
+/** An HS256 token with arbitrary claims (expired, forged, not yet valid). */
+export function signToken (claims, secret) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url')
+  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`
+  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`
+}
+
+/** A loopback address with a port free at the moment of asking. */
+export async function freeAddr () {
+  const { createServer } = await import('node:net')
+  const probe = createServer()
+  await new Promise((r) => probe.listen(0, '127.0.0.1', r))
+  const { port } = probe.address()
+  await new Promise((r) => probe.close(r))
+  return `127.0.0.1:${port}`
 }
 
 /** A stock y-websocket client: a Y.Doc and its provider (BroadcastChannel off, so only the server syncs). */

@@ -5,5 +5,8 @@
 //! is encoded once per dialect, not once per socket).
 //!
 //! - [`y_websocket`]: the `y-websocket` provider's protocol, one document per socket.
+//! - [`hocuspocus`]: the `@hocuspocus/provider` protocol, many documents per socket, each frame
+//!   addressed to one (the connection is `crate::hocuspocus`).
 
+pub mod hocuspocus;
 pub mod y_websocket;

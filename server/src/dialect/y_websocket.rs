@@ -13,19 +13,39 @@ use crate::room::{Detach, Message, Outgoing};
 /// This dialect's frame slot in a [`Message`].
 const SLOT: usize = 0;
 
-/// The frame of a room message, encoded once for every y-websocket member it goes to.
-pub fn frame(message: &Message) -> Bytes {
-    message.frame(SLOT, encode)
+/// The frame of a room message, encoded once for every y-websocket member it goes to; `None`
+/// for what this dialect does not carry (acks and stateless messages, which the room sends only
+/// to members that asked for them, and y-websocket members never do; a request to reannounce
+/// presence, which y-websocket clients do by themselves on seeing their removal).
+pub fn frame(message: &Message) -> Option<Bytes> {
+    carries(message.body()).then(|| message.frame(SLOT, encode))
 }
 
-fn encode(body: &Outgoing) -> Bytes {
+fn carries(body: &Outgoing) -> bool {
+    !matches!(
+        body,
+        Outgoing::Ack { .. } | Outgoing::Stateless(_) | Outgoing::Reannounce
+    )
+}
+
+/// A y-protocols message, as this dialect frames it and as the Hocuspocus dialect wraps it in
+/// an address; the empty frame for what y-websocket does not carry.
+pub(crate) fn encode(body: &Outgoing) -> Bytes {
     Bytes::from(match body {
         Outgoing::SyncStep1(sv) => protocol::encode_sync_step1(sv),
         Outgoing::SyncStep2(update) => protocol::encode_sync_step2(update),
         Outgoing::Update(update) => protocol::encode_update(update),
         Outgoing::Awareness(update) => protocol::encode_awareness_bytes(update),
         Outgoing::PermissionDenied(reason) => protocol::encode_permission_denied(reason),
+        Outgoing::Ack { .. } | Outgoing::Stateless(_) | Outgoing::Reannounce => Vec::new(),
     })
+}
+
+/// The y-protocols frame of a sync or awareness message, cached in this dialect's slot: the
+/// Hocuspocus dialect prefixes it with an address, so members of both dialects (and every
+/// session address) share one encoding.
+pub(crate) fn y_protocols_frame(message: &Message) -> Bytes {
+    message.frame(SLOT, encode)
 }
 
 /// How a socket is closed when the room lets its member go.
@@ -54,7 +74,7 @@ mod tests {
             Outgoing::SyncStep2(update.clone()),
             Outgoing::Update(update),
         ] {
-            let frame = frame(&Message::new(body.clone()));
+            let frame = frame(&Message::new(body.clone())).expect("carried");
             let decoded = protocol::decode_frame(&frame, &Decoding::writer(1 << 20))
                 .expect("decodes")
                 .pop();
@@ -66,7 +86,13 @@ mod tests {
                 (body, got) => panic!("{body:?} came back as {got:?}"),
             }
         }
-        let denied = frame(&Message::new(Outgoing::PermissionDenied("no")));
+        let denied = frame(&Message::new(Outgoing::PermissionDenied("no"))).expect("carried");
         assert_eq!(&denied[..], &protocol::encode_permission_denied("no")[..]);
+        for body in [
+            Outgoing::Ack { applied: true },
+            Outgoing::Stateless("s".into()),
+        ] {
+            assert_eq!(frame(&Message::new(body)), None);
+        }
     }
 }

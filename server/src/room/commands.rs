@@ -27,6 +27,19 @@ pub struct Member {
     /// Where the room says it lets the member go. The room detaches a member at most once, so
     /// this is bounded by the connection's members.
     pub detach: mpsc::UnboundedSender<(MemberId, Detach)>,
+    /// What the member takes besides the document and presence.
+    pub receives: Receives,
+}
+
+/// Messages only some members take; a member that did not ask costs the room nothing for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Receives {
+    /// One [`Outgoing::Ack`](super::Outgoing::Ack) for every update or SyncStep2 it sends:
+    /// applied (durable, or already in the document) or refused. A member its own update
+    /// detaches gets none for it: its attachment ends instead.
+    pub acks: bool,
+    /// Other members' [`Outgoing::Stateless`](super::Outgoing::Stateless) messages.
+    pub stateless: bool,
 }
 
 /// Why a room could not serve a request.

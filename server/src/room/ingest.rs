@@ -97,14 +97,24 @@ impl Room {
     ) -> Result<bool, String> {
         let size = update.bytes.len();
         match self.ingest(author, update, out)? {
-            Ingest::Empty => Ok(false),
-            Ingest::Applied => Ok(true),
+            Ingest::Empty => {
+                self.ack(id, true, out);
+                Ok(false)
+            }
+            Ingest::Applied => {
+                self.ack(id, true, out);
+                Ok(true)
+            }
             Ingest::Known(bytes) => {
                 // Nothing new (a resend): it is already durable, so only its author hears back.
                 out.to(id, Outgoing::Update(bytes));
+                self.ack(id, true, out);
                 Ok(false)
             }
             Ingest::Gap => {
+                // Not applied, so refused; the SyncStep2 the resync brings carries it and is
+                // acknowledged when it is applied.
+                self.ack(id, false, out);
                 // Ask again: the client answers our state vector with everything we lack, this
                 // update's predecessors and the update itself.
                 let sv = self.doc.transact().state_vector();
@@ -132,6 +142,7 @@ impl Room {
             Ingest::Foreign { client } => {
                 tracing::warn!(doc = %self.name, member = id, client, author = %author, "update refused: client ID of another author");
                 out.to(id, Outgoing::PermissionDenied(FOREIGN_CLIENT_ID));
+                self.ack(id, false, out);
                 Ok(false)
             }
         }

@@ -88,15 +88,18 @@ impl Room {
             Inbound::Update(ClientUpdate { shape, .. }) | Inbound::ReadOnlyUpdate(shape) => {
                 // A reader's SyncStep2 repeats what we hold (its whole delete set, at least):
                 // only an update that would change the document is an edit to refuse.
-                if self.would_change(&shape) {
+                let refused = self.would_change(&shape);
+                if refused {
                     self.app.metrics.updates_refused.fetch_add(1, Relaxed);
                     out.to(id, Outgoing::PermissionDenied(READ_ONLY));
                 }
+                self.ack(id, !refused, out);
                 Ok(false)
             }
             Inbound::Awareness(update) => {
                 if let Some(stale) = self.presence.apply_local(id, &author, update) {
                     out.to(id, Outgoing::Awareness(Bytes::from(stale.encode_v1())));
+                    out.to(id, Outgoing::Reannounce);
                 }
                 Ok(false)
             }
@@ -106,7 +109,22 @@ impl Room {
                 }
                 Ok(false)
             }
+            Inbound::Stateless(payload) => {
+                out.stateless_peers(id, Arc::from(payload));
+                Ok(false)
+            }
             Inbound::Auth | Inbound::Unknown(_) => Ok(false),
+        }
+    }
+
+    /// Acknowledges one update or SyncStep2 of `id`, if it asked for acks.
+    pub(super) fn ack(&self, id: MemberId, applied: bool, out: &mut Outbox) {
+        if self
+            .members
+            .get(&id)
+            .is_some_and(|attached| attached.member.receives.acks)
+        {
+            out.to(id, Outgoing::Ack { applied });
         }
     }
 
@@ -142,6 +160,11 @@ impl Room {
                     }
                 }
                 Dest::All => self.members.values().for_each(&mut send),
+                Dest::StatelessPeers { from } => self
+                    .members
+                    .values()
+                    .filter(|a| a.member.receives.stateless && a.member.id != from)
+                    .for_each(&mut send),
             }
         }
         overflowed.sort_unstable();

@@ -43,8 +43,8 @@ use tokio::time::Instant;
 use yrs::{Doc, StateVector};
 
 pub use commands::{
-    Edit, EditError, EditFn, HttpSync, HttpSyncError, HttpSyncReply, Member, MemberId, RoomCmd,
-    RoomError,
+    Edit, EditError, EditFn, HttpSync, HttpSyncError, HttpSyncReply, Member, MemberId, Receives,
+    RoomCmd, RoomError,
 };
 pub use outgoing::{Detach, Message, Outgoing, DIALECTS};
 

@@ -19,8 +19,20 @@ pub enum Outgoing {
     Update(Bytes),
     /// Presence states (an encoded awareness update).
     Awareness(Bytes),
+    /// "Announce your presence again", after the room told the member its own presence was
+    /// removed (it reconnected with the clock its old socket left behind). y-websocket clients
+    /// answer the removal by themselves; a Hocuspocus provider bumps its clock but only sends
+    /// it when asked, so its dialect asks (QueryAwareness).
+    Reannounce,
     /// An edit was refused, with why; nothing of it was applied.
     PermissionDenied(&'static str),
+    /// The fate of one update or SyncStep2 of this member, to members that asked for acks
+    /// ([`Receives::acks`](super::Receives)): `applied` once it is durable (or was already in
+    /// the document), else refused. Sent after the batch is durable, like everything else.
+    Ack { applied: bool },
+    /// An application message from another member, to members that take them
+    /// ([`Receives::stateless`](super::Receives)). Never stored.
+    Stateless(Arc<str>),
 }
 
 /// How many dialects can cache a frame of a message.
@@ -82,6 +94,10 @@ pub enum Detach {
 pub(super) enum Dest {
     One(MemberId),
     All,
+    /// Every member that takes stateless messages, but the one it came from.
+    StatelessPeers {
+        from: MemberId,
+    },
 }
 
 /// Messages produced while handling a batch, delivered only once the batch is durable.
@@ -95,6 +111,12 @@ impl Outbox {
 
     pub(super) fn all(&mut self, body: Outgoing) {
         self.0.push((Dest::All, Message::new(body)));
+    }
+
+    pub(super) fn stateless_peers(&mut self, from: MemberId, payload: Arc<str>) {
+        let body = Outgoing::Stateless(payload);
+        self.0
+            .push((Dest::StatelessPeers { from }, Message::new(body)));
     }
 }
 

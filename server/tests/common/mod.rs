@@ -2,6 +2,8 @@
 //! temporary data directory, a real websocket client, a minimal HTTP client, and tokens.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod hocuspocus;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
