@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::inbox::{Inbox, InboxPage, InboxQuery, MarkRead, NewNotification};
 use crate::{CompactionReport, DocInfo, DocStore, HistoryEntry, StoreError, StoredDoc};
 
 pub struct FaultyStore<S> {
@@ -44,6 +45,21 @@ impl<S: DocStore> FaultyStore<S> {
 fn hit(counter: &AtomicU64, target: &AtomicU64) -> bool {
     let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
     n == target.load(Ordering::SeqCst)
+}
+
+/// Deliveries fail with the flush they precede; the inbox itself is passed through.
+impl<S: DocStore> Inbox for FaultyStore<S> {
+    fn deliver(&self, notifications: &[NewNotification]) -> Result<Vec<u64>, StoreError> {
+        self.inner.deliver(notifications)
+    }
+
+    fn inbox(&self, recipient: &str, query: &InboxQuery) -> Result<InboxPage, StoreError> {
+        self.inner.inbox(recipient, query)
+    }
+
+    fn mark_read(&self, recipient: &str, which: &MarkRead) -> Result<u64, StoreError> {
+        self.inner.mark_read(recipient, which)
+    }
 }
 
 impl<S: DocStore> DocStore for FaultyStore<S> {

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
+use crate::inbox::{Inbox, InboxPage, InboxQuery, Inboxes, MarkRead, NewNotification};
 use crate::{
     merge, Authorship, Binding, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig,
     StoreError, StoredDoc, UpdateRecord,
@@ -22,6 +23,7 @@ struct Doc {
 pub struct MemStore {
     docs: Mutex<HashMap<String, Doc>>,
     next_seq: Mutex<u64>,
+    inboxes: Mutex<Inboxes>,
     config: StoreConfig,
 }
 
@@ -30,8 +32,26 @@ impl MemStore {
         MemStore {
             docs: Mutex::default(),
             next_seq: Mutex::new(1),
+            inboxes: Mutex::default(),
             config,
         }
+    }
+}
+
+impl Inbox for MemStore {
+    fn deliver(&self, notifications: &[NewNotification]) -> Result<Vec<u64>, StoreError> {
+        let mut inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(inboxes.deliver(notifications, self.config.inbox_len_max))
+    }
+
+    fn inbox(&self, recipient: &str, query: &InboxQuery) -> Result<InboxPage, StoreError> {
+        let inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(inboxes.inbox(recipient, query))
+    }
+
+    fn mark_read(&self, recipient: &str, which: &MarkRead) -> Result<u64, StoreError> {
+        let mut inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(inboxes.mark_read(recipient, which))
     }
 }
 

@@ -9,6 +9,7 @@
 //! | `meta` | doc name | tail count, tail bytes, last seq, updated ms, snapshot bytes |
 //! | `authors` | doc name, `0x00`, `c` | the creator (the author of the first append) |
 //! | `authors` | doc name, `0x00`, `b`, client (u64 BE), start (u32 BE) | the author of that binding |
+//! | `inbox` | recipient length (u16 BE), recipient, id (u64 BE) | a notification ([`inbox`]) |
 //!
 //! Doc names never contain `0x00` (the server allows only `[A-Za-z0-9._~/-]`), so the log
 //! prefix of `notes/1` never matches `notes/10`. `meta` is advisory (counters for compaction and
@@ -138,11 +139,14 @@ pub struct SledStore {
     base: sled::Tree,
     meta: sled::Tree,
     authors: sled::Tree,
+    inbox: sled::Tree,
     config: StoreConfig,
     flushes: AtomicU64,
     /// Serialises read-modify-writes of `meta` (appends, compactions, deletes). Held only for
     /// in-memory sled operations, never across a flush or a document rebuild.
     meta_lock: Mutex<()>,
+    /// Serialises changes of an inbox (deliveries and marking read) with its bound.
+    inbox_lock: Mutex<()>,
 }
 
 impl SledStore {
@@ -158,10 +162,12 @@ impl SledStore {
             base: db.open_tree("base")?,
             meta: db.open_tree("meta")?,
             authors: db.open_tree("authors")?,
+            inbox: db.open_tree("inbox")?,
             db,
             config,
             flushes: AtomicU64::new(0),
             meta_lock: Mutex::new(()),
+            inbox_lock: Mutex::new(()),
         })
     }
 
@@ -527,5 +533,6 @@ fn info_of(name: String, m: Meta) -> DocInfo {
     }
 }
 
+mod inbox;
 #[cfg(test)]
 mod tests;
