@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::directory::{Directory, Person};
 use crate::inbox::{Inbox, InboxPage, InboxQuery, MarkRead, NewNotification};
 use crate::{CompactionReport, DocInfo, DocStore, HistoryEntry, StoreError, StoredDoc};
 
@@ -59,6 +60,16 @@ impl<S: DocStore> Inbox for FaultyStore<S> {
 
     fn mark_read(&self, recipient: &str, which: &MarkRead) -> Result<u64, StoreError> {
         self.inner.mark_read(recipient, which)
+    }
+}
+
+impl<S: DocStore> Directory for FaultyStore<S> {
+    fn remember(&self, sub: &str, name: &str) -> Result<bool, StoreError> {
+        self.inner.remember(sub, name)
+    }
+
+    fn people(&self, after: &str, limit: usize) -> Result<Vec<Person>, StoreError> {
+        self.inner.people(after, limit)
     }
 }
 

@@ -5,6 +5,7 @@
 //!   history and past states.
 //! - [`SledStore`]: the embedded implementation on `sled` (its layout: [`sled_store`]).
 //! - [`authorship`]: who wrote a document (its creator, and the author each client ID belongs to).
+//! - [`directory`]: the display name each `sub` last signed in with ([`Directory`]).
 //! - [`inbox`]: each person's bounded inbox of notifications ([`Inbox`], half of every store).
 //! - [`record`]: the checksummed record format every stored value uses.
 //! - [`memory::MemStore`]: the same contract in memory, for fuzzing and fast tests.
@@ -14,6 +15,7 @@
 //! to rebuild a past state), and it never holds a document in memory beyond those calls.
 
 pub mod authorship;
+pub mod directory;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
 pub mod inbox;
@@ -23,6 +25,7 @@ pub mod redis_store;
 pub mod sled_store;
 
 pub use authorship::{Authorship, Binding};
+pub use directory::{Directory, Person};
 pub use inbox::{
     Inbox, InboxPage, InboxQuery, InboxRange, MarkRead, NewNotification, Notification,
 };
@@ -138,7 +141,7 @@ impl Default for StoreConfig {
 
 /// A durable per-document update log. Thread-safe and shared as `Arc<dyn DocStore>`; methods
 /// block (the server calls the slow ones from `spawn_blocking`).
-pub trait DocStore: Inbox + Send + Sync + 'static {
+pub trait DocStore: Inbox + Directory + Send + Sync + 'static {
     /// Appends one update; returns its seq. Durable after the next successful `flush`. The
     /// author of a document's first update is recorded as its creator ([`Authorship`]).
     fn append(

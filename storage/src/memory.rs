@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
+use crate::directory::{Directory, People, Person};
 use crate::inbox::{Inbox, InboxPage, InboxQuery, Inboxes, MarkRead, NewNotification};
 use crate::{
     merge, Authorship, Binding, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig,
@@ -24,6 +25,7 @@ pub struct MemStore {
     docs: Mutex<HashMap<String, Doc>>,
     next_seq: Mutex<u64>,
     inboxes: Mutex<Inboxes>,
+    people: Mutex<People>,
     config: StoreConfig,
 }
 
@@ -33,6 +35,7 @@ impl MemStore {
             docs: Mutex::default(),
             next_seq: Mutex::new(1),
             inboxes: Mutex::default(),
+            people: Mutex::default(),
             config,
         }
     }
@@ -52,6 +55,18 @@ impl Inbox for MemStore {
     fn mark_read(&self, recipient: &str, which: &MarkRead) -> Result<u64, StoreError> {
         let mut inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(inboxes.mark_read(recipient, which))
+    }
+}
+
+impl Directory for MemStore {
+    fn remember(&self, sub: &str, name: &str) -> Result<bool, StoreError> {
+        let mut people = self.people.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(people.remember(sub, name))
+    }
+
+    fn people(&self, after: &str, limit: usize) -> Result<Vec<Person>, StoreError> {
+        let people = self.people.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(people.people(after, limit))
     }
 }
 

@@ -11,7 +11,7 @@
 //! | `tandem:{<doc>}:authors` | hash | `c` the creator; `b:<client>:<start>` the author of each binding (`HSETNX`: the first wins) |
 //! | `tandem:docs` | set | every document name (listings) |
 //!
-//! The inboxes of notifications: [`inbox`].
+//! The inboxes of notifications: [`inbox`]; the people directory: [`directory`].
 //!
 //! An append returns once Redis has executed it; how durable that is depends on Redis'
 //! persistence (`appendonly yes` with `appendfsync always` makes it survive a Redis crash), so
@@ -25,6 +25,7 @@ use std::time::Duration;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::{Commands, Connection};
 
+mod directory;
 mod inbox;
 
 use crate::{

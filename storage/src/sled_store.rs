@@ -9,6 +9,7 @@
 //! | `meta` | doc name | tail count, tail bytes, last seq, updated ms, snapshot bytes |
 //! | `authors` | doc name, `0x00`, `c` | the creator (the author of the first append) |
 //! | `authors` | doc name, `0x00`, `b`, client (u64 BE), start (u32 BE) | the author of that binding |
+//! | `people` | `sub` | the name it last signed in with ([`directory`]) |
 //! | `inbox` | recipient length (u16 BE), recipient, id (u64 BE) | a notification ([`inbox`]) |
 //!
 //! Doc names never contain `0x00` (the server allows only `[A-Za-z0-9._~/-]`), so the log
@@ -140,6 +141,7 @@ pub struct SledStore {
     meta: sled::Tree,
     authors: sled::Tree,
     inbox: sled::Tree,
+    people: sled::Tree,
     config: StoreConfig,
     flushes: AtomicU64,
     /// Serialises read-modify-writes of `meta` (appends, compactions, deletes). Held only for
@@ -163,6 +165,7 @@ impl SledStore {
             meta: db.open_tree("meta")?,
             authors: db.open_tree("authors")?,
             inbox: db.open_tree("inbox")?,
+            people: db.open_tree("people")?,
             db,
             config,
             flushes: AtomicU64::new(0),
@@ -533,6 +536,7 @@ fn info_of(name: String, m: Meta) -> DocInfo {
     }
 }
 
+mod directory;
 mod inbox;
 #[cfg(test)]
 mod tests;

@@ -185,3 +185,13 @@ fn inbox_contract() {
     inbox_contract::check(&store, "ada");
     inbox_contract::check(&store, "auth0|42 {ålice}");
 }
+
+#[path = "contract/directory.rs"]
+mod directory_contract;
+
+#[test]
+fn directory_contract() {
+    let redis = redis();
+    let store = RedisStore::open(&redis.url, "node-a", StoreConfig::default()).expect("opens");
+    directory_contract::check(&store);
+}

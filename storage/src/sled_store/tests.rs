@@ -401,7 +401,9 @@ fn an_inbox_survives_reopening_and_its_ids_keep_growing() {
     };
     let first = {
         let store = SledStore::open(&dir.path().join("db"), inbox_config()).expect("opens");
-        let ids = store.deliver(std::slice::from_ref(&note)).expect("delivers");
+        let ids = store
+            .deliver(std::slice::from_ref(&note))
+            .expect("delivers");
         store.flush().expect("flushes");
         ids[0]
     };
@@ -411,4 +413,14 @@ fn an_inbox_survives_reopening_and_its_ids_keep_growing() {
     assert_eq!(page.notifications[0].item.as_deref(), Some("r1"));
     let second = store.deliver(&[note]).expect("delivers")[0];
     assert!(second > first, "{second} > {first}");
+}
+
+#[path = "../../tests/contract/directory.rs"]
+mod directory_contract;
+
+#[test]
+fn directory_contract_sled_and_memory() {
+    let (_dir, sled) = store();
+    directory_contract::check(&sled);
+    directory_contract::check(&memory::MemStore::new(StoreConfig::default()));
 }
