@@ -22,7 +22,13 @@ pub struct App {
     pub durability: Durability,
     pub rooms: Rooms,
     /// Typed change events for `GET /api/events`.
-    pub feed: Feed,
+    pub feed: Arc<Feed>,
+    /// Who is online on each document (authenticated sockets).
+    pub online: Arc<crate::people::online::Online>,
+    /// Wakes notification streams when an inbox grows.
+    pub notifier: crate::people::notices::Notifier,
+    /// The people directory's names.
+    pub people: crate::people::Names,
     /// Cluster mode (`--redis`): cross-node updates and presence.
     pub cluster: Option<Arc<Cluster>>,
     /// One permit per open websocket: `connections_max`.
@@ -58,7 +64,9 @@ impl App {
             connections: WindowLimiter::new(config.limits.connections_per_ip_per_min, minute),
             auth_failures: WindowLimiter::new(config.limits.auth_failures_per_ip_per_min, minute),
         };
-        let feed = Feed::new(config.limits.feed_events_kept);
+        let feed = Arc::new(Feed::new(config.limits.feed_events_kept));
+        let people = crate::people::Names::default();
+        people.load(store.as_ref());
         Arc::new(App {
             config,
             store,
@@ -66,6 +74,9 @@ impl App {
             durability,
             rooms: Rooms::default(),
             feed,
+            online: Arc::default(),
+            notifier: Default::default(),
+            people,
             cluster,
             connections,
             ip_limits,

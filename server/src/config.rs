@@ -64,6 +64,11 @@ pub struct Limits {
     /// Change-feed events kept in memory for `Last-Event-ID` resumption. 10,000 covers minutes
     /// of a busy team; a client further behind is told to `reset` (re-list) instead.
     pub feed_events_kept: usize,
+    /// Notifications in one page of `GET /api/me/notifications` (`limit`, HTTP 400 beyond): one
+    /// screen of a notification list, and a bounded answer.
+    pub notifications_page_max: usize,
+    /// People in one page of `GET /api/people`.
+    pub people_page_max: usize,
     /// Open change-feed streams for the whole server (HTTP 503 beyond).
     pub feed_streams_max: usize,
     /// Open change-feed streams per user (`sub`) when authentication is on (HTTP 429 beyond), so
@@ -99,6 +104,8 @@ impl Default for Limits {
             auth_failures_per_ip_per_min: 30,
             sockets_per_user_max: 64,
             feed_events_kept: 10_000,
+            notifications_page_max: 200,
+            people_page_max: 500,
             feed_streams_max: 1_000,
             feed_streams_per_user_max: 16,
             feed_streams_per_ip_max: 250,

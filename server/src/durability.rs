@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tandem_storage::DocStore;
+use tandem_storage::{DocStore, NewNotification};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
@@ -28,6 +28,8 @@ pub struct Append {
 
 struct Request {
     appends: Vec<Append>,
+    /// Inbox entries the appends' changes make; stored after them, made durable by the same flush.
+    notifications: Vec<NewNotification>,
     reply: oneshot::Sender<Result<(), String>>,
 }
 
@@ -47,10 +49,18 @@ impl Durability {
 
     /// Appends `appends` in order and returns once they, and every append made before this
     /// call, are durable; or the store's error.
-    pub async fn commit(&self, appends: Vec<Append>) -> Result<(), String> {
+    pub async fn commit(
+        &self,
+        appends: Vec<Append>,
+        notifications: Vec<NewNotification>,
+    ) -> Result<(), String> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request { appends, reply })
+            .send(Request {
+                appends,
+                notifications,
+                reply,
+            })
             .await
             .map_err(|_| "committer stopped".to_string())?;
         answer.await.map_err(|_| "committer stopped".to_string())?
@@ -58,7 +68,7 @@ impl Durability {
 
     /// Returns once every append made before this call is durable.
     pub async fn flush(&self) -> Result<(), String> {
-        self.commit(Vec::new()).await
+        self.commit(Vec::new(), Vec::new()).await
     }
 }
 
@@ -98,18 +108,22 @@ async fn commit_loop(
     }
 }
 
-/// Appends every request's updates, then flushes once. A request whose append failed gets that
+/// Appends every request's updates (and stores the notifications they make), then flushes once. A request whose append failed gets that
 /// error (its later appends are skipped); every request gets the flush's error.
 fn commit(store: &dyn DocStore, requests: Vec<Request>) -> (Vec<Request>, Vec<Result<(), String>>) {
     let mut results: Vec<Result<(), String>> = requests
         .iter()
         .map(|request| {
-            request.appends.iter().try_for_each(|a| {
-                store
-                    .append(&a.doc, &a.author, a.time_ms, &a.update)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
+            request
+                .appends
+                .iter()
+                .try_for_each(|a| {
+                    store
+                        .append(&a.doc, &a.author, a.time_ms, &a.update)
+                        .map(|_| ())
+                })
+                .and_then(|()| store.deliver(&request.notifications).map(|_| ()))
+                .map_err(|e| e.to_string())
         })
         .collect();
     if let Err(e) = store.flush() {

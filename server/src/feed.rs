@@ -212,8 +212,32 @@ fn reset_event() -> warp::sse::Event {
         .data(r#"{"reason":"events since your last id are no longer kept; re-read what you show"}"#)
 }
 
+/// When an event stream ends: when its caller's token expires, or when the server shuts down
+/// (an open stream would otherwise keep the server's state, and its store, alive).
+pub(crate) fn stream_end(
+    app: &App,
+    principal: &Principal,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let expires_in = principal
+        .expires_at
+        .map(|at| std::time::Duration::from_secs(at.saturating_sub(crate::auth::now_s())));
+    let mut shutdown = app.shutdown.clone();
+    async move {
+        let expiry = async {
+            match expires_in {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = expiry => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    }
+}
+
 /// What an open stream holds: its place in the server's count and in its user's and address's.
-struct StreamSlot {
+pub(crate) struct StreamSlot {
     app: Arc<App>,
     _user: Option<Slot<Arc<str>>>,
     _ip: Option<Slot<IpAddr>>,
@@ -227,7 +251,7 @@ impl Drop for StreamSlot {
 
 /// A place for one more stream, or the refusal: the caller's own streams first, per user and
 /// per address (429), so that one caller cannot hold every stream, then the server's (503).
-fn take_stream_slot(
+pub(crate) fn take_stream_slot(
     app: &Arc<App>,
     principal: &Principal,
     remote: Option<SocketAddr>,
@@ -327,10 +351,7 @@ fn events(
             .map(|e| sse_event(e))
             .collect(),
     };
-    let expires_in = interest
-        .principal
-        .expires_at
-        .map(|at| std::time::Duration::from_secs(at.saturating_sub(crate::auth::now_s())));
+    let end = stream_end(app, &interest.principal);
     let interest = Arc::new(interest);
     let live = BroadcastStream::new(live).filter_map(move |received| {
         let _held = &slot;
@@ -341,15 +362,9 @@ fn events(
         };
         std::future::ready(out)
     });
-    let until_expiry = async move {
-        match expires_in {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
     let stream = tokio_stream::iter(first)
         .chain(live)
-        .take_until(until_expiry)
+        .take_until(end)
         .map(Ok::<_, std::convert::Infallible>);
     // A comment at least every half of `http_idle_max`, so an idle stream is not taken for a
     // dead connection, and at least every 15 s for proxies that cut silent ones sooner.

@@ -131,6 +131,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
     let docs_api = crate::api::routes(Arc::clone(&app))
         .or(crate::feed::routes(Arc::clone(&app)))
         .unify()
+        .or(crate::people::http::routes(Arc::clone(&app)))
+        .unify()
         .or(crate::openapi::routes(Arc::clone(&app)))
         .unify()
         .or(session)
@@ -263,7 +265,7 @@ pub fn authenticate(
     token: Option<&str>,
 ) -> Result<Principal, ApiError> {
     let Some(verifier) = &app.config.auth else {
-        return Ok(Principal::dev("anonymous"));
+        return Ok(dev_identity(app, token).unwrap_or_else(|| Principal::dev("anonymous")));
     };
     let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing);
     token
@@ -283,6 +285,22 @@ pub fn authenticate(
             }
             ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
         })
+        .inspect(|principal| app.people.seen(&app.store, principal))
+}
+
+/// In open development mode everyone may do everything, but a token from `/api/dev/token` (the
+/// demo's "who are you?") still tells people apart: authors, notifications and presence then
+/// name real people. Anything else is the anonymous caller.
+fn dev_identity(app: &App, token: Option<&str>) -> Option<Principal> {
+    let secret = app.config.dev_login_secret.as_deref()?;
+    let verified = auth::Verifier::hs256(secret)
+        .verify(token.filter(|t| !t.is_empty())?, auth::now_s())
+        .ok()?;
+    let mut principal = Principal::dev(&verified.sub);
+    principal.name = verified.name;
+    principal.expires_at = verified.expires_at;
+    app.people.seen(&app.store, &principal);
+    Some(principal)
 }
 
 async fn sync_socket(
@@ -379,8 +397,20 @@ async fn sync_socket(
         expires_at: principal.expires_at,
     };
     let frame_max = app.config.limits.frame_size_max_bytes;
+    let doc: Arc<str> = Arc::from(name);
     ws.accept(frame_max, move |socket| {
-        let guards = Guards { permit, user_slot };
+        let online = app.online.join(
+            &app.feed,
+            &doc,
+            &principal.sub,
+            principal.name.as_deref(),
+            crate::clock::now_ms(),
+        );
+        let guards = Guards {
+            permit,
+            user_slot,
+            online,
+        };
         connection::serve(socket, app, room, identity, guards)
     })
 }

@@ -15,6 +15,8 @@
 //! - [`clock`]: the wall clock.
 //! - [`config`]: every limit and timer; [`close_code`]: what each close code means;
 //!   [`doc_name`]: which document names exist; [`metrics`]: Prometheus counters.
+//! - [`people`]: notifications with each person's durable inbox, who is online, the names
+//!   of people.
 //! - [`abuse`]: rate limits (token bucket per socket, windows per IP, sockets per user).
 //! - [`auth`]: JWT verification and per-document roles; [`space`]: the private-space segment
 //!   each `sub` owns.
@@ -42,6 +44,7 @@ pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod people;
 pub mod presence;
 pub mod rest;
 pub mod room;

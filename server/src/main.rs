@@ -266,6 +266,11 @@ impl ServeArgs {
                     anyhow::anyhow!("--dev-login needs --jwt-secret to sign tokens")
                 })?;
             config.dev_login_secret = Some(secret.into_bytes());
+        } else if config.auth.is_none() {
+            // Open development mode lets everyone do everything, but the demo still tells people
+            // apart with tokens from /api/dev/token, signed with a key that lives as long as
+            // this process.
+            config.dev_login_secret = Some(ephemeral_secret());
         }
         config.redis_url = self.redis_url;
         // The built demo: where the run command is usually started (the repo root), else next
@@ -325,12 +330,24 @@ fn mint(args: TokenArgs) -> anyhow::Result<String> {
     tandem::auth::mint_hs256(args.jwt_secret.as_bytes(), &claims)
 }
 
+/// 32 bytes from the kernel's random source (the time and process id where there is none).
+fn ephemeral_secret() -> Vec<u8> {
+    use std::io::Read;
+    let mut secret = vec![0u8; 32];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret));
+    if read.is_err() {
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        secret = seed.into_bytes();
+    }
+    secret
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     tandem::alloc::set_single_allocation_max(
         config.limits.frame_size_max_bytes,
         config.limits.doc_size_max_bytes,
     );
-    if config.dev_login_secret.is_some() {
+    if config.dev_login_secret.is_some() && config.auth.is_some() {
         tracing::warn!("--dev-login is on: anyone can obtain a write token from /api/dev/token");
     }
     if config.auth.is_none() {
