@@ -50,6 +50,7 @@ pub fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallib
 /// connections in flight (the caller bounds that wait).
 pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let timing = app.config.timing.clone();
+    let tasks = Arc::clone(&app);
     let service = warp::service(crate::http::routes(app));
     let graceful = GracefulShutdown::new();
     loop {
@@ -67,7 +68,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
         let service = service.clone();
         let watcher = graceful.watcher();
         let (head_max, idle_max) = (timing.http_head_read_max, timing.http_idle_max);
+        // Shutdown waits for requests in flight (an idle keep-alive connection is closed by
+        // the graceful shutdown below at once).
+        let tracked = tasks.tasks.track();
         tokio::spawn(async move {
+            let _tracked = tracked;
             let progress = Arc::new(Progress::new());
             let io = TokioIo::new(Tracked {
                 inner: tcp,

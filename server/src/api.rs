@@ -30,9 +30,6 @@ use crate::doc_name;
 use crate::http::{authorize, credentials, ApiError};
 use crate::room::{HttpSync, HttpSyncError, HttpSyncReply, RoomCmd, RoomError};
 
-/// Largest page of history entries.
-const HISTORY_PAGE_LEN_MAX: usize = 1000;
-
 /// One request under `/api/docs/`.
 struct Request {
     method: Method,
@@ -317,7 +314,7 @@ async fn history(
         Some(v) => v.parse().map_err(|_| bad("limit: a number"))?,
         None => 100,
     };
-    let limit = limit.clamp(1, HISTORY_PAGE_LEN_MAX);
+    let limit = limit.clamp(1, app.config.limits.history_page_len_max);
     let store = Arc::clone(&app.store);
     let name = doc.to_string();
     let entries = tokio::task::spawn_blocking(move || store.history(&name, after, limit + 1))

@@ -1,6 +1,6 @@
 //! The state every part of a running server shares.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -12,8 +12,10 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::durability::Durability;
 use crate::feed::Feed;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
+use crate::tracker::Tracker;
 
 pub struct App {
     pub config: Config,
@@ -38,25 +40,55 @@ pub struct App {
     pub user_sockets: Arc<OpenSlots<Arc<str>>>,
     /// Flips to true once, when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
-    /// Latched false by a storage failure: the operator must look before trusting this node.
-    healthy: AtomicBool,
-    unhealthy_cause: Mutex<Option<String>>,
+    /// The store's present state, for `/health`.
+    pub health: Arc<Health>,
+    /// The tasks shutdown waits for: rooms, sockets, HTTP connections, compactions.
+    pub tasks: Tracker,
+    /// The background tasks that keep the store open until shutdown lets them go.
+    pub store_users: StoreUsers,
     pub started: Instant,
 }
 
+/// The committer and the health prober: they outlive every room and request, and hold the
+/// store, so shutdown releases them last and waits until they have let go of it (a restart on
+/// the same directory may then open it at once).
+pub struct StoreUsers {
+    release: watch::Sender<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl StoreUsers {
+    /// Stops them and waits until they have ended.
+    pub async fn release(&self) {
+        let _ = self.release.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
 impl App {
-    /// Must be called inside a tokio runtime (it starts the group-commit task).
+    /// Must be called inside a tokio runtime (it starts the group-commit task and the store
+    /// prober).
     pub fn new(
-        config: Config,
+        mut config: Config,
         store: Arc<dyn DocStore>,
         cluster: Option<Arc<Cluster>>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
+        if config.auth.is_none() && config.dev_login_secret.is_none() {
+            // Open development mode lets everyone do everything, but the demo still tells people
+            // apart with tokens from /api/dev/token, signed with a key of this process.
+            config.dev_login_secret = Some(crate::auth::ephemeral_secret());
+        }
         let metrics = Arc::new(Metrics::default());
-        let durability = Durability::start(
+        let (release_store, released) = watch::channel(false);
+        let (durability, committer) = Durability::start(
             Arc::clone(&store),
             Arc::clone(&metrics),
             config.limits.commit_waiters_max,
+            released,
         );
         let connections = Arc::new(Semaphore::new(config.limits.connections_max));
         let minute = std::time::Duration::from_secs(60);
@@ -67,6 +99,13 @@ impl App {
         let feed = Arc::new(Feed::new(config.limits.feed_events_kept));
         let people = crate::people::Names::default();
         people.load(store.as_ref());
+        let health = Arc::new(Health::default());
+        let prober = tokio::spawn(crate::health::probe_loop(
+            Arc::clone(&health),
+            Arc::clone(&store),
+            config.timing.store_probe_interval,
+            shutdown.clone(),
+        ));
         Arc::new(App {
             config,
             store,
@@ -82,30 +121,24 @@ impl App {
             ip_limits,
             user_sockets: Arc::default(),
             shutdown,
-            healthy: AtomicBool::new(true),
-            unhealthy_cause: Mutex::new(None),
+            health,
+            tasks: Tracker::default(),
+            store_users: StoreUsers {
+                release: release_store,
+                tasks: Mutex::new(vec![committer, prober]),
+            },
             started: Instant::now(),
         })
     }
 
-    pub fn mark_unhealthy(&self, cause: &str) {
-        self.healthy.store(false, Relaxed);
-        let mut slot = self
-            .unhealthy_cause
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        slot.get_or_insert_with(|| cause.to_string());
-    }
-
-    /// `None` when healthy, else the first failure seen.
+    /// `None` when this node can serve, else why not: the store failed and has not answered a
+    /// probe since, or (cluster mode) this node cannot refresh its liveness key in Redis.
     pub fn health_problem(&self) -> Option<String> {
-        if self.healthy.load(Relaxed) {
-            return None;
+        if let Some(problem) = self.health.store_problem() {
+            return Some(problem);
         }
-        let slot = self
-            .unhealthy_cause
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Some(slot.clone().unwrap_or_else(|| "storage failure".into()))
+        let cluster = self.cluster.as_ref()?;
+        (!cluster.metrics.node_lease_ok.load(Relaxed))
+            .then(|| "Redis is unreachable: this node cannot refresh its lease".to_string())
     }
 }

@@ -16,25 +16,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tandem_storage::redis_store::RedisStore;
 use tandem_storage::UpdateRecord;
 use tokio::sync::mpsc;
 
+use crate::config::ClusterConfig;
 use crate::room::RoomCmd;
-
-/// How long a node's liveness key lives without a refresh; its presence is dropped after that.
-pub const NODE_LEASE: Duration = Duration::from_secs(5);
-/// How often the liveness key is refreshed and other nodes' keys are checked.
-const HEARTBEAT: Duration = Duration::from_secs(1);
-/// Longest wait of one blocking stream read (also how soon a newly opened room is tailed).
-const READ_BLOCK: Duration = Duration::from_millis(250);
-/// Stream entries read per document per call.
-const READ_COUNT: usize = 512;
-/// Presence messages waiting to be published; beyond it they are dropped (presence is renewed
-/// by clients every 15 s, so a dropped message only delays it).
-const PUBLISH_QUEUE_LEN: usize = 4096;
 
 /// What travels on a document's awareness channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +56,7 @@ struct Tail {
 
 pub struct Cluster {
     pub node: String,
+    config: ClusterConfig,
     pub store: Arc<RedisStore>,
     pub metrics: ClusterMetrics,
     tails: Mutex<HashMap<Arc<str>, Tail>>,
@@ -74,6 +64,8 @@ pub struct Cluster {
     /// Nodes whose presence rooms hold, checked for liveness.
     remote_nodes: Mutex<HashSet<String>>,
     stop: AtomicBool,
+    /// The tailer, subscriber and publisher, joined by [`Cluster::stop`].
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// A fresh node id: 16 hex digits (the process's hasher keys, its pid and the clock).
@@ -118,39 +110,73 @@ fn unframe(raw: &[u8]) -> Option<(Kind, &str, &[u8])> {
 
 impl Cluster {
     /// Starts the tailer, subscriber and publisher threads.
-    pub fn start(store: Arc<RedisStore>) -> anyhow::Result<Arc<Cluster>> {
-        let (outbox, queued) = std_mpsc::sync_channel(PUBLISH_QUEUE_LEN);
+    pub fn start(store: Arc<RedisStore>, config: ClusterConfig) -> anyhow::Result<Arc<Cluster>> {
+        let (outbox, queued) = std_mpsc::sync_channel(config.publish_queue_len_max);
         let cluster = Arc::new(Cluster {
             node: store.node().to_string(),
+            config,
             store,
             metrics: ClusterMetrics::default(),
             tails: Mutex::new(HashMap::new()),
             outbox,
             remote_nodes: Mutex::new(HashSet::new()),
             stop: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
         });
-        cluster.store.heartbeat(NODE_LEASE)?;
+        cluster.store.heartbeat(cluster.config.node_lease)?;
         cluster.metrics.node_lease_ok.store(true, Relaxed);
         let mut tail_conn = cluster.store.connection()?;
         let mut sub_conn = cluster.store.connection()?;
-        sub_conn.set_read_timeout(Some(HEARTBEAT))?;
+        sub_conn.set_read_timeout(Some(cluster.config.heartbeat_interval))?;
         let c = Arc::clone(&cluster);
-        std::thread::Builder::new()
+        let tail = std::thread::Builder::new()
             .name("cluster-tail".into())
             .spawn(move || c.tail_loop(&mut tail_conn))?;
         let c = Arc::clone(&cluster);
-        std::thread::Builder::new()
+        let sub = std::thread::Builder::new()
             .name("cluster-sub".into())
             .spawn(move || c.subscribe_loop(&mut sub_conn))?;
         let c = Arc::clone(&cluster);
-        std::thread::Builder::new()
+        let publish = std::thread::Builder::new()
             .name("cluster-pub".into())
             .spawn(move || c.publish_loop(&queued))?;
+        *cluster
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = vec![tail, sub, publish];
         Ok(cluster)
     }
 
+    /// Stops the cluster threads and waits for them (blocking: call it from a blocking thread).
+    /// Each checks the stop flag at least once per heartbeat interval or read block; see
+    /// [`Cluster::stop_bound`].
     pub fn stop(&self) {
         self.stop.store(true, Relaxed);
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for thread in threads {
+            let name = thread.thread().name().unwrap_or("cluster").to_string();
+            if thread.join().is_err() {
+                tracing::error!(thread = %name, "cluster thread panicked");
+            }
+        }
+    }
+
+    /// How long [`Cluster::stop`] should take at most: every thread wakes within one heartbeat
+    /// interval (the subscriber's read timeout, the publisher's wait) or one read block (the
+    /// tailer), and a retry after a Redis error sleeps as long once more.
+    pub fn stop_bound(&self) -> std::time::Duration {
+        (self.config.heartbeat_interval + self.config.read_block) * 2
+    }
+
+    /// Whether [`Cluster::stop`] has joined every thread (tests).
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Relaxed)
+            && self
+                .threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
     }
 
     /// A room opened with its document loaded up to `after`: tail its stream from there and ask
@@ -201,16 +227,21 @@ impl Cluster {
                     .collect()
             };
             if docs.is_empty() {
-                std::thread::sleep(READ_BLOCK);
+                std::thread::sleep(self.config.read_block);
                 continue;
             }
-            let read = RedisStore::read_after(conn, &docs, READ_BLOCK, READ_COUNT);
+            let read = RedisStore::read_after(
+                conn,
+                &docs,
+                self.config.read_block,
+                self.config.read_len_max,
+            );
             let streams = match read {
                 Ok(s) => s,
                 Err(e) => {
                     self.metrics.redis_errors.fetch_add(1, Relaxed);
                     tracing::warn!(error = %e, "reading document streams failed; retrying");
-                    std::thread::sleep(READ_BLOCK);
+                    std::thread::sleep(self.config.read_block);
                     if let Ok(fresh) = self.store.connection() {
                         *conn = fresh;
                     }
@@ -269,9 +300,14 @@ impl Cluster {
                 self.metrics.redis_errors.fetch_add(1, Relaxed);
                 tracing::warn!(error = %e, "subscribing to presence failed; retrying");
                 drop(pubsub);
-                std::thread::sleep(HEARTBEAT);
+                // The lease (and so `/health`) follows Redis while it is away too.
+                if last_check.elapsed() >= self.config.heartbeat_interval {
+                    last_check = Instant::now();
+                    self.check_nodes();
+                }
+                std::thread::sleep(self.config.heartbeat_interval);
                 if let Ok(fresh) = self.store.connection() {
-                    let _ = fresh.set_read_timeout(Some(HEARTBEAT));
+                    let _ = fresh.set_read_timeout(Some(self.config.heartbeat_interval));
                     *conn = fresh;
                 }
                 continue;
@@ -289,7 +325,7 @@ impl Cluster {
                         break;
                     }
                 }
-                if last_check.elapsed() >= HEARTBEAT {
+                if last_check.elapsed() >= self.config.heartbeat_interval {
                     last_check = Instant::now();
                     self.check_nodes();
                 }
@@ -334,7 +370,7 @@ impl Cluster {
 
     /// Refreshes this node's liveness key and drops the presence of nodes whose key expired.
     fn check_nodes(&self) {
-        let ok = self.store.heartbeat(NODE_LEASE).is_ok();
+        let ok = self.store.heartbeat(self.config.node_lease).is_ok();
         self.metrics.node_lease_ok.store(ok, Relaxed);
         let nodes: Vec<String> = self
             .remote_nodes
@@ -367,7 +403,7 @@ impl Cluster {
 
     fn publish_loop(&self, queued: &std_mpsc::Receiver<(String, Vec<u8>)>) {
         while !self.stop.load(Relaxed) {
-            let Ok((channel, payload)) = queued.recv_timeout(HEARTBEAT) else {
+            let Ok((channel, payload)) = queued.recv_timeout(self.config.heartbeat_interval) else {
                 continue;
             };
             if let Err(e) = self.store.publish(&channel, &payload) {

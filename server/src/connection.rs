@@ -26,6 +26,7 @@ use crate::close_code::CloseCode;
 use crate::dialect::y_websocket;
 use crate::room::{self, Detach, Member, MemberId, RoomCmd};
 use crate::rooms::RoomHandle;
+use crate::tracker::Tracked;
 
 static NEXT_MEMBER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -54,20 +55,27 @@ enum End {
     Close(CloseCode),
 }
 
-/// Counts a connection as open for exactly as long as it lives, even if its task panics.
-struct OpenConnection(Arc<App>);
+/// Counts a connection as open (and tracked for shutdown) for exactly as long as it lives, even
+/// if its task panics.
+struct OpenConnection {
+    app: Arc<App>,
+    _tracked: Tracked,
+}
 
 impl OpenConnection {
     fn new(app: &Arc<App>) -> Self {
         app.metrics.connections_open.fetch_add(1, Relaxed);
         app.metrics.connections_total.fetch_add(1, Relaxed);
-        OpenConnection(Arc::clone(app))
+        OpenConnection {
+            app: Arc::clone(app),
+            _tracked: app.tasks.track(),
+        }
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.metrics.connections_open.fetch_sub(1, Relaxed);
+        self.app.metrics.connections_open.fetch_sub(1, Relaxed);
     }
 }
 

@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tandem_storage::{DocStore, NewNotification};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 
@@ -41,10 +42,17 @@ pub struct Durability {
 impl Durability {
     /// `waiters_max` bounds the requests queued at once; a full queue makes rooms wait, which
     /// is the back-pressure we want when the disk is the bottleneck.
-    pub fn start(store: Arc<dyn DocStore>, metrics: Arc<Metrics>, waiters_max: usize) -> Self {
+    /// The committer runs until `release` turns true (after shutdown's final flush); its handle
+    /// tells when it has let go of the store.
+    pub fn start(
+        store: Arc<dyn DocStore>,
+        metrics: Arc<Metrics>,
+        waiters_max: usize,
+        release: watch::Receiver<bool>,
+    ) -> (Self, JoinHandle<()>) {
         let (requests, rx) = mpsc::channel(waiters_max.max(1));
-        tokio::spawn(commit_loop(store, metrics, rx));
-        Durability { requests }
+        let task = tokio::spawn(commit_loop(store, metrics, rx, release));
+        (Durability { requests }, task)
     }
 
     /// Appends `appends` in order and returns once they, and every append made before this
@@ -76,8 +84,16 @@ async fn commit_loop(
     store: Arc<dyn DocStore>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<Request>,
+    mut release: watch::Receiver<bool>,
 ) {
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = tokio::select! {
+            received = rx.recv() => match received {
+                Some(first) => first,
+                None => return,
+            },
+            _ = release.wait_for(|r| *r) => return,
+        };
         let mut requests = vec![first];
         while let Ok(next) = rx.try_recv() {
             requests.push(next);

@@ -124,7 +124,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         });
     let dev_token = warp::path!("api" / "dev" / "token")
         .and(warp::post())
-        .and(warp::body::content_length_limit(4096))
+        .and(warp::body::content_length_limit(
+            app.config.limits.dev_token_body_max_bytes,
+        ))
         .and(warp::body::json())
         .and(with_app.clone())
         .map(dev_token);
@@ -285,7 +287,7 @@ pub fn authenticate(
             }
             ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
         })
-        .inspect(|principal| app.people.seen(&app.store, principal))
+        .inspect(|principal| app.people.seen(&app.store, &app.tasks, principal))
 }
 
 /// In open development mode everyone may do everything, but a token from `/api/dev/token` (the
@@ -299,7 +301,7 @@ fn dev_identity(app: &App, token: Option<&str>) -> Option<Principal> {
     let mut principal = Principal::dev(&verified.sub);
     principal.name = verified.name;
     principal.expires_at = verified.expires_at;
-    app.people.seen(&app.store, &principal);
+    app.people.seen(&app.store, &app.tasks, &principal);
     Some(principal)
 }
 
@@ -422,9 +424,6 @@ struct DevLogin {
     name: Option<String>,
 }
 
-/// Lifetime of a dev-login token: a working day.
-const DEV_TOKEN_TTL_S: u64 = 12 * 3600;
-
 fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
     let Some(secret) = &app.config.dev_login_secret else {
         return error_reply(
@@ -448,7 +447,7 @@ fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
         sub: login.sub,
         name: login.name,
         docs: [("**".to_string(), Role::Write)].into(),
-        exp: Some(auth::now_s().saturating_add(DEV_TOKEN_TTL_S)),
+        exp: Some(auth::now_s().saturating_add(app.config.timing.dev_token_ttl.as_secs())),
         nbf: None,
         iss: None,
         aud: None,
@@ -464,12 +463,7 @@ fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
 }
 
 fn health(app: Arc<App>) -> Response {
-    let mut problem = app.health_problem();
-    if let Some(cluster) = &app.cluster {
-        if problem.is_none() && !cluster.metrics.node_lease_ok.load(Relaxed) {
-            problem = Some("Redis is unreachable: this node cannot refresh its lease".into());
-        }
-    }
+    let problem = app.health_problem();
     let body = json!({
         "status": if problem.is_none() { "ok" } else { "unhealthy" },
         "problem": problem,

@@ -12,6 +12,8 @@
 //!   messages (no wire format), and unloads when idle; [`presence`]: its awareness table;
 //!   [`authorship`]: who wrote it.
 //! - [`durability`]: group commit, one append-and-flush for many rooms' updates.
+//! - [`health`]: what `/health` says about the store, probed until it recovers.
+//! - [`tracker`]: the count of tasks shutdown waits for.
 //! - [`clock`]: the wall clock.
 //! - [`config`]: every limit and timer; [`close_code`]: what each close code means;
 //!   [`doc_name`]: which document names exist; [`metrics`]: Prometheus counters.
@@ -41,6 +43,7 @@ pub mod dialect;
 pub mod doc_name;
 pub mod durability;
 pub mod feed;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
@@ -50,12 +53,11 @@ pub mod rest;
 pub mod room;
 pub mod rooms;
 pub mod space;
+pub mod tracker;
 pub mod upgrade;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tandem_storage::{DocStore, SledStore};
@@ -64,9 +66,6 @@ use tokio::task::JoinHandle;
 
 pub use app::App;
 pub use config::Config;
-
-/// How long shutdown waits for rooms to close their sockets before it flushes and exits anyway.
-const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
 
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
 pub struct Server {
@@ -79,6 +78,7 @@ pub struct Server {
 impl Server {
     /// Opens the store under `config.data_dir` and starts serving on `config.addr`.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
+        config.check().map_err(anyhow::Error::msg)?;
         if let Some(url) = config.redis_url.clone() {
             // Cluster mode: Redis holds every document; sled is not used.
             let node = crate::cluster::new_node_id();
@@ -89,7 +89,8 @@ impl Server {
             .await?
             .context("connecting to Redis")?;
             let store = Arc::new(store);
-            let cluster = crate::cluster::Cluster::start(Arc::clone(&store))?;
+            let cluster =
+                crate::cluster::Cluster::start(Arc::clone(&store), config.cluster.clone())?;
             tracing::info!(node = %cluster.node, "cluster mode: documents live in Redis");
             return Self::start_inner(config, store, Some(cluster)).await;
         }
@@ -129,20 +130,40 @@ impl Server {
         })
     }
 
-    /// Stops accepting, closes every socket with 1012, flushes the store.
+    /// Stops accepting, closes every socket with 1012, waits (at most `shutdown_drain_max`)
+    /// for every tracked task (rooms, sockets, HTTP connections, compactions) to end, flushes
+    /// the store, and stops the cluster threads.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown_tx.send(true);
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN_MAX;
-        while (!self.app.rooms.is_empty() || self.app.metrics.connections_open.load(Relaxed) > 0)
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let drain_max = self.app.config.timing.shutdown_drain_max;
+        // The accept loop ends once it has closed the listener and its connections have ended,
+        // which the tracker counts too: one bound for both.
+        let drained = async {
+            self.app.tasks.idle().await;
+            let _ = self.http.await;
+        };
+        if tokio::time::timeout(drain_max, drained).await.is_err() {
+            tracing::warn!(
+                tasks = self.app.tasks.len(),
+                "tasks still running after --shutdown-drain-max-s; flushing anyway"
+            );
         }
         let store = Arc::clone(&self.app.store);
-        tokio::task::spawn_blocking(move || store.flush())
-            .await?
-            .context("final flush")?;
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.http).await;
+        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        // Last: the committer and the prober let go of the store, so that the next process (or
+        // a restart in the same process) can open it.
+        self.app.store_users.release().await;
+        if let Some(cluster) = self.app.cluster.clone() {
+            // Its threads wake within one heartbeat or read block; none waits on a room after
+            // the drain, but a bound keeps a wedged Redis call from holding the exit.
+            let bound = cluster.stop_bound();
+            let joined =
+                tokio::time::timeout(bound, tokio::task::spawn_blocking(move || cluster.stop()));
+            if joined.await.is_err() {
+                tracing::warn!("cluster threads did not stop within {bound:?}");
+            }
+        }
+        flushed?.context("final flush")?;
         Ok(())
     }
 }

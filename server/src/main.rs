@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use tandem::auth::{Claims, Role, Verifier};
-use tandem::config::{Config, Limits};
+use tandem::config::{ClusterConfig, Config, Limits, StoreFlags, Timing};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -24,6 +24,7 @@ enum Command {
 }
 
 #[derive(Args)]
+#[command(next_help_heading = "Authentication")]
 struct AuthArgs {
     /// HS256 shared secret; enables authentication.
     #[arg(long, env = "TANDEM_JWT_SECRET", hide_env_values = true)]
@@ -38,7 +39,7 @@ struct AuthArgs {
     #[arg(long, env = "TANDEM_JWT_AUDIENCE")]
     jwt_audience: Option<String>,
     /// Allowed clock skew for `exp` and `nbf`, in seconds.
-    #[arg(long, env = "TANDEM_JWT_LEEWAY_S", default_value_t = 30)]
+    #[arg(long, env = "TANDEM_JWT_LEEWAY_S", default_value_t = tandem::auth::CLOCK_SKEW_LEEWAY_S)]
     jwt_leeway_s: u64,
     /// Accept tokens without `exp` (service tokens). They never expire and cannot be revoked
     /// short of changing the key; without this flag they get 401 `token_no_expiry`.
@@ -130,68 +131,15 @@ struct ServeArgs {
     /// together with every other node pointed at it. `--data-dir` is then unused.
     #[arg(long = "redis", env = "TANDEM_REDIS_URL")]
     redis_url: Option<String>,
-    /// Largest websocket frame accepted, in bytes.
-    #[arg(long, env = "TANDEM_FRAME_SIZE_MAX_BYTES")]
-    frame_size_max_bytes: Option<usize>,
-    /// How deep values and shared types may nest in a document (deeper updates are refused).
-    #[arg(long, env = "TANDEM_NESTING_DEPTH_MAX")]
-    nesting_depth_max: Option<u32>,
-    /// Largest document, in bytes of stored updates.
-    #[arg(long, env = "TANDEM_DOC_SIZE_MAX_BYTES")]
-    doc_size_max_bytes: Option<u64>,
-    /// Frames queued to one socket before it is closed as too slow.
-    #[arg(long, env = "TANDEM_OUTBOUND_QUEUE_LEN_MAX")]
-    outbound_queue_len_max: Option<usize>,
-    /// Open websocket connections for the whole server.
-    #[arg(long, env = "TANDEM_CONNECTIONS_MAX")]
-    connections_max: Option<usize>,
-    /// Largest presence state one socket may publish, in bytes of JSON (dropped beyond).
-    #[arg(long, env = "TANDEM_AWARENESS_STATE_MAX_BYTES")]
-    awareness_state_max_bytes: Option<usize>,
-    /// Messages per second one socket may send on average (closed with 4429 beyond).
-    #[arg(long, env = "TANDEM_MESSAGES_PER_SEC_PER_CONN")]
-    messages_per_sec_per_conn: Option<u32>,
-    /// Messages one socket may send in a burst.
-    #[arg(long, env = "TANDEM_MESSAGES_BURST_PER_CONN")]
-    messages_burst_per_conn: Option<u32>,
-    /// New websocket connections per client IP per minute (HTTP 429 beyond).
-    #[arg(long, env = "TANDEM_CONNECTIONS_PER_IP_PER_MIN")]
-    connections_per_ip_per_min: Option<u32>,
-    /// Failed authentications per client IP per minute answered 401; later failing attempts in
-    /// that minute get 429. A valid token is never refused for them.
-    #[arg(long, env = "TANDEM_AUTH_FAILURES_PER_IP_PER_MIN")]
-    auth_failures_per_ip_per_min: Option<u32>,
-    /// Open sockets per user when authentication is on (HTTP 429 beyond).
-    #[arg(long, env = "TANDEM_SOCKETS_PER_USER_MAX")]
-    sockets_per_user_max: Option<usize>,
-    /// Open change-feed streams (`/api/events`) for the whole server (HTTP 503 beyond).
-    #[arg(long, env = "TANDEM_FEED_STREAMS_MAX")]
-    feed_streams_max: Option<usize>,
-    /// Open change-feed streams per user when authentication is on (HTTP 429 beyond).
-    #[arg(long, env = "TANDEM_FEED_STREAMS_PER_USER_MAX")]
-    feed_streams_per_user_max: Option<usize>,
-    /// Open change-feed streams per client IP (HTTP 429 beyond).
-    #[arg(long, env = "TANDEM_FEED_STREAMS_PER_IP_MAX")]
-    feed_streams_per_ip_max: Option<usize>,
-    /// Websocket ping period, in seconds.
-    #[arg(long, env = "TANDEM_PING_INTERVAL_S")]
-    ping_interval_s: Option<u64>,
-    /// Seconds a document stays loaded after its last socket leaves.
-    #[arg(long, env = "TANDEM_ROOM_IDLE_GRACE_S")]
-    room_idle_grace_s: Option<u64>,
-    /// Shortest time between two presence broadcasts of a room, in milliseconds (changes in
-    /// between are coalesced).
-    #[arg(long, env = "TANDEM_PRESENCE_BROADCAST_INTERVAL_MS")]
-    presence_broadcast_interval_ms: Option<u64>,
-    /// Seconds the server waits for a complete request head (also the keep-alive idle time).
-    #[arg(long, env = "TANDEM_HTTP_HEAD_READ_MAX_S")]
-    http_head_read_max_s: Option<u64>,
-    /// Seconds an HTTP connection may move no byte while a request is read or answered.
-    #[arg(long, env = "TANDEM_HTTP_IDLE_MAX_S")]
-    http_idle_max_s: Option<u64>,
-    /// Compact a document's log once it holds this many updates.
-    #[arg(long, env = "TANDEM_COMPACT_AFTER_UPDATES")]
-    compact_after_updates: Option<u64>,
+    // Every limit and timer: their flags are declared with them, in `tandem::config`.
+    #[command(flatten)]
+    limits: Limits,
+    #[command(flatten)]
+    timing: Timing,
+    #[command(flatten)]
+    cluster: ClusterConfig,
+    #[command(flatten)]
+    store: StoreFlags,
     #[command(flatten)]
     auth: AuthArgs,
 }
@@ -199,63 +147,10 @@ struct ServeArgs {
 impl ServeArgs {
     fn into_config(self) -> anyhow::Result<Config> {
         let mut config = Config::new(self.addr, self.data_dir);
-        let defaults = Limits::default();
-        let limits = &mut config.limits;
-        limits.frame_size_max_bytes = self
-            .frame_size_max_bytes
-            .unwrap_or(defaults.frame_size_max_bytes);
-        limits.nesting_depth_max = self.nesting_depth_max.unwrap_or(defaults.nesting_depth_max);
-        limits.doc_size_max_bytes = self
-            .doc_size_max_bytes
-            .unwrap_or(defaults.doc_size_max_bytes);
-        limits.outbound_queue_len_max = self
-            .outbound_queue_len_max
-            .unwrap_or(defaults.outbound_queue_len_max)
-            .max(1);
-        limits.connections_max = self.connections_max.unwrap_or(defaults.connections_max);
-        limits.awareness_state_max_bytes = self
-            .awareness_state_max_bytes
-            .unwrap_or(defaults.awareness_state_max_bytes);
-        limits.messages_per_sec_per_conn = self
-            .messages_per_sec_per_conn
-            .unwrap_or(defaults.messages_per_sec_per_conn);
-        limits.messages_burst_per_conn = self
-            .messages_burst_per_conn
-            .unwrap_or(defaults.messages_burst_per_conn);
-        limits.connections_per_ip_per_min = self
-            .connections_per_ip_per_min
-            .unwrap_or(defaults.connections_per_ip_per_min);
-        limits.auth_failures_per_ip_per_min = self
-            .auth_failures_per_ip_per_min
-            .unwrap_or(defaults.auth_failures_per_ip_per_min);
-        limits.sockets_per_user_max = self
-            .sockets_per_user_max
-            .unwrap_or(defaults.sockets_per_user_max);
-        limits.feed_streams_max = self.feed_streams_max.unwrap_or(defaults.feed_streams_max);
-        limits.feed_streams_per_user_max = self
-            .feed_streams_per_user_max
-            .unwrap_or(defaults.feed_streams_per_user_max);
-        limits.feed_streams_per_ip_max = self
-            .feed_streams_per_ip_max
-            .unwrap_or(defaults.feed_streams_per_ip_max);
-        if let Some(s) = self.ping_interval_s {
-            config.timing.ping_interval = std::time::Duration::from_secs(s.max(1));
-        }
-        if let Some(s) = self.room_idle_grace_s {
-            config.timing.room_idle_grace = std::time::Duration::from_secs(s);
-        }
-        if let Some(ms) = self.presence_broadcast_interval_ms {
-            config.timing.presence_broadcast_interval = std::time::Duration::from_millis(ms);
-        }
-        if let Some(s) = self.http_head_read_max_s {
-            config.timing.http_head_read_max = std::time::Duration::from_secs(s.max(1));
-        }
-        if let Some(s) = self.http_idle_max_s {
-            config.timing.http_idle_max = std::time::Duration::from_secs(s.max(1));
-        }
-        if let Some(n) = self.compact_after_updates {
-            config.store.compact_after_updates = n.max(1);
-        }
+        config.limits = self.limits;
+        config.timing = self.timing;
+        config.cluster = self.cluster;
+        config.store = self.store.into();
         config.auth = self.auth.verifier()?;
         if self.auth.jwt_allow_no_exp {
             tracing::warn!("--jwt-allow-no-exp is on: a token without exp is valid forever");
@@ -266,11 +161,6 @@ impl ServeArgs {
                     anyhow::anyhow!("--dev-login needs --jwt-secret to sign tokens")
                 })?;
             config.dev_login_secret = Some(secret.into_bytes());
-        } else if config.auth.is_none() {
-            // Open development mode lets everyone do everything, but the demo still tells people
-            // apart with tokens from /api/dev/token, signed with a key that lives as long as
-            // this process.
-            config.dev_login_secret = Some(ephemeral_secret());
         }
         config.redis_url = self.redis_url;
         // The built demo: where the run command is usually started (the repo root), else next
@@ -330,18 +220,6 @@ fn mint(args: TokenArgs) -> anyhow::Result<String> {
     tandem::auth::mint_hs256(args.jwt_secret.as_bytes(), &claims)
 }
 
-/// 32 bytes from the kernel's random source (the time and process id where there is none).
-fn ephemeral_secret() -> Vec<u8> {
-    use std::io::Read;
-    let mut secret = vec![0u8; 32];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret));
-    if read.is_err() {
-        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
-        secret = seed.into_bytes();
-    }
-    secret
-}
-
 async fn serve(config: Config) -> anyhow::Result<()> {
     tandem::alloc::set_single_allocation_max(
         config.limits.frame_size_max_bytes,
@@ -382,4 +260,177 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    //! The command line against the config types: every tunable flag reaches its field, says its
+    //! default and its `TANDEM_*` variable, refuses values that would break the server, and has a
+    //! row in the README.
+
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command, Config};
+
+    /// The headings `tandem::config` gives its flags: every limit and timer is under one.
+    const TUNABLES: [&str; 4] = ["Limits", "Timers", "Cluster mode", "Storage"];
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let argv = ["tandem", "serve"].iter().chain(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Serve(serve) = cli.command else {
+            panic!("parsed as serve");
+        };
+        serve.into_config().map_err(|e| e.to_string())
+    }
+
+    /// `(long name, env var, default)` of every tunable flag of `tandem serve`.
+    fn tunables() -> Vec<(String, String, String)> {
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").expect("serve").clone();
+        serve
+            .get_arguments()
+            .filter(|a| a.get_help_heading().is_some_and(|h| TUNABLES.contains(&h)))
+            .map(|a| {
+                let long = a.get_long().expect("a long flag").to_string();
+                let env = a.get_env().map(|e| e.to_string_lossy().into_owned());
+                let default = a
+                    .get_default_values()
+                    .first()
+                    .map(|d| d.to_string_lossy().into_owned());
+                (
+                    long.clone(),
+                    env.unwrap_or_else(|| panic!("--{long} has no env var")),
+                    default.unwrap_or_else(|| panic!("--{long} shows no default")),
+                )
+            })
+            .collect()
+    }
+
+    // Each tunable has the env var its name says and a numeric default; set to one more than
+    // that default, exactly one line of the config changes. Without any, the config is the
+    // types' own defaults.
+    #[test]
+    fn every_tunable_flag_reaches_one_field() {
+        let defaults = format!("{:#?}", config(&[]).expect("defaults parse"));
+        let fresh = Config::new("127.0.0.1:8080".parse().expect("addr"), "./data".into());
+        let fresh = format!("{fresh:#?}");
+        let config_part = |text: &str| {
+            text[text.find("limits").expect("limits")..text.find("auth").expect("auth")].to_string()
+        };
+        assert_eq!(config_part(&defaults), config_part(&fresh));
+        let tunables = tunables();
+        assert!(
+            tunables.len() >= 40,
+            "only {} tunable flags",
+            tunables.len()
+        );
+        for (long, env, default) in tunables {
+            assert_eq!(
+                env,
+                format!("TANDEM_{}", long.to_uppercase().replace('-', "_"))
+            );
+            let value: u64 = default
+                .parse()
+                .unwrap_or_else(|_| panic!("--{long} default {default:?}"));
+            let flag = format!("--{long}");
+            let changed = (value + 1).to_string();
+            let changed = format!("{:#?}", config(&[&flag, &changed]).expect("parses"));
+            let differing = defaults
+                .lines()
+                .zip(changed.lines())
+                .filter(|(a, b)| a != b)
+                .count();
+            assert_eq!(
+                differing, 1,
+                "--{long} changed {differing} lines of the config"
+            );
+        }
+    }
+
+    // A zero that would make a channel panic, a loop spin or never run, a page empty, or a
+    // blocking Redis read wait forever is refused with the flag's name.
+    #[test]
+    fn zero_is_refused_where_it_would_break() {
+        for flag in [
+            "outbound-queue-len-max",
+            "room-inbox-len-max",
+            "room-batch-len-max",
+            "room-open-attempts-max",
+            "commit-waiters-max",
+            "feed-events-kept",
+            "rest-page-len-max",
+            "rest-page-len-default",
+            "history-page-len-max",
+            "ping-interval-s",
+            "write-stall-max-s",
+            "http-head-read-max-s",
+            "http-idle-max-s",
+            "dev-token-ttl-s",
+            "store-probe-interval-ms",
+            "cluster-node-lease-ms",
+            "cluster-heartbeat-interval-ms",
+            "cluster-read-block-ms",
+            "cluster-read-len-max",
+            "cluster-publish-queue-len-max",
+            "compact-after-updates",
+            "compact-after-bytes",
+        ] {
+            let refused = config(&[&format!("--{flag}"), "0"]).expect_err(flag);
+            assert!(refused.contains(flag), "{flag}: {refused}");
+            config(&[&format!("--{flag}"), "1"]).expect(flag);
+        }
+        config(&["--room-idle-grace-s", "0", "--shutdown-drain-max-s", "0"]).expect("zero is fine");
+    }
+
+    // A heartbeat as long as the lease would let a live node's key expire between refreshes.
+    #[test]
+    fn the_heartbeat_must_be_shorter_than_the_lease() {
+        let lease = [
+            "--cluster-node-lease-ms",
+            "2000",
+            "--cluster-heartbeat-interval-ms",
+        ];
+        let checked = |heartbeat: &str| config(&[lease[0], lease[1], lease[2], heartbeat])?.check();
+        checked("1999").expect("shorter is fine");
+        let refused = checked("2000").expect_err("equal");
+        assert!(
+            refused.contains("shorter than --cluster-node-lease-ms"),
+            "{refused}"
+        );
+    }
+
+    // A default REST page longer than the longest one allowed would answer 400 to a plain list.
+    #[test]
+    fn the_default_page_fits_the_largest() {
+        let checked = |default: &str| {
+            config(&[
+                "--rest-page-len-max",
+                "10",
+                "--rest-page-len-default",
+                default,
+            ])?
+            .check()
+        };
+        checked("10").expect("equal is fine");
+        let refused = checked("11").expect_err("longer");
+        assert!(refused.contains("--rest-page-len-default"), "{refused}");
+    }
+
+    // The README's command-line table has a row for every tunable flag, with its env var.
+    #[test]
+    fn the_readme_lists_every_tunable_flag() {
+        let readme = include_str!("../../README.md");
+        let table = &readme[readme.find("## Command line").expect("section")..];
+        for (long, env, _) in tunables() {
+            let row = table
+                .lines()
+                .find(|l| l.starts_with(&format!("| `--{long}`")))
+                .unwrap_or_else(|| panic!("no README row for --{long}"));
+            assert!(
+                row.contains(&format!("`{env}`")),
+                "README row of --{long} lacks {env}"
+            );
+        }
+    }
 }

@@ -435,6 +435,37 @@ mod tests {
         assert_eq!(ids, vec![7]);
     }
 
+    // A socket may introduce `awareness_clients_per_conn_max` client IDs: that many are
+    // applied, the next is ignored, and once the socket leaves another socket may bring its own.
+    #[test]
+    fn client_ids_per_socket_edge() {
+        let mut p = Presence::new(Duration::from_millis(50), 3, 1024, FRAME_MAX);
+        let author: Arc<str> = Arc::from("ada");
+        let ids = |p: &Presence| -> Vec<u64> {
+            let mut ids: Vec<u64> = p
+                .snapshot()
+                .iter()
+                .flat_map(|u| u.clients.keys().map(ClientID::get))
+                .collect();
+            ids.sort_unstable();
+            ids
+        };
+        p.apply_local(
+            1,
+            &author,
+            update(&[(1, 1, "{}"), (2, 1, "{}"), (3, 1, "{}")]),
+        );
+        assert_eq!(ids(&p), vec![1, 2, 3]);
+        p.apply_local(1, &author, update(&[(4, 1, "{}")]));
+        assert_eq!(ids(&p), vec![1, 2, 3], "a fourth ID from one socket");
+        p.apply_local(2, &author, update(&[(4, 1, "{}")]));
+        assert_eq!(
+            ids(&p),
+            vec![1, 2, 3, 4],
+            "another socket has room of its own"
+        );
+    }
+
     // The limit never exceeds what fits a frame once a stock client's echo has grown it.
     #[test]
     fn state_limit_follows_the_frame_size() {

@@ -964,7 +964,7 @@ async fn list(
             .ok()
             .filter(|n| (1..=max).contains(n))
             .ok_or_else(|| ApiError::invalid("limit", format!("a number from 1 to {max}")))?,
-        None => max.min(50),
+        None => app.config.limits.rest_page_len_default.min(max),
     };
     let after = match query.get("after") {
         Some(a) => {

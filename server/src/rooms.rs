@@ -10,9 +10,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::app::App;
 use crate::room::{Member, Room, RoomCmd, RoomError};
 
-/// How often `open` retries when it meets a room that is unloading at that very moment.
-const OPEN_ATTEMPTS_MAX: usize = 8;
-
 struct Entry {
     generation: u64,
     inbox: mpsc::Sender<RoomCmd>,
@@ -50,7 +47,9 @@ pub struct Rooms {
 impl Rooms {
     /// The room of `name`, loaded and ready, started if it was not open.
     pub async fn open(&self, app: &Arc<App>, name: &str) -> Result<RoomHandle, RoomError> {
-        for _ in 0..OPEN_ATTEMPTS_MAX {
+        // A room that is unloading (or deleted) at this very moment drops the request; the next
+        // attempt starts a fresh room.
+        for _ in 0..app.config.limits.room_open_attempts_max {
             let handle = self.get_or_start(app, name);
             let (tx, rx) = oneshot::channel();
             if handle.send(RoomCmd::Ready(tx)).await.is_err() {
@@ -85,14 +84,19 @@ impl Rooms {
                 connections: Arc::clone(&connections),
             },
         );
-        tokio::spawn(Room::run(
+        let run = Room::run(
             Arc::clone(app),
             Arc::clone(&name),
             generation,
             tx.downgrade(),
             rx,
             connections,
-        ));
+        );
+        let tracked = app.tasks.track();
+        tokio::spawn(async move {
+            run.await;
+            drop(tracked);
+        });
         RoomHandle { name, inbox: tx }
     }
 

@@ -284,3 +284,56 @@ async fn stats_names_only_what_the_caller_administers() {
         (401, Some("token_malformed"))
     );
 }
+
+// Dev login at its two bounds: a body of exactly `dev_token_body_max_bytes` is read and one byte
+// more is refused with 413 before parsing; the token it mints expires `dev_token_ttl` after it
+// was signed, to the second.
+#[tokio::test]
+async fn dev_tokens_at_their_limits() {
+    let ttl = Duration::from_secs(90);
+    let s = start(|c| {
+        with_auth(c);
+        c.dev_login_secret = Some(SECRET.to_vec());
+        c.limits.dev_token_body_max_bytes = 100;
+        c.timing.dev_token_ttl = ttl;
+    })
+    .await;
+    let padded = |len: usize| {
+        let json = br#"{"sub":"ada"}"#.to_vec();
+        let mut body = json.clone();
+        body.resize(len, b' '); // JSON allows trailing whitespace
+        body
+    };
+    let before = tandem::auth::now_s();
+    let (status, _, body) = http(s.addr(), "POST", "/api/dev/token", &[], &padded(100)).await;
+    let after = tandem::auth::now_s();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = http(s.addr(), "POST", "/api/dev/token", &[], &padded(101)).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (413, "body_too_large")
+    );
+
+    let answer: serde_json::Value = serde_json::from_slice(
+        &http(s.addr(), "POST", "/api/dev/token", &[], &padded(100))
+            .await
+            .2,
+    )
+    .expect("JSON");
+    let token = answer["token"].as_str().expect("a token");
+    let verifier = tandem::auth::Verifier::hs256(SECRET).with_leeway_s(0);
+    let exp = verifier
+        .verify(token, before)
+        .expect("valid now")
+        .expires_at
+        .expect("an exp");
+    assert!(
+        (before + ttl.as_secs()..=after + 1 + ttl.as_secs()).contains(&exp),
+        "exp {exp} for a ttl of {ttl:?} signed at {before}..{after}"
+    );
+    assert!(verifier.verify(token, exp).is_ok());
+    assert!(
+        verifier.verify(token, exp + 1).is_err(),
+        "expired after its ttl"
+    );
+}

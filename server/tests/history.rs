@@ -176,3 +176,28 @@ async fn delete_document() {
         "the deleted document comes back empty"
     );
 }
+
+// A history page holds at most `history_page_len_max` versions: a limit at the bound gets that
+// many and a pointer to the next page, a larger one is cut to the bound, never refused.
+#[tokio::test]
+async fn history_pages_stop_at_their_bound() {
+    let s = start(|c| c.limits.history_page_len_max = 3).await;
+    let mut ws = connect_ok(s.addr(), "notes/paged").await;
+    let doc = Doc::with_client_id(1);
+    for part in ["a", "b", "c", "d", "e"] {
+        let frame = type_more(&doc, part);
+        send(&mut ws, frame.clone()).await;
+        while recv_with(&mut ws, &[0, 2]).await != frame {}
+    }
+    for (limit, expect) in [(2, 2), (3, 3), (4, 3), (1000, 3)] {
+        let path = format!("/api/docs/notes/paged/history?limit={limit}");
+        let (status, page, _) = json(&s, "GET", &path, "").await;
+        assert_eq!(status, 200, "{page}");
+        let versions = page["versions"].as_array().expect("versions");
+        assert_eq!(versions.len(), expect, "limit {limit}");
+        assert!(
+            page["next_after"].is_u64(),
+            "more pages after limit {limit}"
+        );
+    }
+}

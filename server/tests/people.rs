@@ -412,7 +412,6 @@ async fn the_stream_delivers_within_a_second_and_resumes_after_a_restart() {
         .shutdown()
         .await
         .expect("stops");
-    tokio::time::sleep(Duration::from_secs(5)).await;
     let running = start_in(dir, with_auth).await;
     let mut stream = open_stream(running.addr(), &bob, Some(&id)).await;
     let docs: Vec<String> = [next_event(&mut stream).await, next_event(&mut stream).await]

@@ -19,7 +19,12 @@ fn field_of(body: &[u8]) -> Option<String> {
 
 #[tokio::test]
 async fn rest_requests_at_their_limits() {
-    let s = start(|c| c.limits.rest_body_max_bytes = 8 * 1024).await;
+    let s = start(|c| {
+        c.limits.rest_body_max_bytes = 8 * 1024;
+        c.limits.rest_page_len_max = 7;
+        c.limits.rest_page_len_default = 5;
+    })
+    .await;
     let addr = s.addr();
     let post =
         move |body: Vec<u8>| async move { http(addr, "POST", "/api/notes", &[], &body).await };
@@ -48,11 +53,25 @@ async fn rest_requests_at_their_limits() {
     let (status, _, _) = post(json_body(&serde_json::json!({ "body": filler }))).await;
     assert_eq!(status, 413);
 
-    // Page length: the maximum is accepted, one more is refused with the field named.
-    let (status, _, _) = http(s.addr(), "GET", "/api/notes?limit=100", &[], b"").await;
+    // Page length (`rest_page_len_max`): the maximum is accepted and fills a page, one more is
+    // refused with the field named. Two notes exist; six more make one more than a page.
+    for i in 0..6 {
+        let (status, _, _) =
+            post(json_body(&serde_json::json!({ "title": format!("n{i}") }))).await;
+        assert_eq!(status, 201);
+    }
+    let (status, _, body) = http(s.addr(), "GET", "/api/notes?limit=7", &[], b"").await;
     assert_eq!(status, 200);
-    let (status, _, body) = http(s.addr(), "GET", "/api/notes?limit=101", &[], b"").await;
+    let page: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(7), "{page}");
+    assert!(page["next_after"].is_string(), "a next page: {page}");
+    let (status, _, body) = http(s.addr(), "GET", "/api/notes?limit=8", &[], b"").await;
     assert_eq!((status, field_of(&body).as_deref()), (400, Some("limit")));
+    // Without `?limit=` a page holds `rest_page_len_default` items.
+    let (status, _, body) = http(s.addr(), "GET", "/api/notes", &[], b"").await;
+    assert_eq!(status, 200);
+    let page: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(5), "{page}");
 }
 
 /// Opens `/api/events` (with a bearer token if given) and returns the socket once the response

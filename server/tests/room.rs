@@ -592,7 +592,9 @@ async fn document_size_limit() {
 }
 
 // When the flush fails, nobody hears of the update (no echo, no broadcast), every socket of the
-// room is closed with 1011 and the server reports itself unhealthy.
+// room is closed with 1011 and the server reports itself unhealthy; once the store works again
+// (the next flush, here the prober's) it reports itself healthy by itself, and a reopened room
+// serves what is durable and takes edits again.
 #[tokio::test]
 async fn failed_flush_sends_no_acknowledgement() {
     let faulty = FaultyStore::new(MemStore::new(Default::default()));
@@ -609,6 +611,22 @@ async fn failed_flush_sends_no_acknowledgement() {
     a.no_message();
     b.no_message();
     assert!(h.app.health_problem().is_some());
+
+    let started = std::time::Instant::now();
+    while h.app.health_problem().is_some() {
+        assert!(
+            started.elapsed() < h.app.config.timing.store_probe_interval * 3,
+            "still unhealthy"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let room = h.app.rooms.open(&h.app, "d").await.expect("reopens");
+    let mut c = join(&room, 3, 64, true).await;
+    send(&room, &c, protocol::encode_update(&text_update(3, "kept"))).await;
+    c.next_update().await;
+    // "lost" was appended before the flush failed: whether it survives is the store's matter,
+    // it was acknowledged to nobody.
+    assert!(stored_text(h.app.store.as_ref(), "d").ends_with("kept"));
 }
 
 // A room with no sockets unloads after its grace period, and reopening it loads the document

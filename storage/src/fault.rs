@@ -1,9 +1,11 @@
-//! Fault injection for tests: a [`DocStore`] wrapper whose k-th append or flush fails.
+//! Fault injection for tests: a [`DocStore`] wrapper whose k-th append or flush fails, or whose
+//! flushes hang until released.
 //!
 //! Compiled only for tests: this crate's own, and others' through the `fault-injection` feature
 //! (the server's integration tests enable it as a dev-dependency).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::directory::{Directory, Person};
 use crate::inbox::{Inbox, InboxPage, InboxQuery, MarkRead, NewNotification};
@@ -15,6 +17,7 @@ pub struct FaultyStore<S> {
     flushes: AtomicU64,
     fail_append_at: AtomicU64,
     fail_flush_at: AtomicU64,
+    flushes_held: AtomicBool,
 }
 
 impl<S: DocStore> FaultyStore<S> {
@@ -25,6 +28,7 @@ impl<S: DocStore> FaultyStore<S> {
             flushes: AtomicU64::new(0),
             fail_append_at: AtomicU64::new(0),
             fail_flush_at: AtomicU64::new(0),
+            flushes_held: AtomicBool::new(false),
         }
     }
 
@@ -36,6 +40,16 @@ impl<S: DocStore> FaultyStore<S> {
     /// The k-th flush (counted from 1 since creation) fails; 0 disables.
     pub fn fail_flush_at(&self, k: u64) {
         self.fail_flush_at.store(k, Ordering::SeqCst);
+    }
+
+    /// While held, every flush waits (as on a store that accepts but never answers).
+    pub fn hold_flushes(&self, held: bool) {
+        self.flushes_held.store(held, Ordering::SeqCst);
+    }
+
+    /// Flushes begun since creation, finished or not.
+    pub fn flushes_begun(&self) -> u64 {
+        self.flushes.load(Ordering::SeqCst)
     }
 
     pub fn inner(&self) -> &S {
@@ -89,6 +103,9 @@ impl<S: DocStore> DocStore for FaultyStore<S> {
     fn flush(&self) -> Result<(), StoreError> {
         if hit(&self.flushes, &self.fail_flush_at) {
             return Err(StoreError::Injected("flush".into()));
+        }
+        while self.flushes_held.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
         }
         self.inner.flush()
     }

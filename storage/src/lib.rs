@@ -153,6 +153,12 @@ pub trait DocStore: Inbox + Directory + Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// Makes every append that returned before this call durable. One flush serves all documents.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Whether the store works now, asked after a failure to learn that it recovered (so the
+    /// server's `/health` turns ok again). Cheap and side-effect free: a flush by default (what
+    /// failed on a local disk), a `PING` where flushing does not touch the backend.
+    fn probe(&self) -> Result<(), StoreError> {
+        self.flush()
+    }
     /// Snapshot + tail; `Ok(None)` if the document was never written (or was deleted).
     fn load(&self, doc: &str) -> Result<Option<StoredDoc>, StoreError>;
     /// True when the tail passed the configured thresholds (reads counters only).

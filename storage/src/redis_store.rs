@@ -122,13 +122,17 @@ impl RedisStore {
             None => self.connection()?,
         };
         let result = f(&mut conn);
-        // A connection that failed may be broken: drop it rather than pool it.
-        if result.is_ok() {
-            let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-            if pool.len() < 16 {
-                pool.push(conn);
-            }
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        match &result {
+            Ok(_) if pool.len() < 16 => pool.push(conn),
+            Ok(_) => {}
+            // A connection that failed may be broken: drop it rather than pool it. One dropped
+            // by the server (Redis restarted) means the idle ones are dead too: drop them all,
+            // or each would fail one more call (one more refused edit) after Redis is back.
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => pool.clear(),
+            Err(_) => {}
         }
+        drop(pool);
         result.map_err(io)
     }
 
@@ -300,6 +304,13 @@ impl DocStore for RedisStore {
     fn flush(&self) -> Result<(), StoreError> {
         // Every append is executed by Redis before it returns; durability is Redis' AOF policy.
         Ok(())
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        // `flush` never reaches Redis; a PING does (on a pooled connection, so a working one
+        // also proves the pool healthy again).
+        self.with(|c| redis::cmd("PING").query::<String>(c))
+            .map(|_| ())
     }
 
     fn load(&self, doc: &str) -> Result<Option<StoredDoc>, StoreError> {

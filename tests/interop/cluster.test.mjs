@@ -19,7 +19,7 @@ function freePort () {
   })
 }
 
-let redis, redisDir, redisUrl
+let redis, redisDir, redisPort, redisUrl
 const nodes = []
 const clients = []
 
@@ -34,25 +34,42 @@ function client (n, doc, opts) {
   return c
 }
 
-before(async () => {
-  redisDir = mkdtempSync(join(tmpdir(), 'tandem-redis-'))
-  const port = await freePort()
-  redis = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',
+/** redis-server on `redisPort` with its AOF in `redisDir` (every write fsynced), once it is ready. */
+async function startRedis () {
+  const proc = spawn(REDIS, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',
     '--appendfsync', 'always', '--dir', redisDir], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('redis-server did not start:\n' + out)), 10000)
-    redis.stdout.on('data', (d) => { out += d; if (/Ready to accept connections/.test(out)) { clearTimeout(timer); resolve() } })
-    redis.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot run ${REDIS} (install Debian's redis-server): ${e.message}`)) })
-    redis.once('exit', (code) => { clearTimeout(timer); reject(new Error(`redis-server exited (${code}):\n${out}`)) })
+    proc.stdout.on('data', (d) => { out += d; if (/Ready to accept connections/.test(out)) { clearTimeout(timer); resolve() } })
+    proc.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot run ${REDIS} (install Debian's redis-server): ${e.message}`)) })
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`redis-server exited (${code}):\n${out}`)) })
   })
-  redisUrl = `redis://127.0.0.1:${port}/`
+  return proc
+}
+
+/** Stops redis-server with `signal` and waits (at most 10 s) for it to exit. */
+async function stopRedis (signal) {
+  const proc = redis
+  if (proc.exitCode !== null || proc.signalCode !== null) return
+  const exited = new Promise((resolve) => proc.once('exit', resolve))
+  proc.kill(signal)
+  let timer
+  await Promise.race([exited, new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error('redis-server did not exit')), 10000) })])
+  clearTimeout(timer)
+}
+
+before(async () => {
+  redisDir = mkdtempSync(join(tmpdir(), 'tandem-redis-'))
+  redisPort = await freePort()
+  redis = await startRedis()
+  redisUrl = `redis://127.0.0.1:${redisPort}/`
 })
 
 after(async () => {
   for (const c of clients) c.destroy()
   for (const n of nodes) await n.cleanup()
-  redis?.kill('SIGKILL')
+  if (redis) await stopRedis('SIGKILL')
   rmSync(redisDir, { recursive: true, force: true })
 })
 
@@ -163,3 +180,55 @@ test('compaction racing with appends from two nodes loses nothing', async () => 
   assert.equal(stats.cluster.node_lease_ok, true)
 })
 
+
+test('a Redis restart: /health recovers by itself, two nodes keep editing, nothing acknowledged is lost', async () => {
+  // Two nodes with the default timers, as deployed; stock clients on each.
+  const a = await node()
+  const b = await node()
+  const doc = 'cluster/redis-restart'
+  const ca = client(a, doc)
+  const cb = client(b, doc)
+  await ca.waitSynced()
+  await cb.waitSynced()
+  const type = (c, prefix, n) => { for (let i = 0; i < n; i++) c.doc.getText('t').insert(c.doc.getText('t').length, `${prefix}${i};`) }
+  const has = (text, prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}${i};`).every((t) => text.includes(t))
+  const health = async (n) => (await fetch(`${n.http}/health`)).status
+
+  // Acknowledged before the restart: what each node's client sees of the other's edits came
+  // through Redis, so Redis had executed (and, with appendfsync always, fsynced) it.
+  type(ca, 'a', 50)
+  type(cb, 'b', 50)
+  await waitFor(() => has(ca.text(), 'b', 50) && has(cb.text(), 'a', 50), 5000, 'edits cross nodes before the restart')
+
+  // An operator's restart: SIGTERM, then a new redis-server on the same port and AOF.
+  await stopRedis('SIGTERM')
+  await waitFor(async () => (await health(a)) === 503 && (await health(b)) === 503, 5000, '/health 503 while Redis is away')
+  // Clients keep typing during the outage; nothing of it is acknowledged yet.
+  type(ca, 'x', 10)
+  type(cb, 'y', 10)
+  await sleep(500)
+  redis = await startRedis()
+  const back = Date.now()
+  try {
+    await waitFor(async () => (await health(a)) === 200 && (await health(b)) === 200, 10000, '/health 200 again on both nodes')
+  } catch (e) {
+    const body = await (await fetch(`${a.http}/health`)).text()
+    throw new Error(`${e.message}\n${body}\n${a.stderrTail().slice(-1500)}`)
+  }
+  const recovered = Date.now() - back
+
+  // The clients edit on: what they typed before, during and after the restart converges.
+  type(ca, 'c', 50)
+  type(cb, 'd', 50)
+  const all = (text) => has(text, 'a', 50) && has(text, 'b', 50) && has(text, 'x', 10) && has(text, 'y', 10) &&
+    has(text, 'c', 50) && has(text, 'd', 50)
+  await waitFor(() => ca.text() === cb.text() && all(ca.text()), 15000, 'convergence after the restart')
+
+  // Redis alone holds it all: a fresh node loads the same document.
+  const fresh = await node()
+  const cf = client(fresh, doc)
+  await cf.waitSynced()
+  await waitFor(() => cf.text() === ca.text(), 5000, 'a fresh node loads everything from Redis')
+  assert.ok(all(cf.text()))
+  console.log(`/health 200 again ${recovered} ms after redis-server was back`)
+})

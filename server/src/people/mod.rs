@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tandem_storage::DocStore;
 
 use crate::auth::Principal;
+use crate::tracker::Tracker;
 
 /// Longest display name kept, in characters (a token's `name` claim is the identity provider's
 /// to choose; the directory shows it, it does not store essays).
@@ -32,7 +33,7 @@ pub struct Names {
 impl Names {
     /// Notes the name a verified caller signed in with; the store is written (off the async
     /// workers) only when it is new or changed.
-    pub fn seen(&self, store: &Arc<dyn DocStore>, principal: &Principal) {
+    pub fn seen(&self, store: &Arc<dyn DocStore>, tasks: &Tracker, principal: &Principal) {
         let name: String = principal
             .name
             .as_deref()
@@ -51,7 +52,10 @@ impl Names {
             known.insert(principal.sub.clone(), name.clone());
         }
         let (store, sub) = (Arc::clone(store), principal.sub.clone());
+        // Tracked: shutdown waits for the write before its final flush.
+        let token = tasks.track();
         let write = move || {
+            let _token = token;
             if let Err(e) = store.remember(&sub, &name) {
                 tracing::warn!(error = %e, "people directory: could not record a name");
             }
@@ -136,8 +140,8 @@ mod tests {
         let names = Names::default();
         let mut ada = Principal::dev("ada");
         ada.name = Some("Ada Lovelace".into());
-        names.seen(&store, &ada);
-        names.seen(&store, &Principal::dev("ada"));
+        names.seen(&store, &Tracker::default(), &ada);
+        names.seen(&store, &Tracker::default(), &Principal::dev("ada"));
         assert_eq!(names.name_of("ada"), "Ada Lovelace");
         assert_eq!(names.name_of("bob"), "bob");
         let fresh = Names::default();

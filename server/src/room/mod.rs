@@ -126,10 +126,6 @@ enum Flow {
     Stop,
 }
 
-/// Most commands handled in one batch (one commit). Bounds the latency a batch adds to the
-/// commands queued behind it.
-const BATCH_LEN_MAX: usize = 256;
-
 impl Room {
     /// Loads the document and serves the inbox until the room unloads or the server stops.
     pub(crate) async fn run(
@@ -192,8 +188,9 @@ impl Room {
     async fn serve(&mut self, mut inbox: mpsc::Receiver<RoomCmd>) {
         let mut shutdown = self.app.shutdown.clone();
         let grace = self.app.config.timing.room_idle_grace;
+        let batch_len_max = self.app.config.limits.room_batch_len_max;
         let mut idle_since: Option<Instant> = Some(Instant::now());
-        let mut batch = Vec::with_capacity(BATCH_LEN_MAX);
+        let mut batch = Vec::with_capacity(batch_len_max);
         loop {
             let idle_deadline = idle_since.map(|t| t + grace);
             tokio::select! {
@@ -203,7 +200,7 @@ impl Room {
                     self.deliver(out);
                     continue;
                 }
-                received = inbox.recv_many(&mut batch, BATCH_LEN_MAX) => {
+                received = inbox.recv_many(&mut batch, batch_len_max) => {
                     if received == 0 {
                         return; // every sender is gone: nothing can reach this room any more
                     }
@@ -360,10 +357,12 @@ impl Room {
 
     /// Storage failed: nothing of this batch is acknowledged. The in-memory document may hold
     /// updates the disk lacks, so the room stops: every member is detached, the registry forgets
-    /// the room, and the next open reloads what is durable.
+    /// the room, and the next open reloads what is durable. `/health` reports the failure until
+    /// the store works again.
     fn fail(&mut self, cause: &str, batch: Batch) {
         tracing::error!(doc = %self.name, cause = %cause, "storage failure; closing the room");
-        self.app.mark_unhealthy(cause);
+        // Reported until a probe finds the store working again (see `health`).
+        self.app.health.store_failed(cause);
         self.pending.clear();
         self.segment = None;
         self.described = describe::Described::default();

@@ -101,7 +101,10 @@ impl Room {
         let store = Arc::clone(&self.app.store);
         let name = Arc::clone(&self.name);
         let lock = self.app.rooms.compaction_lock(&name);
+        // Shutdown flushes after this compaction, not in its middle.
+        let tracked = self.app.tasks.track();
         tokio::spawn(async move {
+            let _tracked = tracked;
             let result = tokio::task::spawn_blocking(move || {
                 // One compaction per document at a time, even across a room unload and reload.
                 let _held = lock.lock().unwrap_or_else(PoisonError::into_inner);

@@ -1,0 +1,160 @@
+//! Cluster mode against a real `redis-server` (Debian's, started here on a free loopback port,
+//! `appendonly yes` + `appendfsync always`): `/health` follows Redis through a restart, nothing
+//! acknowledged is lost across it, and shutdown stops the cluster threads.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tandem_storage::redis_store::RedisStore;
+use tandem_storage::DocStore;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, GetString, Transact, Update};
+
+/// A `redis-server` with its AOF in `dir`, on `port`, ready to answer.
+fn redis_server(port: u16, dir: &Path) -> Child {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (Debian package redis-server)");
+    let url = format!("redis://127.0.0.1:{port}/");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection())
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// Stops redis-server as an operator's restart does (SIGTERM: it finishes its AOF and exits).
+fn terminate(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    child.wait().expect("redis-server exits");
+}
+
+struct Redis(Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn health(addr: std::net::SocketAddr) -> (u16, String) {
+    let (status, _, body) = http(addr, "GET", "/health", &[], b"").await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn wait_health(addr: std::net::SocketAddr, want: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, body) = health(addr).await;
+        if status == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "/health still {status} after {within:?}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends `frame` and waits for its echo, the acknowledgement that it is stored.
+async fn acknowledged(ws: &mut Ws, frame: Vec<u8>) {
+    send(ws, frame.clone()).await;
+    while recv_with(ws, &[0, 2]).await != frame {}
+}
+
+fn stored_text(url: &str, doc: &str) -> String {
+    let store = RedisStore::open(url, "checker", Default::default()).expect("connects");
+    let stored = store.load(doc).expect("loads").expect("exists");
+    let ydoc = Doc::new();
+    for update in stored.updates() {
+        ydoc.transact_mut()
+            .apply_update(Update::decode_v1(update).expect("decodes"))
+            .expect("applies");
+    }
+    let text = ydoc.get_or_insert_text("t");
+    let s = text.get_string(&ydoc.transact());
+    s
+}
+
+// Redis restarts under a node (SIGTERM, then a new redis-server on the same port and AOF):
+// `/health` turns 503 while it is away and back to 200 by itself within 10 s of its return;
+// an edit acknowledged before the restart and one made after it are both in Redis; and
+// shutdown joins the cluster threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_redis_through_a_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut redis = Redis(redis_server(port, dir.path()));
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut s = start(|c| {
+        c.redis_url = Some(url.clone());
+        c.cluster.heartbeat_interval = Duration::from_millis(200);
+        c.cluster.node_lease = Duration::from_secs(1);
+        c.timing.store_probe_interval = Duration::from_millis(200);
+    })
+    .await;
+    let addr = s.addr();
+    assert_eq!(health(addr).await.0, 200);
+    let mut ws = connect_ok(addr, "cluster/restart").await;
+    acknowledged(&mut ws, edit(1, "before ")).await;
+
+    terminate(&mut redis.0);
+    let down = wait_health(addr, 503, Duration::from_secs(10)).await;
+    // An edit while Redis is away is refused (its socket closed), never acknowledged.
+    send(&mut ws, edit(2, "lost? ")).await;
+    assert_eq!(close_code(&mut ws).await, 1011);
+
+    drop(ws);
+    redis.0 = redis_server(port, dir.path());
+    let up = wait_health(addr, 200, Duration::from_secs(10)).await;
+    eprintln!("/health: 503 after {down:?} without Redis, 200 after {up:?} with it back");
+    let mut ws = connect_ok(addr, "cluster/restart").await;
+    acknowledged(&mut ws, edit(3, "after ")).await;
+    let text = stored_text(&url, "cluster/restart");
+    assert!(
+        text.contains("before ") && text.contains("after "),
+        "stored: {text:?}"
+    );
+
+    // A socket that is not read would make shutdown wait out its close handshake.
+    drop(ws);
+    let server = s.server.take().expect("running");
+    let app = std::sync::Arc::clone(&server.app);
+    let stopping = Instant::now();
+    server.shutdown().await.expect("shuts down");
+    let took = stopping.elapsed();
+    eprintln!("shutdown took {took:?}");
+    assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
+    let cluster = app.cluster.as_ref().expect("cluster mode");
+    assert!(cluster.stopped(), "the cluster threads were joined");
+}

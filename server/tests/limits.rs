@@ -1,0 +1,117 @@
+//! The room's queues and batches at their edges: the smallest inbox, the smallest group-commit
+//! queue and the smallest batch still lose nothing, and the batch bound is what a commit holds;
+//! opening a document retries exactly `room_open_attempts_max` times.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use common::*;
+use tandem::config::Config;
+use tandem::room::{RoomCmd, RoomError};
+use tandem::App;
+use tandem_storage::memory::MemStore;
+
+/// `count` edits from distinct client IDs (so none depends on another), as frames.
+fn edits(first_client: u64, count: u64) -> Vec<Vec<u8>> {
+    (first_client..first_client + count)
+        .map(|client| edit(client, &format!("c{client}")))
+        .collect()
+}
+
+/// Sends every frame without waiting, then waits for the echo of each: the acknowledgement
+/// that it is durable. Other frames (presence, others' edits) are skipped.
+async fn send_all_and_await_echoes(ws: &mut Ws, frames: &[Vec<u8>]) {
+    for frame in frames {
+        send(ws, frame.clone()).await;
+    }
+    let mut missing: HashSet<&Vec<u8>> = frames.iter().collect();
+    while !missing.is_empty() {
+        let frame = recv_with(ws, &[0, 2]).await;
+        missing.remove(&frame);
+    }
+}
+
+// With a room inbox of one command, three sockets writing at once to one document wait for each
+// other instead of losing anything: every edit is acknowledged to its author.
+#[tokio::test]
+async fn an_inbox_of_one_loses_nothing() {
+    let s = start(|c| c.limits.room_inbox_len_max = 1).await;
+    let mut writers = Vec::new();
+    for w in 0..3 {
+        let ws = connect_ok(s.addr(), "inbox").await;
+        writers.push((ws, edits(1000 * (w + 1), 30)));
+    }
+    let tasks: Vec<_> = writers
+        .into_iter()
+        .map(|(mut ws, frames)| {
+            tokio::spawn(async move { send_all_and_await_echoes(&mut ws, &frames).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("every edit acknowledged");
+    }
+    assert!(metric(s.addr(), "tandem_updates_persisted_total").await >= 90);
+}
+
+// With room for one waiter in the group commit, eight rooms committing at once take turns, and
+// every edit of every room is acknowledged.
+#[tokio::test]
+async fn a_commit_queue_of_one_acknowledges_every_room() {
+    let s = start(|c| c.limits.commit_waiters_max = 1).await;
+    let mut tasks = Vec::new();
+    for d in 0..8 {
+        let mut ws = connect_ok(s.addr(), &format!("waiters/{d}")).await;
+        let frames = edits(100 * (d + 1), 20);
+        tasks.push(tokio::spawn(async move {
+            send_all_and_await_echoes(&mut ws, &frames).await;
+        }));
+    }
+    for task in tasks {
+        task.await.expect("every room acknowledged");
+    }
+    assert!(metric(s.addr(), "tandem_updates_persisted_total").await >= 160);
+}
+
+// A batch of one command is one commit: forty edits sent in a burst, each its own frame (one
+// command), cost at least forty flushes, and every one is acknowledged. With the default batch
+// the same burst is usually folded into a few commits.
+#[tokio::test]
+async fn a_batch_of_one_commits_every_command() {
+    let s = start(|c| c.limits.room_batch_len_max = 1).await;
+    let mut ws = connect_ok(s.addr(), "batch").await;
+    let before = metric(s.addr(), "tandem_flushes_total").await;
+    send_all_and_await_echoes(&mut ws, &edits(1, 40)).await;
+    let flushes = metric(s.addr(), "tandem_flushes_total").await - before;
+    assert!(
+        flushes >= 40,
+        "{flushes} flushes for 40 single-command batches"
+    );
+}
+
+// A room deleted while an open waits on it drops the open's request; the open tries again with a
+// fresh room, as often as `room_open_attempts_max` allows. Run on one thread, so the delete and
+// the open's request land in the same batch every time.
+#[tokio::test(flavor = "current_thread")]
+async fn opening_retries_room_open_attempts_max_times() {
+    for (attempts, expect_open) in [(1, false), (2, true)] {
+        let mut config = Config::new("127.0.0.1:0".parse().expect("addr"), "unused".into());
+        config.limits.room_open_attempts_max = attempts;
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let store = Arc::new(MemStore::new(Default::default()));
+        let app = App::new(config, store, None, stopped);
+        let room = app.rooms.open(&app, "d").await.expect("opens");
+        let (reply, deleted) = tokio::sync::oneshot::channel();
+        let by: Arc<str> = Arc::from("admin");
+        room.send(RoomCmd::Delete { by, reply })
+            .await
+            .expect("queued");
+        let opened = app.rooms.open(&app, "d").await;
+        assert_eq!(opened.is_ok(), expect_open, "attempts {attempts}");
+        if !expect_open {
+            assert!(matches!(opened, Err(RoomError::Gone)));
+        }
+        deleted.await.expect("answered").expect("deleted");
+    }
+}
