@@ -15,6 +15,7 @@
 //!   (`note.updated`, `issue.status_changed`, ...) that describe what changed between two readings.
 //! - [`notify`]: who a change concerns: the notifications it addresses to people (assigned,
 //!   mentioned, replied, commented, status changed).
+//! - [`index`]: the workspace index the web demo lists collections from (one summary row per item).
 //! - [`thread`]: reply/comment threads shared by notes and issues; [`schema`]: reading against a
 //!   layout; [`text`]: minimal text and list edits.
 //!
@@ -25,6 +26,7 @@ pub mod bounded_alloc;
 pub mod contact;
 pub mod doc;
 pub mod history;
+pub mod index;
 pub mod issue;
 pub mod note;
 pub mod notify;

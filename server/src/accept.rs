@@ -15,10 +15,8 @@
 //! Only HTTP/1.1 is served (warp also spoke cleartext HTTP/2 to clients that asked for it with
 //! prior knowledge, which no browser or Yjs provider does, and which the head bound does not
 //! cover). The peer address is put into each request as a [`Peer`] extension, which
-//! [`remote`] reads: warp's `addr::remote()` only works under warp's own server.
+//! `request::remote` reads: warp's `addr::remote()` only works under warp's own server.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -32,19 +30,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use warp::Filter;
 
 use crate::app::App;
-
-/// The client address of the connection a request came on.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
-
-/// The client address of a request (`None` only for requests not accepted here, e.g. in tests
-/// that call the routes directly).
-pub fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
-    warp::ext::optional::<Peer>().map(|peer: Option<Peer>| peer.map(|p| p.0))
-}
+use crate::request::Peer;
 
 /// Serves `app`'s routes on `listener` until `shutdown` turns true, then waits for the
 /// connections in flight (the caller bounds that wait).

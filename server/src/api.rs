@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::json;
+use serde::Serialize;
 use tandem_crdt_model::protocol::{self, ClientUpdate, Inbound};
 use tandem_crdt_model::shape::UpdateShape;
 use tokio::sync::oneshot;
@@ -24,11 +24,12 @@ use warp::path::Tail;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
+use crate::api_error::{json_reply, ApiError};
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::doc_name;
-use crate::http::{authorize, credentials, ApiError};
-use crate::room::{HttpSync, HttpSyncError, HttpSyncReply, RoomCmd, RoomError};
+use crate::request::{authorize, bounded_body, credentials, query, remote, with_app};
+use crate::room::{HttpSync, HttpSyncReply, RoomCmd, RoomError};
 
 /// One request under `/api/docs/`.
 struct Request {
@@ -46,20 +47,16 @@ pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let frame_max = u64::try_from(app.config.limits.frame_size_max_bytes).unwrap_or(u64::MAX);
-    let with_app = warp::any().map(move || Arc::clone(&app));
-    let query = warp::query::<HashMap<String, String>>()
-        .or(warp::any().map(HashMap::new))
-        .unify();
     warp::path!("api" / "docs" / ..)
         .and(warp::path::tail())
         .and(warp::method())
-        .and(query)
+        .and(query())
         .and(credentials())
-        .and(crate::accept::remote())
+        .and(remote())
         .and(warp::header::optional::<String>("if-none-match"))
         .and(warp::header::optional::<String>("accept"))
-        .and(crate::http::bounded_body(frame_max))
-        .and(with_app)
+        .and(bounded_body(frame_max))
+        .and(with_app(app))
         .then(
             |tail: Tail,
              method,
@@ -257,10 +254,10 @@ pub(crate) async fn ask_room<T>(
     doc: &str,
     make: impl FnOnce(oneshot::Sender<T>) -> RoomCmd,
 ) -> Result<T, ApiError> {
-    let room = app.rooms.open(app, doc).await.map_err(room_error)?;
+    let room = app.rooms.open(app, doc).await?;
     let (reply, answer) = oneshot::channel();
-    room.send(make(reply)).await.map_err(room_error)?;
-    answer.await.map_err(|_| room_error(RoomError::Gone))
+    room.send(make(reply)).await?;
+    answer.await.map_err(|_| RoomError::Gone.into())
 }
 
 /// Sends edits through the document's room (so they are persisted, attributed and broadcast
@@ -281,22 +278,7 @@ async fn room_sync(
         })
     })
     .await?
-    .map_err(|e| match e {
-        HttpSyncError::TooLarge => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "document_too_large",
-            e.to_string(),
-        ),
-        HttpSyncError::Invalid(_) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_update", e.to_string())
-        }
-        HttpSyncError::Storage => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_failure",
-            "the edits could not be made durable; retry",
-        ),
-        HttpSyncError::Room(e) => room_error(e),
-    })
+    .map_err(ApiError::from)
 }
 
 async fn history(
@@ -319,8 +301,8 @@ async fn history(
     let name = doc.to_string();
     let entries = tokio::task::spawn_blocking(move || store.history(&name, after, limit + 1))
         .await
-        .map_err(|_| storage_error())?
-        .map_err(|_| storage_error())?;
+        .map_err(|_| ApiError::storage())?
+        .map_err(|_| ApiError::storage())?;
     let more = entries.len() > limit;
     let page: Vec<_> = entries.into_iter().take(limit).collect();
     let next = if more {
@@ -328,14 +310,21 @@ async fn history(
     } else {
         None
     };
-    let versions: Vec<_> = page
+    let versions = page
         .iter()
-        .map(|e| json!({ "version": e.seq, "author": e.author, "time_ms": e.time_ms, "size": e.size }))
+        .map(|e| Version {
+            version: e.seq,
+            author: &e.author,
+            time_ms: e.time_ms,
+            size: e.size,
+        })
         .collect();
-    Ok(
-        warp::reply::json(&json!({ "doc": doc, "versions": versions, "next_after": next }))
-            .into_response(),
-    )
+    let history = History {
+        doc,
+        versions,
+        next_after: next,
+    };
+    Ok(json_reply(StatusCode::OK, &history))
 }
 
 async fn past_state(doc: &str, version: u64, app: &Arc<App>) -> Result<Vec<u8>, ApiError> {
@@ -343,8 +332,8 @@ async fn past_state(doc: &str, version: u64, app: &Arc<App>) -> Result<Vec<u8>, 
     let name = doc.to_string();
     tokio::task::spawn_blocking(move || store.state_at(&name, version))
         .await
-        .map_err(|_| storage_error())?
-        .map_err(|_| storage_error())?
+        .map_err(|_| ApiError::storage())?
+        .map_err(|_| ApiError::storage())?
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -372,7 +361,7 @@ async fn at(
     let json =
         tokio::task::spawn_blocking(move || tandem_crdt_model::history::state_to_json(&state))
             .await
-            .map_err(|_| storage_error())?
+            .map_err(|_| ApiError::storage())?
             .map_err(|e| {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -380,10 +369,12 @@ async fn at(
                     e.to_string(),
                 )
             })?;
-    Ok(
-        warp::reply::json(&json!({ "doc": doc, "version": version, "content": json }))
-            .into_response(),
-    )
+    let past = Past {
+        doc,
+        version,
+        content: json,
+    };
+    Ok(json_reply(StatusCode::OK, &past))
 }
 
 async fn restore(
@@ -398,7 +389,7 @@ async fn restore(
     let revert =
         tokio::task::spawn_blocking(move || tandem_crdt_model::history::revert_to(&current, &past))
             .await
-            .map_err(|_| storage_error())?
+            .map_err(|_| ApiError::storage())?
             .map_err(|e| ApiError::new(StatusCode::CONFLICT, "restore_failed", e.to_string()))?;
     let update = ClientUpdate::decode(revert, app.config.limits.nesting_depth_max)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "restore_failed", e.to_string()))?;
@@ -415,15 +406,18 @@ async fn restore(
         },
     )
     .await?;
-    Ok(
-        warp::reply::json(&json!({ "doc": doc, "restored": version, "etag": answer.tag }))
-            .into_response(),
-    )
+    let restored = Restored {
+        doc,
+        restored: version,
+        etag: &answer.tag,
+    };
+    Ok(json_reply(StatusCode::OK, &restored))
 }
 
 async fn delete(doc: &str, by: &str, app: &Arc<App>) -> Result<Response, ApiError> {
     if delete_document(app, doc, by).await? {
-        Ok(warp::reply::json(&json!({ "doc": doc, "deleted": true })).into_response())
+        let deleted = DocDeleted { doc, deleted: true };
+        Ok(json_reply(StatusCode::OK, &deleted))
     } else {
         Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -439,7 +433,7 @@ pub(crate) async fn delete_document(app: &Arc<App>, doc: &str, by: &str) -> Resu
     let by = Arc::from(by);
     ask_room(app, doc, |reply| RoomCmd::Delete { by, reply })
         .await?
-        .map_err(|_| storage_error())
+        .map_err(|_| ApiError::storage())
 }
 
 fn describe(message: &Inbound) -> &'static str {
@@ -453,21 +447,42 @@ fn describe(message: &Inbound) -> &'static str {
     }
 }
 
-pub(crate) fn storage_error() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "storage_failure",
-        "storage is unavailable; retry",
-    )
+/// `GET <doc>/history`: a page of versions, oldest first.
+#[derive(Serialize)]
+struct History<'a> {
+    doc: &'a str,
+    versions: Vec<Version<'a>>,
+    /// Pass as `after` for the next page; null on the last.
+    next_after: Option<u64>,
 }
 
-pub(crate) fn room_error(e: RoomError) -> ApiError {
-    match e {
-        RoomError::Load { .. } => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "document_unavailable",
-            "the document could not be loaded from storage",
-        ),
-        RoomError::Gone => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "room_busy", "retry"),
-    }
+#[derive(Serialize)]
+struct Version<'a> {
+    version: u64,
+    author: &'a str,
+    time_ms: u64,
+    size: u64,
+}
+
+/// `GET <doc>/at/<version>?format=json`.
+#[derive(Serialize)]
+struct Past<'a> {
+    doc: &'a str,
+    version: u64,
+    content: serde_json::Value,
+}
+
+/// `POST <doc>/restore/<version>`.
+#[derive(Serialize)]
+struct Restored<'a> {
+    doc: &'a str,
+    restored: u64,
+    etag: &'a str,
+}
+
+/// `DELETE <doc>`.
+#[derive(Serialize)]
+struct DocDeleted<'a> {
+    doc: &'a str,
+    deleted: bool,
 }

@@ -14,3 +14,10 @@ pub fn now_ms() -> u64 {
 pub fn now_s() -> u64 {
     now_ms() / 1000
 }
+
+/// Milliseconds since the Unix epoch as a JavaScript number (`Date.now()`): how the typed
+/// documents keep their times.
+#[allow(clippy::cast_precision_loss)] // exact below 2^53 ms, the year 287,396
+pub fn now_ms_f64() -> f64 {
+    now_ms() as f64
+}

@@ -68,16 +68,9 @@ pub struct Cluster {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-/// A fresh node id: 16 hex digits (the process's hasher keys, its pid and the clock).
+/// A fresh node id (16 hex digits, made like every other id: `doc_name::new_id`).
 pub fn new_node_id() -> String {
-    use std::hash::BuildHasher;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{:016x}",
-        std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id()))
-    )
+    crate::doc_name::new_id()
 }
 
 fn channel(doc: &str) -> String {

@@ -1,90 +1,36 @@
-//! The HTTP surface: the websocket endpoint, health, stats, metrics, the demo page, and the
-//! JSON error bodies every refusal carries.
+//! The HTTP surface: every route in one table (the websocket endpoint, health, stats, metrics,
+//! the session and dev login, the demo page, and the API modules' own filters), and the JSON
+//! refusal of whatever no route takes.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use serde_json::json;
 use warp::http::StatusCode;
 use warp::path::Tail;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
+use crate::api_error::{json_reply, ApiError};
 use crate::app::App;
-use crate::auth::{self, AuthError, Principal, Role};
+use crate::auth::{self, Role};
 use crate::connection::{self, Guards, Identity};
 use crate::doc_name;
-use crate::room::RoomError;
+use crate::request::{authenticate, authorize, credentials, remote, with_app, BodyTooLarge};
 
-/// A JSON error body with a stable machine-readable `code` and a human message.
-pub fn error_reply(status: StatusCode, code: &str, message: &str) -> Response {
-    error_reply_with_field(status, code, message, None)
-}
-
-/// The JSON error body every endpoint uses: `{"error": {"code", "message", "field"?}}`.
-fn error_reply_with_field(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    field: Option<&str>,
-) -> Response {
-    let mut error = json!({ "code": code, "message": message });
-    if let Some(field) = field {
-        error["field"] = json!(field);
-    }
-    let body = warp::reply::json(&json!({ "error": error }));
-    warp::reply::with_status(body, status).into_response()
-}
-
-/// A refusal on its way to becoming an [`error_reply`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    /// The request field at fault (400s on invalid input).
-    pub field: Option<String>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    /// A 400 for an invalid value of `field`.
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        let field = field.into();
-        let message = format!("{field}: {}", message.into());
-        ApiError {
-            field: Some(field),
-            ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message)
-        }
-    }
-
-    pub fn into_response(self) -> Response {
-        error_reply_with_field(self.status, self.code, &self.message, self.field.as_deref())
-    }
+/// A refusal's answer.
+fn error_reply(status: StatusCode, code: &'static str, message: &str) -> Response {
+    ApiError::new(status, code, message).into_response()
 }
 
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    let with_app = {
-        let app = Arc::clone(&app);
-        warp::any().map(move || Arc::clone(&app))
-    };
+    let with_app = with_app(Arc::clone(&app));
     let sync = warp::path("sync")
         .and(warp::path::tail())
         .and(warp::get())
         .and(credentials())
-        .and(crate::accept::remote())
+        .and(remote())
         .and(crate::upgrade::request())
         .and(with_app.clone())
         .then(sync_socket);
@@ -95,7 +41,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
     let stats = warp::path!("api" / "stats")
         .and(warp::get())
         .and(credentials())
-        .and(crate::accept::remote())
+        .and(remote())
         .and(with_app.clone())
         .map(stats);
     let metrics = warp::path!("metrics")
@@ -116,11 +62,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::get())
         .and(with_app.clone())
         .map(|app: Arc<App>| {
-            warp::reply::json(&json!({
-                "auth": app.config.auth.is_some(),
-                "dev_login": app.config.dev_login_secret.is_some(),
-            }))
-            .into_response()
+            let session = Session {
+                auth: app.config.auth.is_some(),
+                dev_login: app.config.dev_login_secret.is_some(),
+            };
+            json_reply(StatusCode::OK, &session)
         });
     let dev_token = warp::path!("api" / "dev" / "token")
         .and(warp::post())
@@ -131,7 +77,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(with_app.clone())
         .map(dev_token);
     let docs_api = crate::api::routes(Arc::clone(&app))
-        .or(crate::feed::routes(Arc::clone(&app)))
+        .or(crate::events::routes(Arc::clone(&app)))
         .unify()
         .or(crate::people::http::routes(Arc::clone(&app)))
         .unify()
@@ -162,147 +108,6 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         None => index.boxed(),
     };
     api.or(site).unify().recover(recover).unify()
-}
-
-/// The request body, at most `limit` bytes: 413 when `Content-Length` says more, or when a body
-/// without one (chunked) grows past it. A request without a body (a plain GET) is empty, where
-/// warp's `content_length_limit` would demand a `Content-Length`.
-pub fn bounded_body(
-    limit: u64,
-) -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
-    use futures_util::stream::{BoxStream, StreamExt};
-    use warp::Buf;
-    fn boxed<S, B>(body: S) -> BoxStream<'static, Result<Bytes, warp::Error>>
-    where
-        S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
-        B: Buf,
-    {
-        body.map(|chunk| chunk.map(|mut b| b.copy_to_bytes(b.remaining())))
-            .boxed()
-    }
-    let chunks = warp::body::stream().map(boxed);
-    warp::header::optional::<u64>("content-length")
-        .and(chunks)
-        .and_then(move |length: Option<u64>, mut body: BoxStream<'static, Result<Bytes, warp::Error>>| async move {
-            if length.is_some_and(|n| n > limit) {
-                return Err(warp::reject::custom(BodyTooLarge));
-            }
-            let mut out = Vec::new();
-            while let Some(chunk) = body.next().await {
-                let Ok(chunk) = chunk else {
-                    // The client went away mid-body; nobody reads this answer.
-                    return Err(warp::reject::reject());
-                };
-                if u64::try_from(out.len() + chunk.len()).unwrap_or(u64::MAX) > limit {
-                    return Err(warp::reject::custom(BodyTooLarge));
-                }
-                out.extend_from_slice(&chunk);
-            }
-            Ok(Bytes::from(out))
-        })
-}
-
-/// A body past its limit (answered 413 by `recover`).
-#[derive(Debug)]
-pub struct BodyTooLarge;
-impl warp::reject::Reject for BodyTooLarge {}
-
-/// The bearer token of a request: `?token=` (what browser websocket providers can send) or an
-/// `Authorization: Bearer` header, whose scheme name is case-insensitive (RFC 7235 §2.1).
-pub fn credentials() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
-    let query = warp::query::<HashMap<String, String>>()
-        .map(|q: HashMap<String, String>| q.get("token").cloned())
-        .or(warp::any().map(|| None))
-        .unify();
-    let header = warp::header::optional::<String>("authorization")
-        .or(warp::any().map(|| None))
-        .unify();
-    query
-        .and(header)
-        .map(|query: Option<String>, header: Option<String>| {
-            query.or_else(|| header.as_deref().and_then(bearer_token).map(str::to_string))
-        })
-}
-
-/// The token of an `Authorization` header value with the `Bearer` scheme, in any case.
-fn bearer_token(header: &str) -> Option<&str> {
-    let (scheme, token) = header.trim_start().split_once([' ', '\t'])?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-}
-
-/// Authenticates a request for `doc`: the caller and its role, or the refusal to send.
-pub fn authorize(
-    app: &App,
-    remote: Option<SocketAddr>,
-    token: Option<&str>,
-    doc: &str,
-) -> Result<(Principal, Role), ApiError> {
-    let principal = authenticate(app, remote, token)?;
-    let role = role_on(&principal, doc)?;
-    Ok((principal, role))
-}
-
-/// The caller's role on `doc`, or the 403 to send.
-pub fn role_on(principal: &Principal, doc: &str) -> Result<Role, ApiError> {
-    principal.role_for(doc).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the token grants no access to this document",
-        )
-    })
-}
-
-/// Who is calling: the token's principal (the anonymous caller in open mode), or the refusal.
-///
-/// A valid token is always accepted: the per-address count of failures only changes the answer
-/// to failing attempts, from 401 to 429, once an address is past its limit. Counting failures
-/// against everyone at an address would let one client behind a shared NAT or load balancer
-/// lock out all the others with a few garbage tokens.
-pub fn authenticate(
-    app: &App,
-    remote: Option<SocketAddr>,
-    token: Option<&str>,
-) -> Result<Principal, ApiError> {
-    let Some(verifier) = &app.config.auth else {
-        return Ok(dev_identity(app, token).unwrap_or_else(|| Principal::dev("anonymous")));
-    };
-    let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing);
-    token
-        .and_then(|t| verifier.verify(t, auth::now_s()))
-        .map_err(|e| {
-            app.metrics.auth_failures.fetch_add(1, Relaxed);
-            let now = std::time::Instant::now();
-            let over_limit =
-                remote.is_some_and(|a| !app.ip_limits.auth_failures.allow(&a.ip(), now));
-            if over_limit {
-                app.metrics.rate_limited.fetch_add(1, Relaxed);
-                return ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_auth_failures",
-                    "too many failed authentications from this address; retry in a minute",
-                );
-            }
-            ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
-        })
-        .inspect(|principal| app.people.seen(&app.store, &app.tasks, principal))
-}
-
-/// In open development mode everyone may do everything, but a token from `/api/dev/token` (the
-/// demo's "who are you?") still tells people apart: authors, notifications and presence then
-/// name real people. Anything else is the anonymous caller.
-fn dev_identity(app: &App, token: Option<&str>) -> Option<Principal> {
-    let secret = app.config.dev_login_secret.as_deref()?;
-    let verified = auth::Verifier::hs256(secret)
-        .verify(token.filter(|t| !t.is_empty())?, auth::now_s())
-        .ok()?;
-    let mut principal = Principal::dev(&verified.sub);
-    principal.name = verified.name;
-    principal.expires_at = verified.expires_at;
-    app.people.seen(&app.store, &app.tasks, &principal);
-    Some(principal)
 }
 
 async fn sync_socket(
@@ -381,17 +186,7 @@ async fn sync_socket(
     // empty document standing in for one that exists.
     let room = match app.rooms.open(&app, name).await {
         Ok(room) => room,
-        Err(RoomError::Load { doc, cause }) => {
-            tracing::error!(doc = %doc, cause = %cause, "refusing connection: document unavailable");
-            return error_reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "document_unavailable",
-                "the document could not be loaded from storage",
-            );
-        }
-        Err(RoomError::Gone) => {
-            return error_reply(StatusCode::SERVICE_UNAVAILABLE, "room_busy", "retry")
-        }
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let identity = Identity {
         author: Arc::from(principal.sub.as_str()),
@@ -433,14 +228,11 @@ fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
         );
     };
     // A plain name, its own private-space segment: the demo builds `private/<sub>/...` itself.
-    let valid_sub = !login.sub.is_empty()
-        && login.sub.len() <= 64
-        && crate::space::segment_of(&login.sub).as_deref() == Some(login.sub.as_str());
-    if !valid_sub {
+    if !crate::space::is_login_name(&login.sub) {
         return error_reply(
             StatusCode::BAD_REQUEST,
             "invalid_sub",
-            "sub: 1 to 64 characters of A-Z a-z 0-9 - _ . (a '.' neither first nor doubled)",
+            &crate::space::login_name_rule(),
         );
     }
     let claims = auth::Claims {
@@ -453,7 +245,7 @@ fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
         aud: None,
     };
     match auth::mint_hs256(secret, &claims) {
-        Ok(token) => warp::reply::json(&json!({ "token": token })).into_response(),
+        Ok(token) => json_reply(StatusCode::OK, &DevToken { token }),
         Err(_) => error_reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             "mint_failed",
@@ -464,20 +256,20 @@ fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
 
 fn health(app: Arc<App>) -> Response {
     let problem = app.health_problem();
-    let body = json!({
-        "status": if problem.is_none() { "ok" } else { "unhealthy" },
-        "problem": problem,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": app.started.elapsed().as_secs(),
-        "rooms": app.rooms.len(),
-        "connections": app.metrics.connections_open.load(Relaxed),
-    });
     let status = if problem.is_none() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+    let health = Health {
+        status: if problem.is_none() { "ok" } else { "unhealthy" },
+        problem,
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: app.started.elapsed().as_secs(),
+        rooms: app.rooms.len(),
+        connections: app.metrics.connections_open.load(Relaxed),
+    };
+    json_reply(status, &health)
 }
 
 /// `GET /api/stats`. Counts for anyone; the names of open documents only to who may administer
@@ -494,23 +286,55 @@ fn stats(token: Option<String>, remote: Option<SocketAddr>, app: Arc<App>) -> Re
         },
     };
     let rooms = app.rooms.snapshot();
-    let mut body = json!({
-        "rooms": rooms.len(),
-        "connections": app.metrics.connections_open.load(Relaxed),
-    });
-    if let Some(viewer) = viewer {
-        let open_mode = app.config.auth.is_none();
-        let per_room: serde_json::Map<String, serde_json::Value> = rooms
-            .iter()
-            .filter(|(name, _)| open_mode || viewer.role_for(name) == Some(Role::Admin))
-            .map(|(name, n)| (name.clone(), json!(n)))
-            .collect();
-        body["per_room"] = json!(per_room);
-    }
-    if let Some(cluster) = &app.cluster {
-        body["cluster"] = cluster.stats();
-    }
-    warp::reply::json(&body).into_response()
+    let open_mode = app.config.auth.is_none();
+    let stats = Stats {
+        rooms: rooms.len(),
+        connections: app.metrics.connections_open.load(Relaxed),
+        per_room: viewer.map(|viewer| {
+            rooms
+                .into_iter()
+                .filter(|(name, _)| open_mode || viewer.role_for(name) == Some(Role::Admin))
+                .collect()
+        }),
+        cluster: app.cluster.as_ref().map(|cluster| cluster.stats()),
+    };
+    json_reply(StatusCode::OK, &stats)
+}
+
+/// `GET /api/session`: what the web demo's sign-in offers.
+#[derive(serde::Serialize)]
+struct Session {
+    auth: bool,
+    dev_login: bool,
+}
+
+/// `POST /api/dev/token`'s answer.
+#[derive(serde::Serialize)]
+struct DevToken {
+    token: String,
+}
+
+/// `GET /health`: `problem` is null while healthy.
+#[derive(serde::Serialize)]
+struct Health {
+    status: &'static str,
+    problem: Option<String>,
+    version: &'static str,
+    uptime_s: u64,
+    rooms: usize,
+    connections: u64,
+}
+
+/// `GET /api/stats`.
+#[derive(serde::Serialize)]
+struct Stats {
+    rooms: usize,
+    connections: u64,
+    /// Open documents and their connections, for a viewer allowed to see them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_room: Option<std::collections::BTreeMap<String, usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<serde_json::Value>,
 }
 
 async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {

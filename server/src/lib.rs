@@ -4,7 +4,13 @@
 //! - [`accept`]: the accept loop: one task per HTTP connection, bounded time to send a request
 //!   head, idle connections closed; the client address of each request.
 //! - [`http`]: warp routes: `/sync/<doc>` (websocket), `/health`, `/api/stats`, `/metrics`, `/`.
+//! - [`request`]: what every API handler reads from a request (token and caller, query, bounded
+//!   body); [`api_error`]: the one error type and JSON error body, and the one mapping of room,
+//!   edit and storage failures to statuses.
 //! - [`api`]: `/api/docs/<doc>/...`: one-round-trip HTTP sync for offline clients.
+//! - [`rest`]: the typed REST API (notes, contacts, issues); [`openapi`]: its OpenAPI document,
+//!   generated from the same route table and types; [`feed`]: the change feed, streamed by
+//!   [`events`] (`GET /api/events`).
 //! - [`connection`]: one websocket in the y-websocket dialect: decode, forward, keep alive, close;
 //!   [`dialect`]: how each kind of client frames the room's typed messages.
 //! - [`rooms`]: the registry of open documents; [`room`]: the task that owns one document
@@ -31,6 +37,7 @@ pub mod abuse;
 pub mod accept;
 pub mod alloc;
 pub mod api;
+pub mod api_error;
 pub mod app;
 pub mod auth;
 pub mod authorship;
@@ -42,6 +49,7 @@ pub mod connection;
 pub mod dialect;
 pub mod doc_name;
 pub mod durability;
+pub mod events;
 pub mod feed;
 pub mod health;
 pub mod http;
@@ -49,6 +57,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod people;
 pub mod presence;
+pub mod request;
 pub mod rest;
 pub mod room;
 pub mod rooms;

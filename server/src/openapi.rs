@@ -1,6 +1,8 @@
 //! `GET /api/openapi.json`: the OpenAPI 3 description of the typed REST API, generated from the
 //! route table that dispatches requests (`rest::ROUTES`) and the schemas `schemars` derives from
-//! the request and response types, so it cannot drift from the code.
+//! the request and response types (`rest::types`, `api_error::ErrorBody`), the same types the
+//! handlers parse and serialize, so it cannot drift from the code. `answers_fit_their_schemas`
+//! checks real answers against it as well.
 
 use std::sync::{Arc, LazyLock};
 
@@ -9,8 +11,9 @@ use serde_json::{json, Map, Value};
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
+use crate::api_error::ErrorBody;
 use crate::app::App;
-use crate::rest::{ErrorBody, ROUTES};
+use crate::rest::{Op, ROUTES};
 
 /// Built once: it depends on nothing but the code.
 static DOCUMENT: LazyLock<Value> = LazyLock::new(document);
@@ -27,6 +30,7 @@ fn document() -> Value {
     let mut generator = SchemaSettings::openapi3().into_generator();
     let error = serde_json::to_value(generator.subschema_for::<ErrorBody>()).unwrap_or_default();
     let error_response = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error } } });
+    let id_pattern = crate::doc_name::id_pattern();
     let mut paths: Map<String, Value> = Map::new();
     for route in ROUTES.iter() {
         let mut parameters = Vec::new();
@@ -34,11 +38,11 @@ fn document() -> Value {
             if route.path.contains(&format!("{{{name}}}")) {
                 parameters.push(json!({
                     "name": name, "in": "path", "required": true,
-                    "schema": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$" }
+                    "schema": { "type": "string", "pattern": id_pattern }
                 }));
             }
         }
-        if matches!(route.op, crate::rest::Op::List(_)) {
+        if matches!(route.op, Op::List(_)) {
             parameters.push(json!({
                 "name": "limit", "in": "query", "required": false,
                 // The default limit: a server started with a lower one answers 400 beyond it.
@@ -47,7 +51,7 @@ fn document() -> Value {
             parameters.push(json!({
                 "name": "after", "in": "query", "required": false,
                 "description": "the next_after of the previous page",
-                "schema": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$" }
+                "schema": { "type": "string", "pattern": id_pattern }
             }));
         }
         let ok = serde_json::to_value((route.ok.1)(&mut generator)).unwrap_or_default();
@@ -140,6 +144,9 @@ fn operation_id(method: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api_error::ApiError;
+    use crate::rest::types::{Deleted, Item, Page};
+    use tandem_crdt_model::typed::{DocKind, Typed};
 
     #[test]
     fn every_route_is_described_with_resolvable_schemas() {
@@ -160,5 +167,169 @@ mod tests {
                 "{name} unresolved"
             );
         }
+    }
+
+    /// Checks `value` against `schema` (the OpenAPI 3 subset schemars writes: `$ref`, `type`,
+    /// `nullable`, `properties`, `required`, `items`, `additionalProperties`, `allOf`, `anyOf`,
+    /// `oneOf`, `enum`), returning where it does not fit.
+    fn fit(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+        if let Some(target) = schema["$ref"].as_str() {
+            let name = target.trim_start_matches("#/components/schemas/");
+            return fit(doc, &doc["components"]["schemas"][name], value, at);
+        }
+        if value.is_null() && schema["nullable"] == true {
+            return Ok(());
+        }
+        if let Some(all) = schema["allOf"].as_array() {
+            for s in all {
+                fit(doc, s, value, at)?;
+            }
+        }
+        for key in ["anyOf", "oneOf"] {
+            if let Some(any) = schema[key].as_array() {
+                if !any.iter().any(|s| fit(doc, s, value, at).is_ok()) {
+                    return Err(format!("{at}: {value} fits no {key} branch"));
+                }
+            }
+        }
+        if let Some(allowed) = schema["enum"].as_array() {
+            if !allowed.contains(value) {
+                return Err(format!("{at}: {value} is not one of {allowed:?}"));
+            }
+        }
+        let fits_type = match schema["type"].as_str() {
+            None => true,
+            Some("object") => value.is_object(),
+            Some("array") => value.is_array(),
+            Some("string") => value.is_string(),
+            Some("boolean") => value.is_boolean(),
+            Some("integer") => value.is_u64() || value.is_i64(),
+            Some("number") => value.is_number(),
+            Some(other) => return Err(format!("{at}: unexpected type {other}")),
+        };
+        if !fits_type {
+            return Err(format!("{at}: {value} is not a {}", schema["type"]));
+        }
+        if let Value::Object(fields) = value {
+            let properties = schema["properties"].as_object();
+            for required in schema["required"].as_array().into_iter().flatten() {
+                let name = required.as_str().unwrap_or_default();
+                if !fields.contains_key(name) {
+                    return Err(format!("{at}: required {name} is missing"));
+                }
+            }
+            for (name, v) in fields {
+                match properties.and_then(|p| p.get(name)) {
+                    Some(s) => fit(doc, s, v, &format!("{at}.{name}"))?,
+                    None if schema["additionalProperties"].is_object() => {
+                        fit(
+                            doc,
+                            &schema["additionalProperties"],
+                            v,
+                            &format!("{at}.{name}"),
+                        )?;
+                    }
+                    // A field the schema does not declare: a type and its schema disagree.
+                    None if properties.is_some() => {
+                        return Err(format!("{at}: {name} is not in the schema"));
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let (Value::Array(items), Some(s)) = (value, schema.get("items")) {
+            for (i, v) in items.iter().enumerate() {
+                fit(doc, s, v, &format!("{at}[{i}]"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One document of each kind with every part filled: a note with a reply, a contact with a
+    /// custom field, an issue with a comment, as the REST answers read them.
+    fn examples() -> Vec<(DocKind, Value, Value)> {
+        use tandem_crdt_model::{contact, issue, note};
+        let now = 1.7e12;
+        let n = yrs::Doc::new();
+        note::create(&n, "ada", now, "Plan", false);
+        note::append_body(&n, "one\ntwo");
+        note::add_reply(&n, "r1", "bob", "ok", now);
+        let c = yrs::Doc::new();
+        contact::apply(
+            &c,
+            &contact::ContactEdit {
+                name: Some("Ada".into()),
+                custom: [("twitter".to_string(), Some("@ada".to_string()))].into(),
+                ..contact::ContactEdit::default()
+            },
+        );
+        let i = yrs::Doc::new();
+        issue::create(&i, "ada", now, "Bug");
+        issue::add_comment(&i, "c1", "bob", "seen", now);
+        let mut out = Vec::new();
+        for (kind, doc, entry) in [
+            (DocKind::Note, &n, Some("r1")),
+            (DocKind::Contact, &c, None),
+            (DocKind::Issue, &i, Some("c1")),
+        ] {
+            let item = Item::read(kind, doc, "x1", "docs/x1").expect("created");
+            let entry = entry.map(|id| {
+                let thread = match &item.value {
+                    Typed::Note(n) => &n.replies,
+                    Typed::Issue(i) => &i.comments,
+                    Typed::Contact(_) => unreachable!(),
+                };
+                serde_json::to_value(thread.iter().find(|e| e.id == id)).unwrap_or_default()
+            });
+            let item = serde_json::to_value(&item).unwrap_or_default();
+            out.push((kind, item, entry.unwrap_or_default()));
+        }
+        out
+    }
+
+    // The drift check: what the handlers serialize for each operation (the `types.rs` answers,
+    // filled from real documents, and the error body) fits the schema the document gives it.
+    #[test]
+    fn answers_fit_their_schemas() {
+        let doc = document();
+        let examples = examples();
+        for route in ROUTES.iter() {
+            let kind = match route.op {
+                Op::List(s) | Op::Create(s) | Op::Read(s) | Op::Patch(s) | Op::Delete(s) => s.kind,
+                Op::AddEntry(s) | Op::EditEntry(s) | Op::DeleteEntry(s) => s.kind,
+                Op::SetStatus => DocKind::Issue,
+            };
+            let (_, item, entry) = examples.iter().find(|(k, ..)| *k == kind).expect("kind");
+            let deleted = serde_json::to_value(Deleted { deleted: true }).unwrap_or_default();
+            let answer = match route.op {
+                Op::List(_) => serde_json::to_value(Page {
+                    items: vec![item.clone()],
+                    next_after: Some("x1".into()),
+                })
+                .unwrap_or_default(),
+                Op::Create(_) | Op::Read(_) | Op::Patch(_) | Op::SetStatus => item.clone(),
+                Op::Delete(_) | Op::DeleteEntry(_) => deleted,
+                Op::AddEntry(_) | Op::EditEntry(_) => entry.clone(),
+            };
+            let method = route.method.as_str().to_lowercase();
+            let responses = &doc["paths"][route.path][&method]["responses"];
+            let ok = &responses[route.ok.0.to_string()]["content"]["application/json"]["schema"];
+            let at = format!("{method} {}", route.path);
+            assert_eq!(fit(&doc, ok, &answer, &at), Ok(()));
+            let refusal = ApiError::invalid("title", "too long").body();
+            let refusal = serde_json::to_value(refusal).unwrap_or_default();
+            let error = &responses["400"]["content"]["application/json"]["schema"];
+            assert_eq!(fit(&doc, error, &refusal, &at), Ok(()));
+        }
+        // The check itself refuses what does not fit.
+        let (_, note, _) = &examples[0];
+        let mut stray = note.clone();
+        stray["surprise"] = json!(1);
+        let schema = &doc["paths"]["/api/notes/{id}"]["get"]["responses"]["200"]["content"]
+            ["application/json"]["schema"];
+        assert!(fit(&doc, schema, &stray, "stray").is_err());
+        let mut wrong = note.clone();
+        wrong["title"] = json!(7);
+        assert!(fit(&doc, schema, &wrong, "wrong").is_err());
     }
 }

@@ -9,9 +9,12 @@
 //! escaped, so two different subs never share a segment. A sub that is already a plain name
 //! (`alice`, `ada.lovelace`, `u-42`) is its own segment.
 
+use crate::doc_name::ID_LEN_MAX_BYTES;
+
 /// Longest segment, in bytes. A private note is `private/<segment>/notes/<id>` with an id of up
-/// to 64 bytes: 128 keeps that within the 255 bytes of a document name, and holds every common
-/// provider's `sub` (UUIDs, `auth0|...`, 43-character Azure ids, most e-mail addresses).
+/// to `ID_LEN_MAX_BYTES` (64): 128 keeps that within the 255 bytes of a document name, and holds
+/// every common provider's `sub` (UUIDs, `auth0|...`, 43-character Azure ids, most e-mail
+/// addresses).
 pub const SEGMENT_LEN_MAX_BYTES: usize = 128;
 
 /// The segment `sub` owns, or `None` when it would be longer than [`SEGMENT_LEN_MAX_BYTES`].
@@ -33,6 +36,20 @@ pub fn segment_of(sub: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// Whether `sub` is a name `POST /api/dev/token` may sign a token for: a plain name that is its
+/// own segment (the web demo builds `private/<sub>/...` itself) and no longer than an id
+/// (`doc_name::ID_LEN_MAX_BYTES`; the demo's sign-in, `session.js`, makes such names).
+pub fn is_login_name(sub: &str) -> bool {
+    (1..=ID_LEN_MAX_BYTES).contains(&sub.len()) && segment_of(sub).as_deref() == Some(sub)
+}
+
+/// The rule of [`is_login_name`] in words.
+pub fn login_name_rule() -> String {
+    format!(
+        "sub: 1 to {ID_LEN_MAX_BYTES} characters of A-Z a-z 0-9 - _ . (a '.' neither first nor doubled)"
+    )
 }
 
 /// The owner segment of a document name in a private space (`private/<segment>/...`).
@@ -81,11 +98,36 @@ mod tests {
         );
     }
 
+    // Login names: plain names up to an id's length; anything escaped, or longer, is refused.
+    #[test]
+    fn login_names() {
+        let longest = "a".repeat(ID_LEN_MAX_BYTES);
+        let too_long = "a".repeat(ID_LEN_MAX_BYTES + 1);
+        for ok in ["ada", "ada.lovelace", "u_4-2", longest.as_str()] {
+            assert!(is_login_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".ada",
+            "a..b",
+            "a~b",
+            "a b",
+            "auth0|42",
+            too_long.as_str(),
+        ] {
+            assert!(!is_login_name(bad), "{bad:?}");
+        }
+        assert_eq!(
+            login_name_rule(),
+            "sub: 1 to 64 characters of A-Z a-z 0-9 - _ . (a '.' neither first nor doubled)"
+        );
+    }
+
     // Every segment makes valid document names, even for the longest id, and different subs
     // never share one.
     #[test]
     fn segments_are_valid_names_and_distinct() {
-        let id = "i".repeat(64);
+        let id = "i".repeat(ID_LEN_MAX_BYTES);
         let mut seen = std::collections::HashMap::new();
         let mut sub = Vec::new();
         // Every string of up to three bytes from a hostile alphabet.

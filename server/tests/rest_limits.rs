@@ -39,6 +39,27 @@ async fn rest_requests_at_their_limits() {
     .await;
     assert_eq!((status, field_of(&body).as_deref()), (400, Some("title")));
 
+    // A contact's short fields, created and patched: the limit passes, one more is refused, and
+    // a too-long field is named before an empty name.
+    let contact = |method: &'static str, path: &'static str, value: serde_json::Value| async move {
+        let (status, _, body) = http(addr, method, path, &[], &json_body(&value)).await;
+        (status, field_of(&body))
+    };
+    let email = "e".repeat(SHORT_TEXT_CHARS_MAX);
+    let at_limit = serde_json::json!({ "id": "c1", "name": "Ada", "email": email });
+    assert_eq!(contact("POST", "/api/contacts", at_limit).await.0, 201);
+    let over = serde_json::json!({ "name": "", "email": format!("{email}x") });
+    let refused = contact("POST", "/api/contacts", over).await;
+    assert_eq!(refused, (400, Some("email".into())));
+    let blank = serde_json::json!({ "name": " " });
+    let refused = contact("POST", "/api/contacts", blank).await;
+    assert_eq!(refused, (400, Some("name".into())));
+    let phone = serde_json::json!({ "phone": "p".repeat(SHORT_TEXT_CHARS_MAX) });
+    assert_eq!(contact("PATCH", "/api/contacts/c1", phone).await.0, 200);
+    let phone = serde_json::json!({ "phone": "p".repeat(SHORT_TEXT_CHARS_MAX + 1) });
+    let refused = contact("PATCH", "/api/contacts/c1", phone).await;
+    assert_eq!(refused, (400, Some("phone".into())));
+
     // Lists: as many entries as allowed, then one more.
     let tags: Vec<String> = (0..LIST_LEN_MAX).map(|i| format!("t{i}")).collect();
     let (status, _, _) = post(json_body(&serde_json::json!({ "tags": tags }))).await;

@@ -20,10 +20,11 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
+use crate::api_error::ApiError;
 use crate::app::App;
 use crate::auth::{Principal, Role};
-use crate::http::{authenticate, credentials, ApiError};
 use crate::people::online::DocPresence;
+use crate::request::{authenticate, credentials};
 
 /// One notification as its recipient reads it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -92,14 +93,11 @@ pub struct PresenceList {
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let with_app = warp::any().map(move || Arc::clone(&app));
-    let query = warp::query::<HashMap<String, String>>()
-        .or(warp::any().map(HashMap::new))
-        .unify();
-    let caller = credentials().and(crate::accept::remote());
+    let with_app = crate::request::with_app(app);
+    let caller = credentials().and(crate::request::remote());
     let list = warp::path!("api" / "me" / "notifications")
         .and(warp::get())
-        .and(query)
+        .and(crate::request::query())
         .and(caller.clone())
         .and(with_app.clone())
         .and_then(
@@ -114,7 +112,7 @@ pub fn routes(
     let read = warp::path!("api" / "me" / "notifications" / "read")
         .and(warp::post())
         .and(caller.clone())
-        .and(crate::http::bounded_body(READ_BODY_MAX_BYTES))
+        .and(crate::request::bounded_body(READ_BODY_MAX_BYTES))
         .and(with_app.clone())
         .and_then(
             |token: Option<String>, remote, body: bytes::Bytes, app: Arc<App>| async move {
@@ -127,7 +125,7 @@ pub fn routes(
         );
     let events = warp::path!("api" / "me" / "events")
         .and(warp::get())
-        .and(query)
+        .and(crate::request::query())
         .and(caller.clone())
         .and(warp::header::optional::<String>("last-event-id"))
         .and(with_app.clone())
@@ -143,7 +141,7 @@ pub fn routes(
         );
     let presence = warp::path!("api" / "presence")
         .and(warp::get())
-        .and(query)
+        .and(crate::request::query())
         .and(caller.clone())
         .and(with_app.clone())
         .map(
@@ -154,7 +152,7 @@ pub fn routes(
         );
     let people = warp::path!("api" / "people")
         .and(warp::get())
-        .and(query)
+        .and(crate::request::query())
         .and(caller)
         .and(with_app)
         .and_then(
@@ -347,10 +345,10 @@ fn events(
                 .map_err(|_| ApiError::invalid("last_event_id", "a notification id"))
         })
         .transpose()?;
-    let slot = crate::feed::take_stream_slot(app, &principal, remote)?;
+    let slot = crate::events::take_stream_slot(app, &principal, remote)?;
     let wake = app.notifier.subscribe();
     let app = Arc::clone(app);
-    let end = crate::feed::stream_end(&app, &principal);
+    let end = crate::events::stream_end(&app, &principal);
     let keep_alive = (app.config.timing.http_idle_max / 2).min(Duration::from_secs(15));
     let state = Stream {
         app,
@@ -387,7 +385,7 @@ struct Stream {
     /// The newest id sent (`None`: nothing yet; the stream starts from what is new).
     last: Option<u64>,
     wake: tokio::sync::broadcast::Receiver<Arc<str>>,
-    _slot: crate::feed::StreamSlot,
+    _slot: crate::events::StreamSlot,
     first: bool,
 }
 
