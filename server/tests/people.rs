@@ -522,8 +522,29 @@ async fn the_directory_names_people_from_their_tokens() {
 }
 
 #[tokio::test]
+async fn dev_tokens_exist_only_in_open_mode_or_with_dev_login() {
+    let running = start(with_auth).await;
+    let (status, _, body) = http(
+        running.addr(),
+        "POST",
+        "/api/dev/token",
+        &[("content-type", "application/json")],
+        br#"{"sub":"ada"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).to_string()),
+        (
+            404,
+            r#"{"error":{"code":"not_found","message":"dev login is not enabled"}}"#.to_string()
+        )
+    );
+}
+
+#[tokio::test]
 async fn open_mode_tells_people_apart_with_dev_tokens() {
-    let running = start(|c| c.dev_login_secret = Some(b"ephemeral".to_vec())).await;
+    // Open mode as the binary starts it: a signing key of the process, made at start.
+    let running = start(|_| {}).await;
     let addr = running.addr();
     let mint = |sub: &'static str| async move {
         let (status, _, body) = http(
