@@ -15,6 +15,8 @@
 //!   reporting schema deviations, and applies typed edits as one transaction of minimal changes.
 //! - [`typed`]: the three kinds together: where they live in the namespace, and the typed events
 //!   (`note.updated`, `issue.status_changed`, ...) that describe what changed between two readings.
+//! - [`notify`]: who a change concerns: the notifications it addresses to people (assigned,
+//!   mentioned, replied, commented, status changed).
 //! - [`index`]: the workspace index the web demo lists collections from (one summary row per item).
 //! - [`thread`]: reply/comment threads shared by notes and issues; [`schema`]: reading against a
 //!   layout; [`text`]: minimal text and list edits.
@@ -30,6 +32,7 @@ pub mod hocuspocus;
 pub mod index;
 pub mod issue;
 pub mod note;
+pub mod notify;
 pub mod protocol;
 pub mod schema;
 pub mod shape;

@@ -90,6 +90,8 @@ async fn dispatch(req: Request, app: Arc<App>) -> Result<Response, ApiError> {
         (doc, Op::Sync)
     } else if let Some(doc) = tail.strip_suffix("/history") {
         (doc, Op::History)
+    } else if let Some(doc) = tail.strip_suffix("/presence") {
+        (doc, Op::Presence)
     } else if let Some((doc, v)) = split_version(tail, "/at/") {
         (doc, Op::At(v?))
     } else if let Some((doc, v)) = split_version(tail, "/restore/") {
@@ -99,7 +101,7 @@ async fn dispatch(req: Request, app: Arc<App>) -> Result<Response, ApiError> {
     };
     let expected = match op {
         Op::Sync | Op::Restore(_) => Method::POST,
-        Op::History | Op::At(_) => Method::GET,
+        Op::History | Op::At(_) | Op::Presence => Method::GET,
         Op::Document => Method::DELETE,
     };
     if req.method != expected {
@@ -112,7 +114,7 @@ async fn dispatch(req: Request, app: Arc<App>) -> Result<Response, ApiError> {
     doc_name::validate(doc)
         .map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, "invalid_document_name", why))?;
     let (principal, role) = authorize(&app, req.remote, req.token.as_deref(), doc)?;
-    if !matches!(op, Op::Sync) && role < Role::Admin && app.config.auth.is_some() {
+    if !matches!(op, Op::Sync | Op::Presence) && role < Role::Admin && app.config.auth.is_some() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "admin_required",
@@ -132,12 +134,15 @@ async fn dispatch(req: Request, app: Arc<App>) -> Result<Response, ApiError> {
         }
         Op::Restore(version) => restore(doc, version, &principal, &app).await,
         Op::Document => delete(doc, &principal.sub, &app).await,
+        Op::Presence => Ok(crate::people::http::doc_presence(&app, doc)),
     }
 }
 
 enum Op {
     Sync,
     History,
+    /// Who is online on the document (read role).
+    Presence,
     At(u64),
     Restore(u64),
     Document,

@@ -1,7 +1,7 @@
 //! The state every part of a running server shares.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tandem_storage::DocStore;
@@ -24,7 +24,13 @@ pub struct App {
     pub durability: Durability,
     pub rooms: Rooms,
     /// Typed change events for `GET /api/events`.
-    pub feed: Feed,
+    pub feed: Arc<Feed>,
+    /// Who is online on each document (authenticated sockets).
+    pub online: Arc<crate::people::online::Online>,
+    /// Wakes notification streams when an inbox grows.
+    pub notifier: crate::people::notices::Notifier,
+    /// The people directory's names.
+    pub people: crate::people::Names,
     /// Cluster mode (`--redis`): cross-node updates and presence.
     pub cluster: Option<Arc<Cluster>>,
     /// One permit per open websocket: `connections_max`.
@@ -38,23 +44,51 @@ pub struct App {
     pub health: Arc<Health>,
     /// The tasks shutdown waits for: rooms, sockets, HTTP connections, compactions.
     pub tasks: Tracker,
+    /// The background tasks that keep the store open until shutdown lets them go.
+    pub store_users: StoreUsers,
     pub started: Instant,
+}
+
+/// The committer and the health prober: they outlive every room and request, and hold the
+/// store, so shutdown releases them last and waits until they have let go of it (a restart on
+/// the same directory may then open it at once).
+pub struct StoreUsers {
+    release: watch::Sender<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl StoreUsers {
+    /// Stops them and waits until they have ended.
+    pub async fn release(&self) {
+        let _ = self.release.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
 }
 
 impl App {
     /// Must be called inside a tokio runtime (it starts the group-commit task and the store
     /// prober).
     pub fn new(
-        config: Config,
+        mut config: Config,
         store: Arc<dyn DocStore>,
         cluster: Option<Arc<Cluster>>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
+        if config.auth.is_none() && config.dev_login_secret.is_none() {
+            // Open development mode lets everyone do everything, but the demo still tells people
+            // apart with tokens from /api/dev/token, signed with a key of this process.
+            config.dev_login_secret = Some(crate::auth::ephemeral_secret());
+        }
         let metrics = Arc::new(Metrics::default());
-        let durability = Durability::start(
+        let (release_store, released) = watch::channel(false);
+        let (durability, committer) = Durability::start(
             Arc::clone(&store),
             Arc::clone(&metrics),
             config.limits.commit_waiters_max,
+            released,
         );
         let connections = Arc::new(Semaphore::new(config.limits.connections_max));
         let minute = std::time::Duration::from_secs(60);
@@ -62,9 +96,11 @@ impl App {
             connections: WindowLimiter::new(config.limits.connections_per_ip_per_min, minute),
             auth_failures: WindowLimiter::new(config.limits.auth_failures_per_ip_per_min, minute),
         };
-        let feed = Feed::new(config.limits.feed_events_kept);
+        let feed = Arc::new(Feed::new(config.limits.feed_events_kept));
+        let people = crate::people::Names::default();
+        people.load(store.as_ref());
         let health = Arc::new(Health::default());
-        tokio::spawn(crate::health::probe_loop(
+        let prober = tokio::spawn(crate::health::probe_loop(
             Arc::clone(&health),
             Arc::clone(&store),
             config.timing.store_probe_interval,
@@ -77,6 +113,9 @@ impl App {
             durability,
             rooms: Rooms::default(),
             feed,
+            online: Arc::default(),
+            notifier: Default::default(),
+            people,
             cluster,
             connections,
             ip_limits,
@@ -84,6 +123,10 @@ impl App {
             shutdown,
             health,
             tasks: Tracker::default(),
+            store_users: StoreUsers {
+                release: release_store,
+                tasks: Mutex::new(vec![committer, prober]),
+            },
             started: Instant::now(),
         })
     }

@@ -187,6 +187,19 @@ fn match_segment(pattern: &[u8], seg: &[u8]) -> bool {
     }
 }
 
+/// 32 bytes from the kernel's random source (the time and process id where there is none): the
+/// signing key of open development mode's dev tokens, which lives as long as the process.
+pub fn ephemeral_secret() -> Vec<u8> {
+    use std::io::Read;
+    let mut secret = vec![0u8; 32];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret));
+    if read.is_err() {
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        secret = seed.into_bytes();
+    }
+    secret
+}
+
 /// Why a token was refused. Each maps to HTTP 401 with a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

@@ -118,6 +118,16 @@ pub struct Limits {
     /// instead.
     #[arg(long, env = "TANDEM_FEED_EVENTS_KEPT", default_value_t = Limits::default().feed_events_kept, value_parser = at_least_one::<usize>())]
     pub feed_events_kept: usize,
+    /// Notifications in one page of `GET /api/me/notifications` (`limit`; HTTP 400 beyond).
+    ///
+    /// One screen of a notification list, and a bounded answer; the default page is 50.
+    #[arg(long, env = "TANDEM_NOTIFICATIONS_PAGE_MAX", default_value_t = Limits::default().notifications_page_max, value_parser = at_least_one::<usize>())]
+    pub notifications_page_max: usize,
+    /// People in one page of `GET /api/people` (`limit`; HTTP 400 beyond); also the default page.
+    ///
+    /// A team's directory in one answer, bounded for a company-wide one.
+    #[arg(long, env = "TANDEM_PEOPLE_PAGE_MAX", default_value_t = Limits::default().people_page_max, value_parser = at_least_one::<usize>())]
+    pub people_page_max: usize,
     /// Open change-feed streams (`/api/events`) for the whole server (HTTP 503 beyond).
     #[arg(long, env = "TANDEM_FEED_STREAMS_MAX", default_value_t = Limits::default().feed_streams_max)]
     pub feed_streams_max: usize,
@@ -223,6 +233,8 @@ impl Default for Limits {
             auth_failures_per_ip_per_min: 30,
             sockets_per_user_max: 64,
             feed_events_kept: 10_000,
+            notifications_page_max: 200,
+            people_page_max: 500,
             feed_streams_max: 1_000,
             feed_streams_per_user_max: 16,
             feed_streams_per_ip_max: 250,
@@ -410,6 +422,11 @@ pub struct StoreFlags {
     /// Merged updates kept per document as history (older versions can no longer be shown).
     #[arg(long, env = "TANDEM_HISTORY_KEEP_UPDATES", default_value_t = StoreConfig::default().history_keep_updates)]
     pub history_keep_updates: u64,
+    /// Notifications kept per person; the oldest are dropped as new ones arrive.
+    ///
+    /// About 150 bytes each, so 1,000 are ~150 KB per person: a week away from a busy workspace.
+    #[arg(long, env = "TANDEM_INBOX_LEN_MAX", default_value_t = StoreConfig::default().inbox_len_max, value_parser = clap::value_parser!(u64).range(1..))]
+    pub inbox_len_max: u64,
 }
 
 impl From<StoreFlags> for StoreConfig {
@@ -418,6 +435,7 @@ impl From<StoreFlags> for StoreConfig {
             compact_after_updates: flags.compact_after_updates,
             compact_after_bytes: flags.compact_after_bytes,
             history_keep_updates: flags.history_keep_updates,
+            inbox_len_max: flags.inbox_len_max,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Identity {
 pub struct Guards {
     pub permit: OwnedSemaphorePermit,
     pub user_slot: Option<Slot<Arc<str>>>,
+    /// The socket's person on the document's "who is online" list.
+    pub online: crate::people::online::OnlineSlot,
 }
 
 /// Why the read loop ended.

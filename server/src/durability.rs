@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tandem_storage::DocStore;
-use tokio::sync::{mpsc, oneshot};
+use tandem_storage::{DocStore, NewNotification};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 
@@ -28,6 +29,8 @@ pub struct Append {
 
 struct Request {
     appends: Vec<Append>,
+    /// Inbox entries the appends' changes make; stored after them, made durable by the same flush.
+    notifications: Vec<NewNotification>,
     reply: oneshot::Sender<Result<(), String>>,
 }
 
@@ -39,18 +42,33 @@ pub struct Durability {
 impl Durability {
     /// `waiters_max` bounds the requests queued at once; a full queue makes rooms wait, which
     /// is the back-pressure we want when the disk is the bottleneck.
-    pub fn start(store: Arc<dyn DocStore>, metrics: Arc<Metrics>, waiters_max: usize) -> Self {
+    /// The committer runs until `release` turns true (after shutdown's final flush); its handle
+    /// tells when it has let go of the store.
+    pub fn start(
+        store: Arc<dyn DocStore>,
+        metrics: Arc<Metrics>,
+        waiters_max: usize,
+        release: watch::Receiver<bool>,
+    ) -> (Self, JoinHandle<()>) {
         let (requests, rx) = mpsc::channel(waiters_max.max(1));
-        tokio::spawn(commit_loop(store, metrics, rx));
-        Durability { requests }
+        let task = tokio::spawn(commit_loop(store, metrics, rx, release));
+        (Durability { requests }, task)
     }
 
     /// Appends `appends` in order and returns once they, and every append made before this
     /// call, are durable; or the store's error.
-    pub async fn commit(&self, appends: Vec<Append>) -> Result<(), String> {
+    pub async fn commit(
+        &self,
+        appends: Vec<Append>,
+        notifications: Vec<NewNotification>,
+    ) -> Result<(), String> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request { appends, reply })
+            .send(Request {
+                appends,
+                notifications,
+                reply,
+            })
             .await
             .map_err(|_| "committer stopped".to_string())?;
         answer.await.map_err(|_| "committer stopped".to_string())?
@@ -58,7 +76,7 @@ impl Durability {
 
     /// Returns once every append made before this call is durable.
     pub async fn flush(&self) -> Result<(), String> {
-        self.commit(Vec::new()).await
+        self.commit(Vec::new(), Vec::new()).await
     }
 }
 
@@ -66,8 +84,16 @@ async fn commit_loop(
     store: Arc<dyn DocStore>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<Request>,
+    mut release: watch::Receiver<bool>,
 ) {
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = tokio::select! {
+            received = rx.recv() => match received {
+                Some(first) => first,
+                None => return,
+            },
+            _ = release.wait_for(|r| *r) => return,
+        };
         let mut requests = vec![first];
         while let Ok(next) = rx.try_recv() {
             requests.push(next);
@@ -98,18 +124,22 @@ async fn commit_loop(
     }
 }
 
-/// Appends every request's updates, then flushes once. A request whose append failed gets that
+/// Appends every request's updates (and stores the notifications they make), then flushes once. A request whose append failed gets that
 /// error (its later appends are skipped); every request gets the flush's error.
 fn commit(store: &dyn DocStore, requests: Vec<Request>) -> (Vec<Request>, Vec<Result<(), String>>) {
     let mut results: Vec<Result<(), String>> = requests
         .iter()
         .map(|request| {
-            request.appends.iter().try_for_each(|a| {
-                store
-                    .append(&a.doc, &a.author, a.time_ms, &a.update)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
+            request
+                .appends
+                .iter()
+                .try_for_each(|a| {
+                    store
+                        .append(&a.doc, &a.author, a.time_ms, &a.update)
+                        .map(|_| ())
+                })
+                .and_then(|()| store.deliver(&request.notifications).map(|_| ()))
+                .map_err(|e| e.to_string())
         })
         .collect();
     if let Err(e) = store.flush() {

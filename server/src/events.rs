@@ -110,7 +110,7 @@ fn reset_event() -> warp::sse::Event {
 }
 
 /// What an open stream holds: its place in the server's count and in its user's and address's.
-struct StreamSlot {
+pub(crate) struct StreamSlot {
     app: Arc<App>,
     _user: Option<Slot<Arc<str>>>,
     _ip: Option<Slot<IpAddr>>,
@@ -124,7 +124,7 @@ impl Drop for StreamSlot {
 
 /// A place for one more stream, or the refusal: the caller's own streams first, per user and
 /// per address (429), so that one caller cannot hold every stream, then the server's (503).
-fn take_stream_slot(
+pub(crate) fn take_stream_slot(
     app: &Arc<App>,
     principal: &Principal,
     remote: Option<SocketAddr>,

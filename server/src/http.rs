@@ -80,6 +80,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
     let docs_api = crate::api::routes(Arc::clone(&app))
         .or(crate::events::routes(Arc::clone(&app)))
         .unify()
+        .or(crate::people::http::routes(Arc::clone(&app)))
+        .unify()
         .or(crate::openapi::routes(Arc::clone(&app)))
         .unify()
         .or(session)
@@ -174,8 +176,20 @@ async fn sync_socket(
         expires_at: principal.expires_at,
     };
     let frame_max = app.config.limits.frame_size_max_bytes;
+    let doc: Arc<str> = Arc::from(name);
     ws.accept(frame_max, move |socket| {
-        let guards = Guards { permit, user_slot };
+        let online = app.online.join(
+            &app.feed,
+            &doc,
+            &principal.sub,
+            principal.name.as_deref(),
+            crate::clock::now_ms(),
+        );
+        let guards = Guards {
+            permit,
+            user_slot,
+            online,
+        };
         connection::serve(socket, app, room, identity, guards)
     })
 }

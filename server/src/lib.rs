@@ -25,6 +25,8 @@
 //! - [`clock`]: the wall clock.
 //! - [`config`]: every limit and timer; [`close_code`]: what each close code means;
 //!   [`doc_name`]: which document names exist; [`metrics`]: Prometheus counters.
+//! - [`people`]: notifications with each person's durable inbox, who is online, the names
+//!   of people.
 //! - [`abuse`]: rate limits (token bucket per socket, windows per IP, sockets per user).
 //! - [`auth`]: JWT verification and per-document roles; [`space`]: the private-space segment
 //!   each `sub` owns.
@@ -56,6 +58,7 @@ pub mod hocuspocus;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod people;
 pub mod presence;
 pub mod request;
 pub mod rest;
@@ -159,6 +162,9 @@ impl Server {
         }
         let store = Arc::clone(&self.app.store);
         let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        // Last: the committer and the prober let go of the store, so that the next process (or
+        // a restart in the same process) can open it.
+        self.app.store_users.release().await;
         if let Some(cluster) = self.app.cluster.clone() {
             // Its threads wake within one heartbeat or read block; none waits on a room after
             // the drain, but a bound keeps a wedged Redis call from holding the exit.

@@ -225,7 +225,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.limits.frame_size_max_bytes,
         config.limits.doc_size_max_bytes,
     );
-    if config.dev_login_secret.is_some() {
+    if config.dev_login_secret.is_some() && config.auth.is_some() {
         tracing::warn!("--dev-login is on: anyone can obtain a write token from /api/dev/token");
     }
     if config.auth.is_none() {

@@ -374,12 +374,7 @@ async fn document_and_server_bodies_are_unchanged() {
         (
             ("GET", "/api/session", NONE, ""),
             200,
-            r#"{"auth":false,"dev_login":false}"#,
-        ),
-        (
-            ("POST", "/api/dev/token", NONE, r#"{"sub":"ada"}"#),
-            404,
-            r#"{"error":{"code":"not_found","message":"dev login is not enabled"}}"#,
+            r#"{"auth":false,"dev_login":true}"#,
         ),
         (
             ("GET", "/sync/a..b", NONE, ""),

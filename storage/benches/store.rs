@@ -1,7 +1,7 @@
 //! The store's append and load paths. `cargo bench -p tandem-storage`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use tandem_storage::{DocStore, SledStore, StoreConfig};
+use tandem_storage::{DocStore, Inbox, NewNotification, SledStore, StoreConfig};
 use yrs::{Doc, Text, Transact};
 
 fn keystrokes(n: u32) -> Vec<Vec<u8>> {
@@ -38,6 +38,35 @@ fn store(c: &mut Criterion) {
             for u in &updates[..32] {
                 s.append("bench/flush", "ada", 1, u).expect("appends");
             }
+            s.flush().expect("flushes");
+        });
+    });
+    // What a notification adds to a durable batch: one update with and without one notification,
+    // each batch flushed (the group commit's unit).
+    c.bench_function("store/append_flush_1", |b| {
+        b.iter(|| {
+            s.append("bench/notify", "ada", 1, &updates[i % updates.len()])
+                .expect("appends");
+            i += 1;
+            s.flush().expect("flushes");
+        });
+    });
+    let notification = |n: usize| NewNotification {
+        recipient: format!("person-{}", n % 50),
+        kind: "assigned".into(),
+        doc: "issues/bench".into(),
+        item: None,
+        by: "ada".into(),
+        at_ms: 1_700_000_000_000,
+        title: "Crash on save".into(),
+        status: None,
+    };
+    c.bench_function("store/append_deliver_flush_1", |b| {
+        b.iter(|| {
+            s.append("bench/notify", "ada", 1, &updates[i % updates.len()])
+                .expect("appends");
+            s.deliver(&[notification(i)]).expect("delivers");
+            i += 1;
             s.flush().expect("flushes");
         });
     });

@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::directory::{Directory, Person};
+use crate::inbox::{Inbox, InboxPage, InboxQuery, MarkRead, NewNotification};
 use crate::{CompactionReport, DocInfo, DocStore, HistoryEntry, StoreError, StoredDoc};
 
 pub struct FaultyStore<S> {
@@ -58,6 +60,31 @@ impl<S: DocStore> FaultyStore<S> {
 fn hit(counter: &AtomicU64, target: &AtomicU64) -> bool {
     let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
     n == target.load(Ordering::SeqCst)
+}
+
+/// Deliveries fail with the flush they precede; the inbox itself is passed through.
+impl<S: DocStore> Inbox for FaultyStore<S> {
+    fn deliver(&self, notifications: &[NewNotification]) -> Result<Vec<u64>, StoreError> {
+        self.inner.deliver(notifications)
+    }
+
+    fn inbox(&self, recipient: &str, query: &InboxQuery) -> Result<InboxPage, StoreError> {
+        self.inner.inbox(recipient, query)
+    }
+
+    fn mark_read(&self, recipient: &str, which: &MarkRead) -> Result<u64, StoreError> {
+        self.inner.mark_read(recipient, which)
+    }
+}
+
+impl<S: DocStore> Directory for FaultyStore<S> {
+    fn remember(&self, sub: &str, name: &str) -> Result<bool, StoreError> {
+        self.inner.remember(sub, name)
+    }
+
+    fn people(&self, after: &str, limit: usize) -> Result<Vec<Person>, StoreError> {
+        self.inner.people(after, limit)
+    }
 }
 
 impl<S: DocStore> DocStore for FaultyStore<S> {

@@ -5,6 +5,8 @@
 //!   history and past states.
 //! - [`SledStore`]: the embedded implementation on `sled` (its layout: [`sled_store`]).
 //! - [`authorship`]: who wrote a document (its creator, and the author each client ID belongs to).
+//! - [`directory`]: the display name each `sub` last signed in with ([`Directory`]).
+//! - [`inbox`]: each person's bounded inbox of notifications ([`Inbox`], half of every store).
 //! - [`record`]: the checksummed record format every stored value uses.
 //! - [`memory::MemStore`]: the same contract in memory, for fuzzing and fast tests.
 //! - [`fault`]: a wrapper that fails the k-th append or flush, for tests of error paths.
@@ -13,14 +15,20 @@
 //! to rebuild a past state), and it never holds a document in memory beyond those calls.
 
 pub mod authorship;
+pub mod directory;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
+pub mod inbox;
 pub mod memory;
 pub mod record;
 pub mod redis_store;
 pub mod sled_store;
 
 pub use authorship::{Authorship, Binding};
+pub use directory::{Directory, Person};
+pub use inbox::{
+    Inbox, InboxPage, InboxQuery, InboxRange, MarkRead, NewNotification, Notification,
+};
 pub use sled_store::SledStore;
 
 use std::panic::AssertUnwindSafe;
@@ -115,6 +123,9 @@ pub struct StoreConfig {
     /// costs its own size plus about 30 bytes; 10,000 keystrokes are about 0.5 MB. Older history
     /// is folded into a base state, so versions before the window can no longer be shown.
     pub history_keep_updates: u64,
+    /// Notifications kept per person, newest; older ones are dropped as new ones arrive. About
+    /// 150 bytes each, so 1,000 are ~150 KB per person: a week away from a busy workspace.
+    pub inbox_len_max: u64,
 }
 
 impl Default for StoreConfig {
@@ -123,13 +134,14 @@ impl Default for StoreConfig {
             compact_after_updates: 500,
             compact_after_bytes: 1024 * 1024,
             history_keep_updates: 10_000,
+            inbox_len_max: 1_000,
         }
     }
 }
 
 /// A durable per-document update log. Thread-safe and shared as `Arc<dyn DocStore>`; methods
 /// block (the server calls the slow ones from `spawn_blocking`).
-pub trait DocStore: Send + Sync + 'static {
+pub trait DocStore: Inbox + Directory + Send + Sync + 'static {
     /// Appends one update; returns its seq. Durable after the next successful `flush`. The
     /// author of a document's first update is recorded as its creator ([`Authorship`]).
     fn append(

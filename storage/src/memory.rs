@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
+use crate::directory::{Directory, People, Person};
+use crate::inbox::{Inbox, InboxPage, InboxQuery, Inboxes, MarkRead, NewNotification};
 use crate::{
     merge, Authorship, Binding, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig,
     StoreError, StoredDoc, UpdateRecord,
@@ -22,6 +24,8 @@ struct Doc {
 pub struct MemStore {
     docs: Mutex<HashMap<String, Doc>>,
     next_seq: Mutex<u64>,
+    inboxes: Mutex<Inboxes>,
+    people: Mutex<People>,
     config: StoreConfig,
 }
 
@@ -30,8 +34,39 @@ impl MemStore {
         MemStore {
             docs: Mutex::default(),
             next_seq: Mutex::new(1),
+            inboxes: Mutex::default(),
+            people: Mutex::default(),
             config,
         }
+    }
+}
+
+impl Inbox for MemStore {
+    fn deliver(&self, notifications: &[NewNotification]) -> Result<Vec<u64>, StoreError> {
+        let mut inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(inboxes.deliver(notifications, self.config.inbox_len_max))
+    }
+
+    fn inbox(&self, recipient: &str, query: &InboxQuery) -> Result<InboxPage, StoreError> {
+        let inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(inboxes.inbox(recipient, query))
+    }
+
+    fn mark_read(&self, recipient: &str, which: &MarkRead) -> Result<u64, StoreError> {
+        let mut inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(inboxes.mark_read(recipient, which))
+    }
+}
+
+impl Directory for MemStore {
+    fn remember(&self, sub: &str, name: &str) -> Result<bool, StoreError> {
+        let mut people = self.people.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(people.remember(sub, name))
+    }
+
+    fn people(&self, after: &str, limit: usize) -> Result<Vec<Person>, StoreError> {
+        let people = self.people.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(people.people(after, limit))
     }
 }
 

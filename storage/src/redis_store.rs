@@ -11,6 +11,8 @@
 //! | `tandem:{<doc>}:authors` | hash | `c` the creator; `b:<client>:<start>` the author of each binding (`HSETNX`: the first wins) |
 //! | `tandem:docs` | set | every document name (listings) |
 //!
+//! The inboxes of notifications: [`inbox`]; the people directory: [`directory`].
+//!
 //! An append returns once Redis has executed it; how durable that is depends on Redis'
 //! persistence (`appendonly yes` with `appendfsync always` makes it survive a Redis crash), so
 //! `flush` has nothing left to do. Every record carries a CRC32 that is checked on read: a
@@ -22,6 +24,9 @@ use std::time::Duration;
 
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::{Commands, Connection};
+
+mod directory;
+mod inbox;
 
 use crate::{
     merge, Authorship, Binding, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig,
@@ -63,6 +68,7 @@ pub struct RedisStore {
     append: redis::Script,
     release: redis::Script,
     bind: redis::Script,
+    deliver: redis::Script,
 }
 
 fn key(doc: &str, what: &str) -> String {
@@ -89,6 +95,7 @@ impl RedisStore {
             append: redis::Script::new(APPEND),
             release: redis::Script::new(RELEASE),
             bind: redis::Script::new(BIND),
+            deliver: redis::Script::new(inbox::DELIVER),
         })
     }
 

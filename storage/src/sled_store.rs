@@ -9,6 +9,8 @@
 //! | `meta` | doc name | tail count, tail bytes, last seq, updated ms, snapshot bytes |
 //! | `authors` | doc name, `0x00`, `c` | the creator (the author of the first append) |
 //! | `authors` | doc name, `0x00`, `b`, client (u64 BE), start (u32 BE) | the author of that binding |
+//! | `people` | `sub` | the name it last signed in with ([`directory`]) |
+//! | `inbox` | recipient length (u16 BE), recipient, id (u64 BE) | a notification ([`inbox`]) |
 //!
 //! Doc names never contain `0x00` (the server allows only `[A-Za-z0-9._~/-]`), so the log
 //! prefix of `notes/1` never matches `notes/10`. `meta` is advisory (counters for compaction and
@@ -138,11 +140,15 @@ pub struct SledStore {
     base: sled::Tree,
     meta: sled::Tree,
     authors: sled::Tree,
+    inbox: sled::Tree,
+    people: sled::Tree,
     config: StoreConfig,
     flushes: AtomicU64,
     /// Serialises read-modify-writes of `meta` (appends, compactions, deletes). Held only for
     /// in-memory sled operations, never across a flush or a document rebuild.
     meta_lock: Mutex<()>,
+    /// Serialises changes of an inbox (deliveries and marking read) with its bound.
+    inbox_lock: Mutex<()>,
 }
 
 impl SledStore {
@@ -158,10 +164,13 @@ impl SledStore {
             base: db.open_tree("base")?,
             meta: db.open_tree("meta")?,
             authors: db.open_tree("authors")?,
+            inbox: db.open_tree("inbox")?,
+            people: db.open_tree("people")?,
             db,
             config,
             flushes: AtomicU64::new(0),
             meta_lock: Mutex::new(()),
+            inbox_lock: Mutex::new(()),
         })
     }
 
@@ -354,11 +363,14 @@ impl DocStore for SledStore {
         meta.tail_bytes = meta.tail_bytes.saturating_sub(merged_bytes);
         meta.snapshot_bytes = len_u64(state.len());
         self.meta.insert(doc.as_bytes(), meta.encode())?;
-        let mut batch = sled::Batch::default();
+        // One key at a time, not one `apply_batch`: sled's batches and transactions take a
+        // process-wide write lock that, queued behind a flush holding its read side, starves sled's
+        // own flusher thread (a deadlock seen with several stores in one test process, and
+        // reported under load: spacejam/sled#1412). Order already makes this crash-safe: the
+        // snapshot and base above cover every entry removed here.
         for r in dropped {
-            batch.remove(log_key(doc, r.seq));
+            self.log.remove(log_key(doc, r.seq))?;
         }
-        self.log.apply_batch(batch)?;
         Ok(CompactionReport {
             merged_updates: len_u64(merged.len()),
             snapshot_bytes: len_u64(state.len()),
@@ -411,22 +423,24 @@ impl DocStore for SledStore {
             .meta_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // Key by key (no `apply_batch`, see `compact`), in an order that a crash at any point
+        // leaves loadable: the log newest first, so what remains is the snapshot and an older
+        // prefix of its tail (an earlier state, never a document with holes); the snapshot last.
         let existed = self.meta.remove(doc.as_bytes())?.is_some();
-        let had_snapshot = self.snapshot.remove(doc.as_bytes())?.is_some();
-        self.base.remove(doc.as_bytes())?;
-        let mut batch = sled::Batch::default();
-        let mut had_log = false;
-        for key in self.log.scan_prefix(log_prefix(doc)).keys() {
-            batch.remove(key?);
-            had_log = true;
+        let log: Vec<sled::IVec> = self
+            .log
+            .scan_prefix(log_prefix(doc))
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for key in log.iter().rev() {
+            self.log.remove(key)?;
         }
-        self.log.apply_batch(batch)?;
-        let mut authors = sled::Batch::default();
         for key in self.authors.scan_prefix(log_prefix(doc)).keys() {
-            authors.remove(key?);
+            self.authors.remove(key?)?;
         }
-        self.authors.apply_batch(authors)?;
-        Ok(existed || had_snapshot || had_log)
+        self.base.remove(doc.as_bytes())?;
+        let had_snapshot = self.snapshot.remove(doc.as_bytes())?.is_some();
+        Ok(existed || had_snapshot || !log.is_empty())
     }
 
     fn history(
@@ -527,5 +541,7 @@ fn info_of(name: String, m: Meta) -> DocInfo {
     }
 }
 
+mod directory;
+mod inbox;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use redis::Commands;
 use tandem_storage::redis_store::RedisStore;
-use tandem_storage::{Authorship, DocStore, StoreConfig, StoreError};
+use tandem_storage::{
+    Authorship, DocStore, InboxQuery, InboxRange, MarkRead, NewNotification, StoreConfig,
+    StoreError,
+};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Text, Transact, Update};
 
@@ -166,4 +169,29 @@ fn authorship_contract() {
     let redis = redis();
     let store = RedisStore::open(&redis.url, "node-a", StoreConfig::default()).expect("opens");
     authorship_contract::check(&store, "notes/authors");
+}
+
+#[path = "contract/inbox.rs"]
+mod inbox_contract;
+
+#[test]
+fn inbox_contract() {
+    let redis = redis();
+    let config = StoreConfig {
+        inbox_len_max: inbox_contract::LEN_MAX,
+        ..StoreConfig::default()
+    };
+    let store = RedisStore::open(&redis.url, "node-a", config).expect("opens");
+    inbox_contract::check(&store, "ada");
+    inbox_contract::check(&store, "auth0|42 {ålice}");
+}
+
+#[path = "contract/directory.rs"]
+mod directory_contract;
+
+#[test]
+fn directory_contract() {
+    let redis = redis();
+    let store = RedisStore::open(&redis.url, "node-a", StoreConfig::default()).expect("opens");
+    directory_contract::check(&store);
 }

@@ -17,6 +17,7 @@ import { baseKeymap, toggleMark, setBlockType, wrapIn, lift } from 'prosemirror-
 import { wrapInList, splitListItem, liftListItem, sinkListItem } from 'prosemirror-schema-list'
 import { ySyncPlugin, yCursorPlugin, yUndoPlugin, undo, redo } from 'y-prosemirror'
 import { h } from './ui.js'
+import { mentionableEditor } from './people.js'
 
 export const schema = new Schema({
   nodes: {
@@ -284,13 +285,18 @@ export function createEditor (host, fragment, awareness, { label = 'Note body' }
       class: 'prose',
       spellcheck: 'true'
     },
+    // `@` offers the people of the workspace (before the keymap sees Enter or Tab).
+    handleKeyDown: (_, e) => mentions?.key(e) ?? false,
     // `this`, not `view`: y-prosemirror dispatches while the view is still being constructed.
     dispatchTransaction (tr) {
       const next = this.state.apply(tr)
       this.updateState(next)
       updateToolbar(next)
+      if (this.hasFocus()) mentions?.update()
     }
   })
+  const mentions = mentionableEditor(view, area)
+  view.dom.addEventListener('blur', () => setTimeout(mentions.hide, 150))
   updateToolbar(view.state)
   return { view, destroy: () => view.destroy() }
 }

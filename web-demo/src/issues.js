@@ -10,6 +10,7 @@ import { bindText } from './bind-text.js'
 import { createThread } from './thread.js'
 import { createChips } from './chips.js'
 import { trackUpdates, TOUCH } from './common.js'
+import { mentionable } from './people.js'
 
 export const STATUSES = [
   { value: 'open', label: 'Open' },
@@ -185,6 +186,7 @@ function issueView (main, id, ctx) {
   const unbindTitle = bindText(titleInput, title)
   const descInput = h('textarea', { id: 'issue-description', class: 'input', rows: 6, placeholder: 'What is it about? Steps, context, links…' })
   const unbindDesc = bindText(descInput, description)
+  mentionable(descInput)
 
   const statusSelect = h('select', {
     id: 'issue-status',

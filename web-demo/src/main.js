@@ -8,6 +8,7 @@ import { openDoc, setUser, onChange, getFocus, connectionState, presence, SHARED
 import { notesScreen } from './notes.js'
 import { contactsScreen } from './contacts.js'
 import { issuesScreen } from './issues.js'
+import { createBell } from './bell.js'
 
 const app = document.getElementById('app')
 
@@ -78,7 +79,7 @@ function signIn (session, error = '') {
           const claims = jwtClaims(token)
           if (!claims?.sub) throw new Error('that does not look like a JWT with a `sub` claim')
           user = { ...user, sub: claims.sub, token }
-        } else if (session.auth && session.dev_login) {
+        } else if (session.dev_login) {
           user = { ...user, token: await devToken(user), devToken: true }
         }
         saveUser(user)
@@ -126,6 +127,7 @@ function start (user) {
   const mine = openDoc(privateIndex(user.sub))
   const ctx = { user, shared, mine }
 
+  const bell = createBell(user)
   const presenceEl = h('div', { class: 'presence', 'data-testid': 'presence', 'aria-live': 'polite' })
   const connEl = h('div', { class: 'conn', role: 'status', 'data-testid': 'connection' })
   const nav = h('nav', { class: 'tabs', 'aria-label': 'Sections' },
@@ -136,6 +138,7 @@ function start (user) {
     h('a', { class: 'brand', href: '#/notes', 'aria-label': 'tandem home' }, logo(), 'tandem'),
     nav,
     h('div', { class: 'topbar-right' },
+      bell.el,
       presenceEl,
       connEl,
       h('div', { class: 'me' },

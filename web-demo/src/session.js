@@ -2,7 +2,8 @@
 // the server has authentication configured, a JWT for the websocket's `?token=`.
 //
 // The server tells the mode at GET /api/session → {"auth": bool, "dev_login": bool}:
-// - no auth (development mode): no token, any document is readable and writable;
+// - no auth (development mode): any document is readable and writable; the server still mints
+//   a token for the picked name (dev_login), so notifications and presence tell people apart;
 // - auth + dev_login: POST /api/dev/token {"sub", "name"} mints a token for the picked name;
 // - auth without dev_login: the user pastes a JWT issued elsewhere (real deployment).
 // A server without /api/session (404, older build) is treated as development mode.
@@ -95,13 +96,16 @@ export async function devToken (user) {
  * token) or null when the user must sign in again.
  */
 export async function refresh (user, session) {
-  if (!session.auth) return { ...user, token: null, devToken: false }
-  if (tokenValid(user.token)) return user
+  if (!session.auth && !session.dev_login) return { ...user, token: null, devToken: false }
+  // Open mode signs dev tokens with a key that changes when the server restarts: ask again.
+  const fresh = !session.auth && session.known
+  if (tokenValid(user.token) && !fresh) return user
   if (session.dev_login) {
     try {
       return { ...user, token: await devToken(user), devToken: true }
     } catch {
-      return null
+      // Open mode works without one (as "anonymous"); a server that checks tokens does not.
+      return session.auth ? null : { ...user, token: null, devToken: false }
     }
   }
   return null

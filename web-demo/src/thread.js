@@ -6,6 +6,7 @@ import * as Y from 'yjs'
 import { h, avatar, ago, newId, announce } from './ui.js'
 import { setText } from './bind-text.js'
 import { currentUser, person } from './sync.js'
+import { mentionable } from './people.js'
 
 /**
  * Renders the thread stored in `array` into a new element and keeps it live.
@@ -24,6 +25,7 @@ export function createThread (array, { noun = 'reply', title = 'Replies' } = {})
     'aria-label': `New ${noun}`,
     onkeydown: e => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit() } }
   })
+  mentionable(input)
   const submitButton = h('button', { type: 'submit', class: 'btn btn-primary' }, `Add ${noun}`)
   const form = h('form', {
     class: 'thread-form',

@@ -189,6 +189,7 @@ impl Room {
             .limits
             .nesting_depth_max
             .saturating_sub(update.shape.type_depth);
+        self.local_change(author);
         match apply_guarded(&self.doc, update.decoded, depth_max) {
             Ok(false) => Ok(Ingest::Known(Bytes::from(update.bytes))),
             Ok(true) => {
@@ -219,9 +220,6 @@ impl Room {
         self.tail.updates += 1;
         self.tail.bytes = self.tail.bytes.saturating_add(size);
         self.bytes_since_compaction_start = self.bytes_since_compaction_start.saturating_add(size);
-        if !self.batch_authors.iter().any(|a| a == author) {
-            self.batch_authors.push(Arc::clone(author));
-        }
         self.pending.push(Append {
             doc: Arc::clone(&self.name),
             author: Arc::clone(author),
@@ -345,6 +343,7 @@ impl Room {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(e.update.clone());
         });
+        self.local_change(&author);
         let answer = std::panic::catch_unwind(AssertUnwindSafe(|| apply(&self.doc, &self.authors)))
             .map_err(|_| ());
         if observing.is_ok() {

@@ -23,9 +23,11 @@
 //! - `members.rs`: joining, leaving, a member's messages, delivery, presence broadcasts.
 //! - `ingest.rs`: the one way an update gets in, shared by sockets, HTTP sync and REST edits.
 //! - `remote.rs`: cluster mode: other nodes' updates and presence.
-//! - `upkeep.rs`: the change feed, reloads, compaction, deletion.
+//! - `describe.rs`: what changed, in whose name: the change feed's events and notifications.
+//! - `upkeep.rs`: reloads, compaction, deletion.
 
 mod commands;
+mod describe;
 mod ingest;
 mod members;
 mod outgoing;
@@ -91,8 +93,9 @@ pub struct Room {
     member_count: Arc<std::sync::atomic::AtomicUsize>,
     /// For a typed document: its kind and the reading the change feed last described.
     typed: Option<(DocKind, Typed)>,
-    /// Authors of the updates applied in the current batch (the feed's `by`).
-    batch_authors: Vec<Arc<str>>,
+    /// Whose changes the document is taking now (`describe.rs`), and what closed ones described.
+    segment: Option<describe::Segment>,
+    described: describe::Described,
     /// Who wrote the document (creator, client IDs), by the server's own record.
     authors: Authors,
     /// Another node may have added to `authors` in the store (cluster mode): re-read it before
@@ -165,7 +168,8 @@ impl Room {
             inbox_weak,
             member_count,
             typed,
-            batch_authors: Vec::new(),
+            segment: None,
+            described: describe::Described::default(),
             authors: loaded.authors,
             authors_stale: false,
             pending: Vec::new(),
@@ -303,14 +307,22 @@ impl Room {
     }
 
     /// Hands the batch's updates to the group commit and waits until they are durable.
+    /// The changes' notifications go with them; streams waiting for them are woken once they
+    /// are durable.
     async fn commit(&mut self) -> Result<(), String> {
-        if self.pending.is_empty() {
+        self.close_segment();
+        let notifications = std::mem::take(&mut self.described.notifications);
+        if self.pending.is_empty() && notifications.is_empty() {
             return Ok(());
         }
         let appends = std::mem::take(&mut self.pending);
         let count = u64::try_from(appends.len()).unwrap_or(u64::MAX);
-        self.app.durability.commit(appends).await?;
+        self.app
+            .durability
+            .commit(appends, notifications.clone())
+            .await?;
         self.app.metrics.updates_persisted.fetch_add(count, Relaxed);
+        self.app.notifier.delivered(&notifications);
         Ok(())
     }
 
@@ -339,9 +351,7 @@ impl Room {
         let mut out = batch.out;
         self.broadcast_presence(&mut out);
         self.deliver(out);
-        if batch.changed {
-            self.publish_changes();
-        }
+        self.publish_described();
         self.maybe_compact();
     }
 
@@ -354,6 +364,8 @@ impl Room {
         // Reported until a probe finds the store working again (see `health`).
         self.app.health.store_failed(cause);
         self.pending.clear();
+        self.segment = None;
+        self.described = describe::Described::default();
         ingest::refuse_pending(batch.http, batch.edits, true);
         self.detach_all(Detach::StorageFailure);
         self.app.rooms.remove(&self.name, self.generation);
@@ -362,6 +374,8 @@ impl Room {
     /// The room stops for `why`, answering what the batch was waiting for.
     fn stop(&mut self, why: Detach, batch: Batch) {
         self.pending.clear();
+        self.segment = None;
+        self.described = describe::Described::default();
         ingest::refuse_pending(batch.http, batch.edits, false);
         self.detach_all(why);
         self.app.rooms.remove(&self.name, self.generation);

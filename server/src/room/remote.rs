@@ -1,7 +1,5 @@
 //! Cluster mode: updates and presence from the other nodes.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use tandem_crdt_model::doc::{apply_guarded, has_gap};
 use tandem_crdt_model::protocol;
@@ -31,15 +29,13 @@ impl Room {
                 return applied;
             }
             let depth_max = nesting_max.saturating_sub(shape.type_depth);
+            self.remote_change(&record.author);
             match apply_guarded(&self.doc, update, depth_max) {
                 Ok(true) => {
                     let size = u64::try_from(record.update.len()).unwrap_or(u64::MAX);
                     self.doc_bytes = self.doc_bytes.saturating_add(size);
                     self.tail.updates += 1;
                     self.tail.bytes = self.tail.bytes.saturating_add(size);
-                    if !self.batch_authors.iter().any(|a| **a == *record.author) {
-                        self.batch_authors.push(Arc::from(record.author.as_str()));
-                    }
                     out.all(Outgoing::Update(Bytes::from(record.update)));
                     applied = true;
                     // Another node bound its writers (and maybe the creator) in the store.

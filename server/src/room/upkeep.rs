@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};
 
-use tandem_crdt_model::typed::{self, Change};
+use tandem_crdt_model::typed::Change;
 use tandem_storage::{CompactionReport, StoreError, StoredDoc};
 use yrs::Doc;
 
@@ -82,23 +82,6 @@ impl Room {
             cluster.reset_tail(&self.name, loaded.last_seq);
         }
         Ok(())
-    }
-
-    /// Describes the durable changes of this batch on the change feed (typed documents only).
-    pub(super) fn publish_changes(&mut self) {
-        let by: Vec<String> = self
-            .batch_authors
-            .drain(..)
-            .map(|a| a.to_string())
-            .collect();
-        let Some((kind, before)) = &mut self.typed else {
-            return;
-        };
-        let kind = *kind;
-        let after = typed::read(kind, &self.doc).0;
-        let changes = typed::changes(kind, before, &after);
-        *before = after;
-        self.app.feed.publish(&self.name, by, changes);
     }
 
     /// Starts a background compaction once the log since the last one passes the thresholds.

@@ -2,6 +2,7 @@
 //! deletes, corruption, faults.
 
 use super::*;
+use crate::inbox::{Inbox, InboxQuery, InboxRange, MarkRead, NewNotification};
 use crate::{fault, memory};
 use yrs::updates::decoder::Decode;
 use yrs::{Array, Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
@@ -115,6 +116,7 @@ fn compaction_preserves_content() {
         compact_after_updates: 3,
         compact_after_bytes: u64::MAX,
         history_keep_updates: 0,
+        ..StoreConfig::default()
     });
     for i in 0..5u64 {
         s.append("d", "a", i, &insert(i + 1, &format!("{i}")))
@@ -140,6 +142,7 @@ fn compaction_racing_appends_loses_nothing() {
         compact_after_updates: 1,
         compact_after_bytes: 1,
         history_keep_updates: 10,
+        ..StoreConfig::default()
     });
     let s = std::sync::Arc::new(s);
     let n = 400u64;
@@ -205,6 +208,7 @@ fn state_at_across_compaction() {
         compact_after_updates: 1,
         compact_after_bytes: 1,
         history_keep_updates: 3,
+        ..StoreConfig::default()
     });
     let seqs: Vec<u64> = ["a", "b", "c", "d", "e"]
         .iter()
@@ -355,4 +359,68 @@ fn authorship_survives_reopening() {
     assert_eq!(record.creator.as_deref(), Some("ada"));
     assert_eq!(record.bindings.len(), 1);
     assert_eq!(store.bind("d", 9, 0, "eve").expect("binds"), "ada");
+}
+
+#[path = "../../tests/contract/inbox.rs"]
+mod inbox_contract;
+
+fn inbox_config() -> StoreConfig {
+    StoreConfig {
+        inbox_len_max: inbox_contract::LEN_MAX,
+        ..StoreConfig::default()
+    }
+}
+
+#[test]
+fn inbox_contract_sled_and_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled = SledStore::open(&dir.path().join("db"), inbox_config()).expect("opens");
+    inbox_contract::check(&sled, "ada");
+    inbox_contract::check(&sled, "auth0|42 ålice");
+    inbox_contract::check(&memory::MemStore::new(inbox_config()), "ada");
+}
+
+#[test]
+fn an_inbox_survives_reopening_and_its_ids_keep_growing() {
+    use crate::inbox::{InboxQuery, InboxRange, NewNotification};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let note = NewNotification {
+        recipient: "bob".into(),
+        kind: "mentioned".into(),
+        doc: "notes/1".into(),
+        item: Some("r1".into()),
+        by: "ada".into(),
+        at_ms: 5,
+        title: "Plan".into(),
+        status: None,
+    };
+    let all = InboxQuery {
+        range: InboxRange::Older { before: None },
+        unread_only: false,
+        limit: 10,
+    };
+    let first = {
+        let store = SledStore::open(&dir.path().join("db"), inbox_config()).expect("opens");
+        let ids = store
+            .deliver(std::slice::from_ref(&note))
+            .expect("delivers");
+        store.flush().expect("flushes");
+        ids[0]
+    };
+    let store = SledStore::open(&dir.path().join("db"), inbox_config()).expect("reopens");
+    let page = store.inbox("bob", &all).expect("reads");
+    assert_eq!(page.unread, 1);
+    assert_eq!(page.notifications[0].item.as_deref(), Some("r1"));
+    let second = store.deliver(&[note]).expect("delivers")[0];
+    assert!(second > first, "{second} > {first}");
+}
+
+#[path = "../../tests/contract/directory.rs"]
+mod directory_contract;
+
+#[test]
+fn directory_contract_sled_and_memory() {
+    let (_dir, sled) = store();
+    directory_contract::check(&sled);
+    directory_contract::check(&memory::MemStore::new(StoreConfig::default()));
 }
