@@ -40,6 +40,8 @@ pub(crate) fn next_member_id() -> MemberId {
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub author: Arc<str>,
+    /// The token's `name` claim (who-is-online shows it).
+    pub name: Option<Arc<str>>,
     pub can_write: bool,
     /// When the token expires (seconds since the epoch): the socket is closed then.
     pub expires_at: Option<u64>,

@@ -172,6 +172,7 @@ async fn sync_socket(
     };
     let identity = Identity {
         author: Arc::from(principal.sub.as_str()),
+        name: principal.name.as_deref().map(Arc::from),
         can_write: role >= Role::Write,
         expires_at: principal.expires_at,
     };
@@ -181,8 +182,8 @@ async fn sync_socket(
         let online = app.online.join(
             &app.feed,
             &doc,
-            &principal.sub,
-            principal.name.as_deref(),
+            &identity.author,
+            identity.name.as_deref(),
             crate::clock::now_ms(),
         );
         let guards = Guards {

@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { startServer, connectClient, waitFor, sleep, syncStep1, syncUpdate, BIN, Y } from './harness.mjs'
+import { pageSocket, openDocument } from './hocuspocus.mjs'
 
 const SECRET = 'interop-people-secret'
 const mint = (sub, name) =>
@@ -122,4 +123,22 @@ test('who is online: authenticated people, one entry per person, gone when they 
   const left = Date.now()
   await waitFor(async () => (await api('/api/docs/notes/plan/presence', 'bob')).users.length === 1, 2000, 'Ada to leave')
   assert.ok(Date.now() - left < 2000)
+})
+
+test('who is online counts a Hocuspocus page too, per document on its one socket', async () => {
+  const socket = pageSocket(server)
+  const plan = openDocument(socket, 'notes/multi-a', { token: mint('cy', 'Cy Young'), user: 'not Cy' })
+  const other = openDocument(socket, 'notes/multi-b', { token: mint('cy', 'Cy Young'), user: 'not Cy' })
+  try {
+    await plan.settled(); await other.settled()
+    for (const doc of ['notes/multi-a', 'notes/multi-b']) {
+      const here = await api(`/api/docs/${doc}/presence`, 'bob')
+      assert.deepEqual(here.users.map((u) => [u.sub, u.name, u.connections]), [['cy', 'Cy Young', 1]])
+    }
+    plan.destroy() // closes one document; the socket stays
+    await waitFor(async () => (await api('/api/docs/notes/multi-a/presence', 'bob')).users.length === 0, 2000, 'Cy to leave notes/multi-a')
+    assert.equal((await api('/api/docs/notes/multi-b/presence', 'bob')).users.length, 1, 'still on notes/multi-b')
+  } finally {
+    for (const t of [plan, other, socket]) { try { t.destroy() } catch {} }
+  }
 })

@@ -61,6 +61,7 @@ fn check(
     }
     Ok(Identity {
         author,
+        name: principal.name.as_deref().map(Arc::from),
         can_write: role >= Role::Write,
         expires_at: principal.expires_at,
     })
@@ -170,6 +171,14 @@ impl Conn {
             },
             expires_at: identity.expires_at.and_then(instant_of_epoch_s),
             _attachment: self.app.metrics.attach(Dialect::Hocuspocus),
+            _online: self.app.online.join(
+                &self.app.feed,
+                // The document part of the address (`name\0session` for a second provider).
+                &Arc::from(address.split('\0').next().unwrap_or_default()),
+                &identity.author,
+                identity.name.as_deref(),
+                crate::clock::now_ms(),
+            ),
         };
         let held = self.docs.attach(&address, attached);
         self.authenticated_once = true;

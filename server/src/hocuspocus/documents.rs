@@ -67,6 +67,8 @@ pub(super) struct Attached {
     pub expires_at: Option<Instant>,
     /// Counted in the attachments metric while it lives.
     pub _attachment: Attachment,
+    /// Its person on the document's "who is online" list.
+    pub _online: crate::people::online::OnlineSlot,
 }
 
 pub(super) enum State {
@@ -276,6 +278,7 @@ mod tests {
     fn identity() -> Identity {
         Identity {
             author: Arc::from("ada"),
+            name: None,
             can_write: true,
             expires_at: None,
         }
