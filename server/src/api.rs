@@ -105,11 +105,7 @@ async fn dispatch(req: Request, app: Arc<App>) -> Result<Response, ApiError> {
         Op::Document => Method::DELETE,
     };
     if req.method != expected {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("use {expected} here"),
-        ));
+        return Ok(crate::api_error::method_not_allowed(&[expected.as_str()]));
     }
     doc_name::validate(doc)
         .map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, "invalid_document_name", why))?;
@@ -449,16 +445,16 @@ fn describe(message: &Inbound) -> &'static str {
 }
 
 /// `GET <doc>/history`: a page of versions, oldest first.
-#[derive(Serialize)]
-struct History<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct History<'a> {
     doc: &'a str,
     versions: Vec<Version<'a>>,
     /// Pass as `after` for the next page; null on the last.
     next_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Version<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Version<'a> {
     version: u64,
     author: &'a str,
     time_ms: u64,
@@ -466,24 +462,24 @@ struct Version<'a> {
 }
 
 /// `GET <doc>/at/<version>?format=json`.
-#[derive(Serialize)]
-struct Past<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Past<'a> {
     doc: &'a str,
     version: u64,
     content: serde_json::Value,
 }
 
 /// `POST <doc>/restore/<version>`.
-#[derive(Serialize)]
-struct Restored<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Restored<'a> {
     doc: &'a str,
     restored: u64,
     etag: &'a str,
 }
 
 /// `DELETE <doc>`.
-#[derive(Serialize)]
-struct DocDeleted<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct DocDeleted<'a> {
     doc: &'a str,
     deleted: bool,
 }

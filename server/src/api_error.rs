@@ -82,6 +82,20 @@ impl ApiError {
     }
 }
 
+/// 405 with the methods the path takes, in `Allow` (RFC 9110 §15.5.6 requires it).
+pub fn method_not_allowed(allowed: &[&str]) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("use {} here", allowed.join(" or ")),
+    )
+    .into_response();
+    if let Ok(allow) = warp::http::HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert("allow", allow);
+    }
+    response
+}
+
 /// A JSON answer. The body goes through `serde_json::Value`, whose objects keep their keys
 /// sorted: every answer has had its keys in that order (clients and the pinned bodies of
 /// `tests/rest_bodies.rs` see the same bytes whatever order a type declares its fields in).

@@ -71,10 +71,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         });
     let dev_token = warp::path!("api" / "dev" / "token")
         .and(warp::post())
-        .and(warp::body::content_length_limit(
+        .and(crate::request::bounded_body(
             app.config.limits.dev_token_body_max_bytes,
         ))
-        .and(warp::body::json())
         .and(with_app.clone())
         .map(dev_token);
     let docs_api = crate::api::routes(Arc::clone(&app))
@@ -101,6 +100,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(metrics)
         .unify()
         .or(docs_api)
+        .unify()
+        .or(wrong_method())
         .unify();
     let site = match app.config.static_dir.clone() {
         Some(dir) => warp::fs::dir(dir)
@@ -195,20 +196,32 @@ async fn sync_socket(
     })
 }
 
-#[derive(serde::Deserialize)]
-struct DevLogin {
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub(crate) struct DevLogin {
+    /// The name to sign in as: also the segment of its private space.
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$")
+    )]
     sub: String,
     #[serde(default)]
     name: Option<String>,
 }
 
-fn dev_token(login: DevLogin, app: Arc<App>) -> Response {
+fn dev_token(body: bytes::Bytes, app: Arc<App>) -> Response {
     let Some(secret) = &app.config.dev_login_secret else {
         return error_reply(
             StatusCode::NOT_FOUND,
             "not_found",
             "dev login is not enabled",
         );
+    };
+    let login: DevLogin = match serde_json::from_slice(&body) {
+        Ok(login) => login,
+        Err(e) => {
+            let message = format!("expected {{\"sub\", \"name\"?}}: {e}");
+            return error_reply(StatusCode::BAD_REQUEST, "malformed_body", &message);
+        }
     };
     // A plain name, its own private-space segment: the demo builds `private/<sub>/...` itself.
     if !crate::space::is_login_name(&login.sub) {
@@ -289,21 +302,21 @@ fn stats(token: Option<String>, remote: Option<SocketAddr>, app: Arc<App>) -> Re
 }
 
 /// `GET /api/session`: what the web demo's sign-in offers.
-#[derive(serde::Serialize)]
-struct Session {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Session {
     auth: bool,
     dev_login: bool,
 }
 
 /// `POST /api/dev/token`'s answer.
-#[derive(serde::Serialize)]
-struct DevToken {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct DevToken {
     token: String,
 }
 
 /// `GET /health`: `problem` is null while healthy.
-#[derive(serde::Serialize)]
-struct Health {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Health {
     status: &'static str,
     problem: Option<String>,
     version: &'static str,
@@ -313,8 +326,8 @@ struct Health {
 }
 
 /// `GET /api/stats`.
-#[derive(serde::Serialize)]
-struct Stats {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Stats {
     rooms: usize,
     connections: u64,
     /// Documents attached per dialect (a Hocuspocus socket may hold several).
@@ -357,6 +370,41 @@ async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
         )
     };
     Ok(error_reply(status, code, message))
+}
+
+/// The methods each endpoint outside the REST table and `/api/docs` takes (those two answer a
+/// wrong method themselves). A request to one of these paths that no route took came with
+/// another method: 405 with `Allow`, rather than warp's bare 405.
+fn allowed_methods(path: &str) -> Option<&'static [&'static str]> {
+    const GET: &[&str] = &["GET"];
+    const POST: &[&str] = &["POST"];
+    if path.starts_with("/sync/") {
+        return Some(GET);
+    }
+    Some(match path {
+        "/health"
+        | "/metrics"
+        | "/hocuspocus"
+        | "/api/stats"
+        | "/api/session"
+        | "/api/events"
+        | "/api/openapi.json"
+        | "/api/me/notifications"
+        | "/api/me/events"
+        | "/api/presence"
+        | "/api/people" => GET,
+        "/api/dev/token" | "/api/me/notifications/read" => POST,
+        _ => return None,
+    })
+}
+
+fn wrong_method() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path::full().and_then(|path: warp::path::FullPath| async move {
+        match allowed_methods(path.as_str()) {
+            Some(allowed) => Ok(crate::api_error::method_not_allowed(allowed)),
+            None => Err(warp::reject::not_found()),
+        }
+    })
 }
 
 const LANDING_PAGE: &str = r#"<!doctype html>

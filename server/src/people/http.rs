@@ -56,12 +56,26 @@ pub struct NotificationPage {
 
 /// `POST /api/me/notifications/read`: `{"ids": [...]}` or `{"all": true}`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum MarkReadBody {
+    Ids(ReadIds),
+    All(ReadAll),
+}
+
+/// These notifications (ids of someone else's are ignored).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MarkReadBody {
-    #[serde(default)]
-    pub ids: Option<Vec<u64>>,
-    #[serde(default)]
-    pub all: Option<bool>,
+pub struct ReadIds {
+    /// At most an inbox's worth (`--inbox-len-max`, 1,000 by default).
+    #[schemars(length(max = 1000), inner(range(max = u64::MAX)))]
+    pub ids: Vec<u64>,
+}
+
+/// All of them (`false`: none, the unread count only).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadAll {
+    pub all: bool,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -299,22 +313,16 @@ async fn mark_read(
             format!("expected {{\"ids\": [...]}} or {{\"all\": true}}: {e}"),
         )
     })?;
-    let which = match (body.ids, body.all) {
-        (Some(ids), None | Some(false)) => {
+    let which = match body {
+        MarkReadBody::Ids(ReadIds { ids }) => {
             let max = usize::try_from(app.config.store.inbox_len_max).unwrap_or(usize::MAX);
             if ids.len() > max {
                 return Err(ApiError::invalid("ids", format!("at most {max}")));
             }
             MarkRead::Ids(ids)
         }
-        (None, Some(true)) => MarkRead::All,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_body",
-                "give either ids or \"all\": true",
-            ))
-        }
+        MarkReadBody::All(ReadAll { all: true }) => MarkRead::All,
+        MarkReadBody::All(ReadAll { all: false }) => MarkRead::Ids(Vec::new()),
     };
     let store = Arc::clone(&app.store);
     let sub = principal.sub.clone();

@@ -7,7 +7,7 @@ use tandem_crdt_model::contact::{Contact, ContactEdit};
 use tandem_crdt_model::issue::{Issue, IssueEdit};
 use tandem_crdt_model::note::{Note, NoteEdit};
 use tandem_crdt_model::thread::Entry;
-use warp::http::{Method, StatusCode};
+use warp::http::Method;
 use warp::reply::Response;
 
 use super::types::{
@@ -15,7 +15,6 @@ use super::types::{
 };
 use super::validate::check_id;
 use super::{Op, CONTACTS, ISSUES, NOTES, PRIVATE_NOTES};
-use crate::api_error::ApiError;
 
 /// A schema generator for a request or response body.
 pub type SchemaOf = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
@@ -154,14 +153,5 @@ pub(super) fn route_of<'a>(
     if allowed.is_empty() {
         return Ok(None);
     }
-    let mut response = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("use {} here", allowed.join(" or ")),
-    )
-    .into_response();
-    if let Ok(allow) = warp::http::HeaderValue::from_str(&allowed.join(", ")) {
-        response.headers_mut().insert("allow", allow);
-    }
-    Err(Box::new(response))
+    Err(Box::new(crate::api_error::method_not_allowed(&allowed)))
 }

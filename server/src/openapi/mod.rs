@@ -1,8 +1,9 @@
-//! `GET /api/openapi.json`: the OpenAPI 3 description of the typed REST API, generated from the
-//! route table that dispatches requests (`rest::ROUTES`) and the schemas `schemars` derives from
-//! the request and response types (`rest::types`, `api_error::ErrorBody`), the same types the
-//! handlers parse and serialize, so it cannot drift from the code. `answers_fit_their_schemas`
-//! checks real answers against it as well.
+//! `GET /api/openapi.json`: the OpenAPI 3 description of every HTTP endpoint. The typed REST
+//! API's part is generated from the route table that dispatches requests (`rest::ROUTES`); the
+//! other endpoints are described in `endpoints.rs`. Every JSON body's schema is what `schemars`
+//! derives from the types the handlers parse and serialize (`rest::types`, `api_error::ErrorBody`,
+//! the people layer's, ...), so it cannot drift from the code. `answers_fit_their_schemas` checks
+//! real answers against it as well.
 
 use std::sync::{Arc, LazyLock};
 
@@ -14,6 +15,8 @@ use warp::Filter;
 use crate::api_error::ErrorBody;
 use crate::app::App;
 use crate::rest::{Op, ROUTES};
+
+mod endpoints;
 
 /// Built once: it depends on nothing but the code.
 static DOCUMENT: LazyLock<Value> = LazyLock::new(document);
@@ -114,13 +117,20 @@ fn document() -> Value {
             "security": [{}, { "bearer": [] }]
         }}),
     );
+    endpoints::add(
+        &mut paths,
+        &mut endpoints::Describe {
+            generator: &mut generator,
+            error,
+        },
+    );
     let schemas = generator.take_definitions(true);
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "tandem",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Typed REST API over tandem's Yjs documents. Every write is a CRDT transaction applied through the document's room: connected editors see it live."
+            "description": "tandem's HTTP API: the typed REST API over its Yjs documents (every write is a CRDT transaction applied through the document's room: connected editors see it live), HTTP sync, history, notifications, who is online, and the server's own endpoints."
         },
         "servers": [{ "url": "/" }],
         "paths": paths,
