@@ -399,12 +399,18 @@ fn allowed_methods(path: &str) -> Option<&'static [&'static str]> {
 }
 
 fn wrong_method() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path::full().and_then(|path: warp::path::FullPath| async move {
-        match allowed_methods(path.as_str()) {
-            Some(allowed) => Ok(crate::api_error::method_not_allowed(allowed)),
-            None => Err(warp::reject::not_found()),
-        }
-    })
+    warp::path::full().and(warp::method()).and_then(
+        |path: warp::path::FullPath, method: warp::http::Method| async move {
+            match allowed_methods(path.as_str()) {
+                // A right method that no route took was refused for another reason (a body too
+                // large, ...): that rejection is the answer.
+                Some(allowed) if !allowed.contains(&method.as_str()) => {
+                    Ok(crate::api_error::method_not_allowed(allowed))
+                }
+                _ => Err(warp::reject::not_found()),
+            }
+        },
+    )
 }
 
 const LANDING_PAGE: &str = r#"<!doctype html>
