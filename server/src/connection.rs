@@ -137,19 +137,19 @@ async fn pump(
                 let why = why.map_or(Detach::StorageFailure, |(_, why)| why);
                 // Deliver what the room queued before letting us go (a shutdown's last updates).
                 if why != Detach::SlowConsumer {
-                    while let Ok(message) = outbound.try_recv() {
-                        let frame = written(app, y_websocket::frame(&message));
-                        if send_timed(&mut sink, Message::binary(frame), timing.close_timeout).await.is_err() {
-                            break;
-                        }
+                    if let Ok(first) = outbound.try_recv() {
+                        let _ = tokio::time::timeout(
+                            timing.close_timeout,
+                            write_queued(app, &mut sink, first, &mut outbound),
+                        )
+                        .await;
                     }
                 }
                 break End::Close(y_websocket::close_code(why));
             }
-            frame = outbound.recv() => {
-                let Some(message) = frame else { break End::Close(CloseCode::InternalError) };
-                let frame = written(app, y_websocket::frame(&message));
-                match tokio::time::timeout(timing.write_stall_max, sink.send(Message::binary(frame))).await {
+            first = outbound.recv() => {
+                let Some(first) = first else { break End::Close(CloseCode::InternalError) };
+                match tokio::time::timeout(timing.write_stall_max, write_queued(app, &mut sink, first, &mut outbound)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break End::PeerGone,
                     Err(_) => {
@@ -223,13 +223,37 @@ async fn pump(
     (end, socket)
 }
 
-/// Counts a frame as sent (the room's metrics are counted where frames are made).
-fn written(app: &App, frame: Bytes) -> Bytes {
-    app.metrics.messages_out.fetch_add(1, Relaxed);
-    app.metrics
-        .bytes_out
-        .fetch_add(u64::try_from(frame.len()).unwrap_or(0), Relaxed);
-    frame
+/// Writes `first` and everything queued behind it, one frame per message, with one flush: a
+/// burst costs one write to the socket per wake-up, not one per message. Only what is queued
+/// now is taken, so the loop goes back to reading after at most one queue's worth (the queue is
+/// bounded by `outbound_queue_len_max`).
+async fn write_queued<S>(
+    app: &App,
+    sink: &mut S,
+    first: room::Message,
+    outbound: &mut mpsc::Receiver<room::Message>,
+) -> Result<(), S::Error>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let (mut frames, mut bytes) = (0u64, 0u64);
+    let mut left = outbound.len();
+    let mut next = Some(first);
+    while let Some(message) = next {
+        let frame = y_websocket::frame(&message);
+        frames += 1;
+        bytes += u64::try_from(frame.len()).unwrap_or(0);
+        sink.feed(Message::binary(frame)).await?;
+        next = if left == 0 {
+            None
+        } else {
+            left -= 1;
+            outbound.try_recv().ok()
+        };
+    }
+    app.metrics.messages_out.fetch_add(frames, Relaxed);
+    app.metrics.bytes_out.fetch_add(bytes, Relaxed);
+    sink.flush().await
 }
 
 async fn send_timed<S>(sink: &mut S, msg: Message, limit: Duration) -> Result<(), ()>
