@@ -11,7 +11,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
 use super::outgoing::Outbox;
-use super::{Outgoing, Room};
+use super::Room;
 
 impl Room {
     /// Applies updates other nodes appended: they are durable already, so they are only
@@ -40,7 +40,7 @@ impl Room {
                     if !self.batch_authors.iter().any(|a| **a == *record.author) {
                         self.batch_authors.push(Arc::from(record.author.as_str()));
                     }
-                    out.all(Outgoing::Update(Bytes::from(record.update)));
+                    out.update(Bytes::from(record.update));
                     applied = true;
                     // Another node bound its writers (and maybe the creator) in the store.
                     self.authors_stale = true;
