@@ -46,12 +46,7 @@ pub async fn burst(server: &Running, readers: usize, edits: u32) -> anyhow::Resu
     let cpu_before = cpu_seconds(server.pid);
     let start = Instant::now();
     for i in 0..edits {
-        let update = {
-            let mut txn = ydoc.transact_mut();
-            let c = char::from(b'a' + u8::try_from(i % 26).unwrap_or(0));
-            text.insert(&mut txn, i, c.encode_utf8(&mut [0; 4]));
-            txn.encode_update_v1()
-        };
+        let update = keystroke(&ydoc, &text, i);
         sink.send(Message::binary(frame_for(
             dialect,
             &doc,
@@ -84,6 +79,15 @@ pub async fn burst(server: &Running, readers: usize, edits: u32) -> anyhow::Resu
     ]))
 }
 
+/// The `i`-th keystroke of the burst: one letter typed at the end of `text`, as its own
+/// transaction; its Yjs update.
+fn keystroke(doc: &yrs::Doc, text: &yrs::TextRef, i: u32) -> Vec<u8> {
+    let mut txn = doc.transact_mut();
+    let c = char::from(b'a' + u8::try_from(i % 26).unwrap_or(0));
+    text.insert(&mut txn, i, c.encode_utf8(&mut [0; 4]));
+    txn.encode_update_v1()
+}
+
 /// The Yjs update carried by a sync message (SyncStep2 or Update), if the frame holds one.
 fn update_of(frame: &[u8], dialect: Dialect) -> Option<&[u8]> {
     let body = match dialect {
@@ -98,8 +102,8 @@ fn update_of(frame: &[u8], dialect: Dialect) -> Option<&[u8]> {
 }
 
 /// The characters an update inserts (UTF-8 bytes; the burst types ASCII only), read from its v1
-/// encoding: struct headers and string contents, never a document. `None` when it holds content
-/// the burst never makes.
+/// encoding: struct headers and string contents, never a document. 0 when it holds content the
+/// burst never makes.
 pub fn inserted_chars(update: &[u8]) -> u64 {
     let mut r = Reader(update);
     count(&mut r).unwrap_or(0)
@@ -187,13 +191,7 @@ mod tests {
     fn typed(n: u32) -> Vec<Vec<u8>> {
         let doc = yrs::Doc::new();
         let text = doc.get_or_insert_text("t");
-        (0..n)
-            .map(|i| {
-                let mut txn = doc.transact_mut();
-                text.insert(&mut txn, i, "x");
-                txn.encode_update_v1()
-            })
-            .collect()
+        (0..n).map(|i| keystroke(&doc, &text, i)).collect()
     }
 
     #[test]
