@@ -39,6 +39,19 @@ fn var_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// One y-protocols message as a frame of `dialect` for `doc`.
+pub fn frame_for(dialect: Dialect, doc: &str, message: Vec<u8>) -> Vec<u8> {
+    match dialect {
+        Dialect::YWebsocket => message,
+        Dialect::Hocuspocus => {
+            let mut f = Vec::with_capacity(message.len() + doc.len() + 2);
+            var_string(&mut f, doc);
+            f.extend_from_slice(&message);
+            f
+        }
+    }
+}
+
 impl Client {
     /// Connects and completes what the dialect needs before updates flow: the first frame from
     /// the server (its SyncStep1, or Hocuspocus' "authenticated").
@@ -78,17 +91,13 @@ impl Client {
 
     /// Sends one y-protocols message (framed for the dialect).
     pub async fn send(&mut self, message: Vec<u8>) -> anyhow::Result<()> {
-        let frame = match self.dialect {
-            Dialect::YWebsocket => message,
-            Dialect::Hocuspocus => {
-                let mut f = Vec::with_capacity(message.len() + self.doc.len() + 2);
-                var_string(&mut f, &self.doc);
-                f.extend_from_slice(&message);
-                f
-            }
-        };
+        let frame = self.frame(message);
         self.socket.send(Message::binary(frame)).await?;
         Ok(())
+    }
+
+    fn frame(&self, message: Vec<u8>) -> Vec<u8> {
+        frame_for(self.dialect, &self.doc, message)
     }
 
     pub async fn next_binary(&mut self) -> anyhow::Result<Vec<u8>> {
@@ -117,7 +126,8 @@ impl Client {
     }
 }
 
-fn skip_address(frame: &[u8]) -> &[u8] {
+/// The y-protocols message of a Hocuspocus frame (after its document name).
+pub fn skip_address(frame: &[u8]) -> &[u8] {
     let mut len = 0usize;
     let mut shift = 0;
     let mut i = 0;

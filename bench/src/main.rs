@@ -4,6 +4,7 @@
 //!
 //! Start it with `bench/run` (builds tandem in release mode, raises the file limit).
 
+mod burst;
 mod client;
 mod peers;
 mod report;
@@ -55,6 +56,8 @@ struct Plan {
     fanout_rate: u32,
     throughput_readers: usize,
     throughput_edits: u32,
+    burst_readers: Vec<usize>,
+    burst_edits: u32,
     many_docs: usize,
     many_every: Duration,
     many_duration: Duration,
@@ -74,6 +77,8 @@ impl Plan {
                 fanout_rate: 50,
                 throughput_readers: 20,
                 throughput_edits: 500,
+                burst_readers: vec![20],
+                burst_edits: 500,
                 many_docs: 50,
                 many_every: Duration::from_millis(500),
                 many_duration: Duration::from_secs(3),
@@ -90,6 +95,8 @@ impl Plan {
                 fanout_rate: 50,
                 throughput_readers: 100,
                 throughput_edits: 5_000,
+                burst_readers: vec![50, 200],
+                burst_edits: 2_000,
                 many_docs: 1_000,
                 many_every: Duration::from_secs(2),
                 many_duration: Duration::from_secs(20),
@@ -158,6 +165,17 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .await;
                 run.record(s);
+            }
+            for &n in &plan.burst_readers {
+                let name = format!("burst_n{n}");
+                if wanted(&name) {
+                    let edits = plan.burst_edits;
+                    let s = measure(kind, &paths, &name, round, |srv| async move {
+                        burst::burst(&srv, n, edits).await.map(|f| (srv, f))
+                    })
+                    .await;
+                    run.record(s);
+                }
             }
             if wanted("many_documents") {
                 let (d, every, dur) = (plan.many_docs, plan.many_every, plan.many_duration);
@@ -258,11 +276,14 @@ async fn cold_load(
     let doc = "bench/trace";
     let writer = client::Client::connect(&server.clone_target(), doc).await?;
     // Echoes are read while sending: a client that never reads is closed as a slow consumer.
+    // tandem merges the echoes of one group commit, so they cannot be counted one per update:
+    // a SyncStep1 sent after the last update is answered (SyncStep2) only once everything
+    // before it is durable. The first SyncStep2 answers the one `connect` sent.
     let (mut sink, mut stream) = futures_util::StreamExt::split(writer.socket);
     let last = updates.len();
     let acks = tokio::spawn(async move {
-        let mut echoed = 0;
-        while echoed < last {
+        let mut answers = 0;
+        while answers < 2 {
             match tokio::time::timeout(
                 Duration::from_secs(300),
                 futures_util::StreamExt::next(&mut stream),
@@ -270,27 +291,28 @@ async fn cold_load(
             .await
             {
                 Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b))))
-                    if b.starts_with(&[0, 2]) =>
+                    if b.starts_with(&[0, 1]) =>
                 {
-                    echoed += 1
+                    answers += 1;
                 }
                 Ok(Some(Ok(_))) => {}
-                _ => anyhow::bail!(
-                    "the trace upload stopped after {echoed} of {last} acknowledgements"
-                ),
+                _ => anyhow::bail!("the trace upload of {last} updates was not acknowledged"),
             }
         }
         anyhow::Ok(())
     });
-    for update in &updates {
-        let frame = tandem_crdt_model::protocol::encode_update(update);
+    let sync_step1 = tandem_crdt_model::protocol::encode_sync_step1(&yrs::StateVector::default());
+    for frame in updates
+        .iter()
+        .map(|u| tandem_crdt_model::protocol::encode_update(u))
+        .chain([sync_step1])
+    {
         futures_util::SinkExt::send(
             &mut sink,
             tokio_tungstenite::tungstenite::Message::binary(frame),
         )
         .await?;
     }
-    // The last update's echo means every one before it is durable.
     acks.await??;
     let writer = sink;
     drop(writer);

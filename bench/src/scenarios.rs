@@ -16,9 +16,9 @@ use crate::peers::{cpu_seconds, memory, Running};
 pub type Figures = BTreeMap<String, f64>;
 
 /// No single wait in a scenario lasts longer than this.
-const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn mib(bytes: u64) -> f64 {
+pub fn mib(bytes: u64) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let m = bytes as f64 / (1024.0 * 1024.0);
     m
@@ -39,7 +39,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     v
 }
 
-async fn connect_many(server: &Running, docs: &[String]) -> anyhow::Result<Vec<Client>> {
+pub async fn connect_many(server: &Running, docs: &[String]) -> anyhow::Result<Vec<Client>> {
     let mut out = Vec::with_capacity(docs.len());
     // A few at a time: a connection storm measures accept queues, not the server.
     for chunk in docs.chunks(64) {

@@ -129,6 +129,14 @@ pub fn encode_diff(doc: &Doc, sv: &StateVector) -> Option<Vec<u8>> {
     .ok()
 }
 
+/// Updates merged into one (Yjs v1), or `None` if `yrs` refuses or panics. The room merges
+/// updates it has applied, so they decode; the guard is for the day one does not.
+pub fn merge_updates<T: AsRef<[u8]>>(updates: &[T]) -> Option<Vec<u8>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| yrs::merge_updates_v1(updates).ok()))
+        .ok()
+        .flatten()
+}
+
 /// A short stable tag of a state vector: equal tags mean the same document state (HTTP sync
 /// uses it as its `ETag`).
 pub fn state_tag(sv: &StateVector) -> String {

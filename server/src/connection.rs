@@ -36,6 +36,12 @@ pub(crate) fn next_member_id() -> MemberId {
     NEXT_MEMBER_ID.fetch_add(1, Relaxed)
 }
 
+/// A socket split into its write and read halves.
+type Halves = (
+    futures_util::stream::SplitSink<WebSocket, Message>,
+    futures_util::stream::SplitStream<WebSocket>,
+);
+
 /// Who is on the other end, as established before the upgrade.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -87,8 +93,23 @@ impl Drop for OpenConnection {
     }
 }
 
-pub async fn serve(
+/// Serves one socket until it closes. The socket is split here, before the future is made: an
+/// async fn keeps its arguments for its whole life, and a websocket held by value in the
+/// connection's future would cost every idle socket its size once more (the halves share one
+/// heap allocation).
+pub fn serve(
     ws: WebSocket,
+    app: Arc<App>,
+    room: RoomHandle,
+    identity: Identity,
+    guards: Guards,
+) -> impl std::future::Future<Output = ()> + Send {
+    let halves = ws.split();
+    serve_split(halves, app, room, identity, guards)
+}
+
+async fn serve_split(
+    halves: Halves,
     app: Arc<App>,
     room: RoomHandle,
     identity: Identity,
@@ -106,19 +127,23 @@ pub async fn serve(
         detach: detach_tx,
         receives: room::Receives::default(),
     };
-    let (end, socket) = match room.join(member).await {
+    let (end, halves) = match room.join(member).await {
         Ok(()) => {
             let _attached = app.metrics.attach(Dialect::YWebsocket);
-            pump(ws, &app, &room, id, &identity, outbound_rx, detach_rx).await
+            pump(halves, &app, &room, id, &identity, outbound_rx, detach_rx).await
         }
-        Err(_) => (End::Close(CloseCode::InternalError), ws),
+        Err(_) => (End::Close(CloseCode::InternalError), halves),
     };
     // The room and the slots are released before the close handshake: a peer that stopped
     // reading may never let the close frame out, and must not keep its place meanwhile.
     let _ = room.send(RoomCmd::Leave { member: id }).await;
     drop(guards);
     if let End::Close(code) = end {
-        close_socket(socket, code, app.config.timing.close_timeout).await;
+        let (sink, stream) = halves;
+        let socket = sink
+            .reunite(stream)
+            .expect("the two halves of one socket always reunite");
+        close_socket(Box::new(socket), code, app.config.timing.close_timeout).await;
     }
     // Counted open until the socket is gone: shutdown waits for that.
     drop(open);
@@ -126,14 +151,14 @@ pub async fn serve(
 }
 
 async fn pump(
-    ws: WebSocket,
+    (mut sink, mut stream): Halves,
     app: &Arc<App>,
     room: &RoomHandle,
     id: MemberId,
     identity: &Identity,
     mut outbound: mpsc::Receiver<room::Message>,
     mut detached: mpsc::UnboundedReceiver<(MemberId, Detach)>,
-) -> (End, WebSocket) {
+) -> (End, Halves) {
     let limits = &app.config.limits;
     let expiry = identity.expires_at.and_then(instant_of_epoch_s);
     // A peer that may not write never has its updates decoded, only measured.
@@ -143,7 +168,6 @@ async fn pump(
         may_write: identity.can_write,
     };
     let timing = &app.config.timing;
-    let (mut sink, mut stream) = ws.split();
     let mut ping =
         tokio::time::interval_at(Instant::now() + timing.ping_interval, timing.ping_interval);
     let mut pong_pending = false;
@@ -159,24 +183,28 @@ async fn pump(
                 let why = why.map_or(Detach::StorageFailure, |(_, why)| why);
                 // Deliver what the room queued before letting us go (a shutdown's last updates).
                 if why != Detach::SlowConsumer {
-                    while let Ok(message) = outbound.try_recv() {
-                        let Some(frame) = y_websocket::frame(&message) else { continue };
-                        let frame = written(app, frame);
-                        if send_timed(&mut sink, Message::binary(frame), timing.close_timeout).await.is_err() {
-                            break;
-                        }
+                    if let Ok(first) = outbound.try_recv() {
+                        let _ = Box::pin(write_queued(
+                            app,
+                            &mut sink,
+                            first,
+                            &mut outbound,
+                            timing.close_timeout,
+                        ))
+                        .await;
                     }
                 }
                 break End::Close(y_websocket::close_code(why));
             }
-            frame = outbound.recv() => {
-                let Some(message) = frame else { break End::Close(CloseCode::InternalError) };
-                let Some(frame) = y_websocket::frame(&message) else { continue };
-                let frame = written(app, frame);
-                match tokio::time::timeout(timing.write_stall_max, sink.send(Message::binary(frame))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break End::PeerGone,
-                    Err(_) => {
+            first = outbound.recv() => {
+                let Some(first) = first else { break End::Close(CloseCode::InternalError) };
+                // Boxed, like the other rarely running futures below: the connection's future
+                // is as large as its largest await, and every idle socket pays for it.
+                let write = Box::pin(write_queued(app, &mut sink, first, &mut outbound, timing.write_stall_max));
+                match write.await {
+                    Ok(()) => {}
+                    Err(WriteEnd::Gone) => break End::PeerGone,
+                    Err(WriteEnd::Stalled) => {
                         app.metrics.slow_consumers_closed.fetch_add(1, Relaxed);
                         tracing::warn!(doc = %room.name, member = id, "closing connection: writes stalled");
                         break End::Close(CloseCode::SlowConsumer);
@@ -208,7 +236,7 @@ async fn pump(
                                 tracing::warn!(doc = %room.name, member = id, "closing connection: rate limit");
                                 break End::Close(CloseCode::RateLimited);
                             }
-                            if room.send(RoomCmd::Inbound { member: id, messages }).await.is_err() {
+                            if Box::pin(room.send(RoomCmd::Inbound { member: id, messages })).await.is_err() {
                                 break End::Close(CloseCode::InternalError);
                             }
                         }
@@ -235,16 +263,13 @@ async fn pump(
                     break End::Close(CloseCode::PingTimeout);
                 }
                 pong_pending = true;
-                if send_timed(&mut sink, Message::Ping(Bytes::new()), timing.close_timeout).await.is_err() {
+                if Box::pin(send_timed(&mut sink, Message::Ping(Bytes::new()), timing.close_timeout)).await.is_err() {
                     break End::PeerGone;
                 }
             }
         }
     };
-    let socket = sink
-        .reunite(stream)
-        .expect("the two halves of one socket always reunite");
-    (end, socket)
+    (end, (sink, stream))
 }
 
 /// Counts a frame as sent (the room's metrics are counted where frames are made).
@@ -254,6 +279,57 @@ pub(crate) fn written(app: &App, frame: Bytes) -> Bytes {
         .bytes_out
         .fetch_add(u64::try_from(frame.len()).unwrap_or(0), Relaxed);
     frame
+}
+
+/// Why writing to a socket stopped.
+enum WriteEnd {
+    /// The peer is gone (the socket failed).
+    Gone,
+    /// One frame (or the final flush) made no progress for the stall limit.
+    Stalled,
+}
+
+/// Writes `first` and everything queued behind it, one frame per message, with one flush: a
+/// burst costs one write to the socket per wake-up, not one per message. Only what is queued
+/// now is taken, so the loop goes back to reading after at most one queue's worth (the queue is
+/// bounded by `outbound_queue_len_max`). `stall` bounds each frame and the flush on its own, as
+/// it bounded each message's send before frames were batched: a reader that drains a large
+/// backlog slowly but steadily is not taken for a stalled one.
+async fn write_queued<S>(
+    app: &App,
+    sink: &mut S,
+    first: room::Message,
+    outbound: &mut mpsc::Receiver<room::Message>,
+    stall: Duration,
+) -> Result<(), WriteEnd>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let step = |done: Result<Result<(), S::Error>, tokio::time::error::Elapsed>| match done {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(WriteEnd::Gone),
+        Err(_) => Err(WriteEnd::Stalled),
+    };
+    let (mut frames, mut bytes) = (0u64, 0u64);
+    let mut left = outbound.len();
+    let mut next = Some(first);
+    while let Some(message) = next {
+        // Some messages have no y-websocket form (acks, stateless messages): nothing to write.
+        if let Some(frame) = y_websocket::frame(&message) {
+            frames += 1;
+            bytes += u64::try_from(frame.len()).unwrap_or(0);
+            step(tokio::time::timeout(stall, sink.feed(Message::binary(frame))).await)?;
+        }
+        next = if left == 0 {
+            None
+        } else {
+            left -= 1;
+            outbound.try_recv().ok()
+        };
+    }
+    app.metrics.messages_out.fetch_add(frames, Relaxed);
+    app.metrics.bytes_out.fetch_add(bytes, Relaxed);
+    step(tokio::time::timeout(stall, sink.flush()).await)
 }
 
 pub(crate) async fn send_timed<S>(sink: &mut S, msg: Message, limit: Duration) -> Result<(), ()>
@@ -268,7 +344,7 @@ where
 
 /// Sends our close frame and gives the peer a moment to answer it. The whole handshake is
 /// bounded by `limit`: a peer that does not read (a full send buffer) or never answers is dropped.
-pub(crate) async fn close_socket(mut ws: WebSocket, code: CloseCode, limit: Duration) {
+pub(crate) async fn close_socket(mut ws: Box<WebSocket>, code: CloseCode, limit: Duration) {
     let _ = tokio::time::timeout(limit, async {
         ws.send(close_message(code)).await?;
         while let Some(msg) = ws.next().await {
@@ -276,7 +352,7 @@ pub(crate) async fn close_socket(mut ws: WebSocket, code: CloseCode, limit: Dura
                 break;
             }
         }
-        ws.close(None).await
+        WebSocket::close(&mut ws, None).await
     })
     .await;
 }

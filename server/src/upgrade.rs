@@ -5,7 +5,7 @@
 //! let it be changed. tungstenite allocates that buffer per socket up front and zero-fills it
 //! on every read, which made an idle socket cost ~138 KiB and made `memset` the top symbol of a
 //! busy server (see `bench/results/2026-11-22-warp-ws.md`). y-protocols frames are mostly tens of
-//! bytes; an 8 KiB buffer grows on demand for the rare large one.
+//! bytes; a 512-byte buffer grows on demand for the rare large one.
 
 use std::convert::Infallible;
 
@@ -21,8 +21,19 @@ use warp::Filter;
 /// A server-side websocket.
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
-/// Per-socket read buffer (it grows for larger frames).
-const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// Per-socket read buffer: also the most one read takes from the socket. tungstenite keeps it
+/// for the socket's life and zero-fills it up to this size before a read, so all of it is
+/// resident memory on every idle socket. Keystroke updates, awareness states and state
+/// vectors are tens to hundreds of bytes; the buffer grows for a larger frame, which then
+/// takes several reads (a 100 KiB SyncStep2 about 200: a fraction of a millisecond, once per
+/// connection).
+const READ_BUFFER_BYTES: usize = 512;
+
+/// Queued frames are written to the socket once they pass this size, or on the flush that
+/// ends every write. tungstenite keeps its write buffer's capacity for the socket's life, so
+/// this also bounds what a socket keeps after a burst (its default, 128 KiB, would let every
+/// reader of a busy room keep up to that).
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// A valid websocket upgrade request, ready to be accepted.
 pub struct Upgrade {
@@ -71,6 +82,7 @@ impl Upgrade {
     {
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(WRITE_BUFFER_BYTES)
             .max_message_size(Some(message_max_bytes))
             .max_frame_size(Some(message_max_bytes));
         let on_upgrade = self.on_upgrade;

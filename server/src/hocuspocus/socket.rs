@@ -103,7 +103,7 @@ pub(super) async fn serve(
         let socket = sink
             .reunite(stream)
             .expect("the two halves of one socket always reunite");
-        close_socket(socket, code, app.config.timing.close_timeout).await;
+        close_socket(Box::new(socket), code, app.config.timing.close_timeout).await;
     }
     drop(open);
     tracing::debug!(?remote, "hocuspocus connection closed");

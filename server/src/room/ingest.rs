@@ -226,7 +226,7 @@ impl Room {
             time_ms: now_ms(),
             update: update.clone(),
         });
-        out.all(Outgoing::Update(update));
+        out.update(update);
     }
 
     /// One-round-trip sync: apply the caller's offline edits, then (after the batch is durable)

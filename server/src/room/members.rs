@@ -144,7 +144,7 @@ impl Room {
     /// consumer; its departure reaches the others with the next presence broadcast.
     pub(super) fn deliver(&mut self, out: Outbox) {
         let mut overflowed = Vec::new();
-        for (dest, message) in out.0 {
+        for (dest, message) in out.into_messages() {
             let mut send = |attached: &Attached| {
                 if let Err(mpsc::error::TrySendError::Full(_)) =
                     attached.member.outbound.try_send(message.clone())

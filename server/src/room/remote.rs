@@ -9,7 +9,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
 use super::outgoing::Outbox;
-use super::{Outgoing, Room};
+use super::Room;
 
 impl Room {
     /// Applies updates other nodes appended: they are durable already, so they are only
@@ -36,7 +36,7 @@ impl Room {
                     self.doc_bytes = self.doc_bytes.saturating_add(size);
                     self.tail.updates += 1;
                     self.tail.bytes = self.tail.bytes.saturating_add(size);
-                    out.all(Outgoing::Update(Bytes::from(record.update)));
+                    out.update(Bytes::from(record.update));
                     applied = true;
                     // Another node bound its writers (and maybe the creator) in the store.
                     self.authors_stale = true;
