@@ -126,23 +126,34 @@ impl Authors {
         Ok(Claim::Granted)
     }
 
-    /// Records that the room's own client ID wrote clocks from `start` on for `author` (a REST
-    /// edit), unless the range before already belongs to that author.
-    pub fn record_own_edit(
-        &mut self,
-        store: &dyn DocStore,
-        doc: &str,
-        own: ClientID,
-        start: u32,
+    /// The client IDs [`Authors::claim`] would bind to `author` in the store: the ones nobody
+    /// holds yet, nobody else is present under, and that are not the room's own. The room binds
+    /// them off its task first, so `claim` then decides from memory.
+    pub fn to_bind(
+        &self,
         author: &Arc<str>,
-    ) -> Result<(), StoreError> {
+        writers: impl IntoIterator<Item = ClientID>,
+        own: ClientID,
+        announced: impl Fn(ClientID) -> Option<Arc<str>>,
+    ) -> Vec<u64> {
+        writers
+            .into_iter()
+            .filter(|client| *client != own && !self.ranges.contains_key(&client.get()))
+            .filter(|client| announced(*client).is_none_or(|a| a == *author))
+            .map(|client| client.get())
+            .collect()
+    }
+
+    /// Where the room's own client ID must be bound to `author` after a REST edit that wrote
+    /// from clock `start`: unless its last range already belongs to that author.
+    pub fn own_edit_to_bind(&self, own: ClientID, start: u32, author: &Arc<str>) -> Option<u32> {
         let last = self.ranges.get(&own.get()).and_then(|r| r.last());
-        if last.is_some_and(|(_, a)| a == author) {
-            return Ok(());
-        }
-        let owner = store.bind(doc, own.get(), start, author)?;
-        self.insert(own.get(), start, Arc::from(owner));
-        Ok(())
+        last.is_none_or(|(_, a)| a != author).then_some(start)
+    }
+
+    /// Records a binding the store answered (`owner` holds `client` from `start`).
+    pub fn bound(&mut self, client: u64, start: u32, owner: Arc<str>) {
+        self.insert(client, start, owner);
     }
 
     /// Notes the creator once the room appended the document's first update.
@@ -225,9 +236,11 @@ mod tests {
         let own = ClientID::new(42);
         let (ada, bob): (Arc<str>, Arc<str>) = (Arc::from("ada"), Arc::from("bob"));
         for (start, who) in [(0, &ada), (3, &ada), (5, &bob), (9, &ada)] {
-            authors
-                .record_own_edit(&store, "d", own, start, who)
-                .expect("store works");
+            // What the room does after a REST edit (the bind itself off its task).
+            if let Some(start) = authors.own_edit_to_bind(own, start, who) {
+                let owner = store.bind("d", own.get(), start, who).expect("store works");
+                authors.bound(own.get(), start, Arc::from(owner));
+            }
         }
         let at = |clock| authors.author_of(&id(42, clock));
         assert_eq!(

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::*;
@@ -13,23 +12,47 @@ use tandem::room::{RoomCmd, RoomError};
 use tandem::App;
 use tandem_storage::memory::MemStore;
 
-/// `count` edits from distinct client IDs (so none depends on another), as frames.
-fn edits(first_client: u64, count: u64) -> Vec<Vec<u8>> {
-    (first_client..first_client + count)
-        .map(|client| edit(client, &format!("c{client}")))
-        .collect()
+/// `count` edits from distinct client IDs (so none depends on another), as frames, and the
+/// client IDs.
+fn edits(first_client: u64, count: u64) -> (Vec<Vec<u8>>, Vec<u64>) {
+    let clients: Vec<u64> = (first_client..first_client + count).collect();
+    let frames = clients
+        .iter()
+        .map(|client| edit(*client, &format!("c{client}")))
+        .collect();
+    (frames, clients)
 }
 
-/// Sends every frame without waiting, then waits for the echo of each: the acknowledgement
-/// that it is durable. Other frames (presence, others' edits) are skipped.
-async fn send_all_and_await_echoes(ws: &mut Ws, frames: &[Vec<u8>]) {
+/// Sends every frame without waiting, then waits until the updates the room sent back (its
+/// acknowledgement that they are durable; a burst made durable together comes back merged)
+/// hold every one of them. Other frames (presence) are skipped.
+async fn send_all_and_await_echoes(ws: &mut Ws, (frames, clients): &(Vec<Vec<u8>>, Vec<u64>)) {
+    use yrs::updates::decoder::Decode;
+    use yrs::{ReadTxn, Transact};
     for frame in frames {
         send(ws, frame.clone()).await;
     }
-    let mut missing: HashSet<&Vec<u8>> = frames.iter().collect();
-    while !missing.is_empty() {
+    let replica = yrs::Doc::new();
+    let has_all = |doc: &yrs::Doc| {
+        let sv = doc.transact().state_vector();
+        clients.iter().all(|c| sv.get(&yrs::ClientID::new(*c)) > 0)
+    };
+    while !has_all(&replica) {
         let frame = recv_with(ws, &[0, 2]).await;
-        missing.remove(&frame);
+        let message = tandem_crdt_model::protocol::decode_frame(
+            &frame,
+            &tandem_crdt_model::protocol::Decoding::writer(1 << 24),
+        )
+        .expect("a frame the room made");
+        for m in message {
+            if let tandem_crdt_model::protocol::Inbound::Update(u) = m {
+                let update = yrs::Update::decode_v1(&u.bytes).expect("decodes");
+                replica
+                    .transact_mut()
+                    .apply_update(update)
+                    .expect("applies");
+            }
+        }
     }
 }
 

@@ -156,16 +156,11 @@ impl Room {
         update: ClientUpdate,
         out: &mut Outbox,
     ) -> Result<Ingest, String> {
-        let size = u64::try_from(update.bytes.len()).unwrap_or(u64::MAX);
-        if update.decoded.is_empty() {
-            return Ok(Ingest::Empty);
-        }
-        if self.doc_bytes.saturating_add(size) > self.app.config.limits.doc_size_max_bytes {
-            self.app.metrics.updates_refused.fetch_add(1, Relaxed);
-            return Ok(Ingest::TooLarge);
-        }
-        if has_gap(&self.doc, &update.shape.requires) {
-            return Ok(Ingest::Gap);
+        if let Some(refused) = self.refused_before_claim(&update) {
+            if matches!(refused, Ingest::TooLarge) {
+                self.app.metrics.updates_refused.fetch_add(1, Relaxed);
+            }
+            return Ok(refused);
         }
         let presence = &self.presence;
         let claim = self
@@ -303,10 +298,88 @@ impl Room {
         }));
     }
 
+    /// What `ingest` answers an update before any client ID is claimed for it, if it stops there.
+    fn refused_before_claim(&self, update: &ClientUpdate) -> Option<Ingest> {
+        let size = u64::try_from(update.bytes.len()).unwrap_or(u64::MAX);
+        if update.decoded.is_empty() {
+            return Some(Ingest::Empty);
+        }
+        if self.doc_bytes.saturating_add(size) > self.app.config.limits.doc_size_max_bytes {
+            return Some(Ingest::TooLarge);
+        }
+        has_gap(&self.doc, &update.shape.requires).then_some(Ingest::Gap)
+    }
+
+    /// Binds in the store, off the room's task, the client IDs an update of `author` writes under
+    /// that the room's record does not hold yet (each ID's first writer keeps it, across nodes;
+    /// with Redis that is a network round trip), for an update `ingest` will get to claiming
+    /// for. `ingest` then decides from memory.
+    pub(super) async fn prebind(
+        &mut self,
+        author: &Arc<str>,
+        update: &ClientUpdate,
+    ) -> Result<(), String> {
+        if self.refused_before_claim(update).is_some() {
+            return Ok(());
+        }
+        let presence = &self.presence;
+        let to_bind = self.authors.to_bind(
+            author,
+            update.shape.writers(),
+            self.doc.client_id(),
+            |client| presence.author_of(client),
+        );
+        for (client, owner) in self.bind_off_task(author, to_bind, 0).await? {
+            self.authors.bound(client, 0, owner);
+        }
+        Ok(())
+    }
+
+    /// `store.bind` for each of `clients` from `start`, on a blocking thread.
+    async fn bind_off_task(
+        &self,
+        author: &Arc<str>,
+        clients: Vec<u64>,
+        start: u32,
+    ) -> Result<Vec<(u64, Arc<str>)>, String> {
+        if clients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (store, doc, who) = (
+            Arc::clone(&self.app.store),
+            self.name.to_string(),
+            author.to_string(),
+        );
+        tokio::task::spawn_blocking(move || {
+            clients
+                .into_iter()
+                .map(|c| store.bind(&doc, c, start, &who).map(|o| (c, Arc::from(o))))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+    }
+
+    /// Re-reads the authorship record (another node may have added to it), off the room's task.
+    async fn refresh_authors(&mut self) -> Result<(), String> {
+        if !self.authors_stale {
+            return Ok(());
+        }
+        let (store, doc) = (Arc::clone(&self.app.store), self.name.to_string());
+        let record = tokio::task::spawn_blocking(move || store.authorship(&doc))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        self.authors = Authors::from_record(record);
+        self.authors_stale = false;
+        Ok(())
+    }
+
     /// Makes a REST edit on the document: whatever it changed is stored and broadcast like a
     /// member's update, and its answer waits for the batch's commit. True when it changed the
     /// document.
-    pub(super) fn edit(
+    pub(super) async fn edit(
         &mut self,
         edit: Edit,
         out: &mut Outbox,
@@ -325,15 +398,7 @@ impl Room {
             let answer = Err(EditError::TooLarge);
             return Ok((false, PendingEdit { answer, reply }));
         }
-        if self.authors_stale {
-            let record = self
-                .app
-                .store
-                .authorship(&self.name)
-                .map_err(|e| e.to_string())?;
-            self.authors = Authors::from_record(record);
-            self.authors_stale = false;
-        }
+        self.refresh_authors().await?;
         let own = self.doc.client_id();
         let own_clock_before = self.doc.transact().state_vector().get(&own);
         let made = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
@@ -361,9 +426,14 @@ impl Room {
             1 => updates.into_iter().next().unwrap_or_default(),
             _ => yrs::merge_updates_v1(&updates).map_err(|e| e.to_string())?,
         };
-        self.authors
-            .record_own_edit(&*self.app.store, &self.name, own, own_clock_before, &author)
-            .map_err(|e| e.to_string())?;
+        if let Some(start) = self
+            .authors
+            .own_edit_to_bind(own, own_clock_before, &author)
+        {
+            for (client, owner) in self.bind_off_task(&author, vec![own.get()], start).await? {
+                self.authors.bound(client, start, owner);
+            }
+        }
         self.store_update(&author, Bytes::from(update), out);
         Ok((true, PendingEdit { answer, reply }))
     }

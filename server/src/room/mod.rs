@@ -261,6 +261,14 @@ impl Room {
             }
             RoomCmd::Inbound { member, messages } => {
                 for message in messages {
+                    if let (tandem_crdt_model::protocol::Inbound::Update(update), Some(attached)) =
+                        (&message, self.members.get(&member))
+                    {
+                        if attached.member.can_write {
+                            let author = Arc::clone(&attached.member.author);
+                            self.prebind(&author, update).await?;
+                        }
+                    }
                     batch.changed |= self.handle_message(member, message, &mut batch.out)?;
                     self.reload_if_needed().await?;
                 }
@@ -268,13 +276,17 @@ impl Room {
             RoomCmd::Leave { member } => self.leave(member),
             RoomCmd::Compacted(result) => self.compacted(result),
             RoomCmd::HttpSync(request) => {
+                let author = Arc::clone(&request.author);
+                for update in &request.updates {
+                    self.prebind(&author, update).await?;
+                }
                 let (changed, pending) = self.http_sync(request, &mut batch.out)?;
                 batch.changed |= changed;
                 batch.http.extend(pending);
                 self.reload_if_needed().await?;
             }
             RoomCmd::Edit(edit) => {
-                let (changed, pending) = self.edit(edit, &mut batch.out)?;
+                let (changed, pending) = self.edit(edit, &mut batch.out).await?;
                 batch.changed |= changed;
                 batch.edits.push(pending);
                 self.reload_if_needed().await?;
