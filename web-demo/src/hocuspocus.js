@@ -17,8 +17,17 @@ function pageSocket (url) {
 /** The network went away or came back: the shared socket follows (once, for every document). */
 export function hocuspocusOnline (online) {
   if (!socket) return
-  if (online) socket.connect()
-  else socket.disconnect()
+  if (online) {
+    socket.connect()
+    return
+  }
+  socket.disconnect()
+  // Chromium may hold the socket half-open once the network is gone, delivering its close event
+  // much later; meanwhile the socket still says `connected` and would ignore connect() when the
+  // network returns. Act on the close now, as the socket and its documents would on the real
+  // event (the old socket's late event is unhooked by then): the provider does the same itself
+  // when a socket stays silent too long.
+  if (socket.status !== 'disconnected') socket.emit('close', { event: { code: 1000, reason: 'offline' } })
 }
 
 /**
