@@ -16,6 +16,7 @@ export default defineConfig({
     // `npm run dev` against a locally running `tandem serve` (port 8080).
     proxy: {
       '/sync': { target: 'ws://127.0.0.1:8080', ws: true },
+      '/hocuspocus': { target: 'ws://127.0.0.1:8080', ws: true },
       '/api': 'http://127.0.0.1:8080',
       '/health': 'http://127.0.0.1:8080'
     }

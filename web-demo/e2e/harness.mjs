@@ -109,7 +109,7 @@ export async function eventually (fn, { timeout = WAIT, interval = 100, message 
 export function bodyText (page) {
   return page.locator('[data-testid=note-editor] .ProseMirror').evaluate(el => {
     const copy = el.cloneNode(true)
-    copy.querySelectorAll('.ProseMirror-widget, .ProseMirror-yjs-cursor').forEach(n => n.remove())
+    copy.querySelectorAll('.ProseMirror-widget, .ProseMirror-yjs-cursor, .collaboration-carets__caret').forEach(n => n.remove())
     return Array.from(copy.children, block => block.textContent).join('\n')
   })
 }

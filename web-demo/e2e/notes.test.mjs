@@ -54,7 +54,7 @@ test('two contexts type concurrently in a note body and converge', async () => {
     assert.ok(converged.includes(bobWords.trim()))
 
     // Ada's caret shows on Bob's side in Ada's colour, labelled with her name.
-    const caret = bob.page.locator('.ProseMirror-yjs-cursor', { hasText: 'Ada Lovelace' })
+    const caret = bob.page.locator('.collaboration-carets__caret', { hasText: 'Ada Lovelace' })
     await caret.waitFor({ timeout: WAIT })
     assert.equal(await caret.evaluate(el => getComputedStyle(el).borderLeftColor), 'rgb(225, 29, 72)')
 

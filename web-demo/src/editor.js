@@ -1,23 +1,24 @@
-// The rich-text body of a note: ProseMirror bound to the note's `default` Y.XmlFragment with
-// y-prosemirror (ySyncPlugin for the content, yCursorPlugin for everyone's caret and selection in
-// their colour from awareness, yUndoPlugin for an undo that only undoes your own edits).
+// The note body for the y-websocket screen (`?notes=y-websocket`): ProseMirror bound to the note's
+// `default` Y.XmlFragment with @tiptap/y-tiptap (Tiptap's fork of y-prosemirror, the binding its
+// Collaboration extension runs on; ySyncPlugin for the content, yCursorPlugin for everyone's caret
+// and selection in their colour from awareness, yUndoPlugin for an undo that only undoes your own
+// edits). The default note editor is Tiptap over Hocuspocus (tiptap.js); both come from the same
+// packages, so the second editor costs the bundle little.
 //
-// Why ProseMirror + y-prosemirror rather than Tiptap: y-prosemirror is the binding Tiptap itself
-// runs on, so the stored structure is identical, but the direct route costs ~10 small packages
-// instead of Tiptap's tree, and the schema stays under our control. The schema below uses
-// Tiptap's node and mark names (paragraph, heading, bulletList, listItem, bold, italic, ...), so
-// a Tiptap client with the Collaboration extension opens the same notes unchanged, and the
-// server's typed view (crdt-model, which reads paragraphs and headings) understands them too.
+// The schema below uses Tiptap's node and mark names (paragraph, heading, bulletList, listItem,
+// bold, italic, ...), so a note is the same document in either editor, and the server's typed view
+// (crdt-model, which reads paragraphs and headings) understands it too.
 
-import { Schema } from 'prosemirror-model'
-import { EditorState, Plugin } from 'prosemirror-state'
-import { EditorView, Decoration, DecorationSet } from 'prosemirror-view'
-import { keymap } from 'prosemirror-keymap'
-import { baseKeymap, toggleMark, setBlockType, wrapIn, lift } from 'prosemirror-commands'
-import { wrapInList, splitListItem, liftListItem, sinkListItem } from 'prosemirror-schema-list'
-import { ySyncPlugin, yCursorPlugin, yUndoPlugin, undo, redo } from 'y-prosemirror'
+import { Schema } from '@tiptap/pm/model'
+import { EditorState, Plugin } from '@tiptap/pm/state'
+import { EditorView, Decoration, DecorationSet } from '@tiptap/pm/view'
+import { keymap } from '@tiptap/pm/keymap'
+import { baseKeymap, toggleMark, setBlockType, wrapIn, lift } from '@tiptap/pm/commands'
+import { wrapInList, splitListItem, liftListItem, sinkListItem } from '@tiptap/pm/schema-list'
+import { ySyncPlugin, yCursorPlugin, yUndoPlugin, undo, redo } from '@tiptap/y-tiptap'
 import { h } from './ui.js'
 import { mentionableEditor } from './people.js'
+import { createToolbar, BODY_PLACEHOLDER } from './toolbar.js'
 
 export const schema = new Schema({
   nodes: {
@@ -115,7 +116,7 @@ export const schema = new Schema({
 const { nodes, marks } = schema
 
 /** Shows a placeholder while the body is a single empty paragraph. */
-function placeholder (text) {
+export function placeholder (text) {
   return new Plugin({
     props: {
       decorations (state) {
@@ -196,51 +197,12 @@ const TOOLS = [
  * Returns { view, destroy }.
  */
 export function createEditor (host, fragment, awareness, { label = 'Note body' } = {}) {
-  const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Formatting' })
+  const toolbar = createToolbar(TOOLS.map(tool => tool.sep ? tool : {
+    ...tool,
+    run: () => tool.run(view.state, view.dispatch, view)
+  }), () => view.focus())
   const area = h('div', { class: 'editor-area' })
-  host.append(toolbar, area)
-
-  const buttons = []
-  for (const tool of TOOLS) {
-    if (tool.sep) { toolbar.append(h('span', { class: 'toolbar-sep', 'aria-hidden': 'true' })); continue }
-    const button = h('button', {
-      type: 'button',
-      class: `tool ${tool.cls || ''}`.trim(),
-      'aria-label': tool.label,
-      title: `${tool.label} (${tool.key})`,
-      tabindex: buttons.length === 0 ? '0' : '-1',
-      onmousedown: e => e.preventDefault(), // keep the editor's selection
-      onclick: () => {
-        tool.run(view.state, view.dispatch, view)
-        view.focus()
-      }
-    }, tool.text)
-    if (tool.active) button.setAttribute('aria-pressed', 'false')
-    toolbar.append(button)
-    buttons.push({ button, tool })
-  }
-  // Roving tab index: one tab stop for the toolbar, arrows move between its buttons.
-  toolbar.addEventListener('keydown', e => {
-    const list = buttons.map(b => b.button)
-    const i = list.indexOf(document.activeElement)
-    if (i < 0) return
-    let next = null
-    if (e.key === 'ArrowRight') next = (i + 1) % list.length
-    else if (e.key === 'ArrowLeft') next = (i - 1 + list.length) % list.length
-    else if (e.key === 'Home') next = 0
-    else if (e.key === 'End') next = list.length - 1
-    if (next === null) return
-    e.preventDefault()
-    list[i].tabIndex = -1
-    list[next].tabIndex = 0
-    list[next].focus()
-  })
-
-  const updateToolbar = state => {
-    for (const { button, tool } of buttons) {
-      if (tool.active) button.setAttribute('aria-pressed', String(!!tool.active(state)))
-    }
-  }
+  host.append(toolbar.el, area)
 
   const state = EditorState.create({
     schema,
@@ -272,7 +234,7 @@ export function createEditor (host, fragment, awareness, { label = 'Note body' }
         }
       }),
       keymap(baseKeymap),
-      placeholder('Write something… everyone here sees it as you type.')
+      placeholder(BODY_PLACEHOLDER)
     ]
   })
 
@@ -291,12 +253,12 @@ export function createEditor (host, fragment, awareness, { label = 'Note body' }
     dispatchTransaction (tr) {
       const next = this.state.apply(tr)
       this.updateState(next)
-      updateToolbar(next)
+      toolbar.update(next)
       if (this.hasFocus()) mentions?.update()
     }
   })
   const mentions = mentionableEditor(view, area)
   view.dom.addEventListener('blur', () => setTimeout(mentions.hide, 150))
-  updateToolbar(view.state)
+  toolbar.update(view.state)
   return { view, destroy: () => view.destroy() }
 }

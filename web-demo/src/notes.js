@@ -4,9 +4,10 @@
 
 import * as Y from 'yjs'
 import { h, mount, newId, ago, announce } from './ui.js'
-import { openDoc, release, setFocus, writeSummary, person } from './sync.js'
+import { openDoc, release, setFocus, writeSummary, person, currentUser } from './sync.js'
 import { bindText } from './bind-text.js'
 import { createEditor } from './editor.js'
+import { createTiptapEditor } from './tiptap.js'
 import { createThread } from './thread.js'
 import { createChips } from './chips.js'
 import { splitLayout, indexList, trackUpdates, emptyPane, lockIcon, TOUCH } from './common.js'
@@ -119,7 +120,11 @@ function noteView (params, ctx) {
   const tags = createChips(doc.getArray('tags'), { label: 'Tags', placeholder: 'Add tag…', format: v => `#${v}` })
 
   const editorHost = h('div', { class: 'editor', 'data-testid': 'note-editor' })
-  const editor = createEditor(editorHost, doc.getXmlFragment('default'), entry.awareness)
+  // Tiptap over Hocuspocus, or (`?notes=y-websocket`) ProseMirror over y-websocket: one document.
+  editorHost.dataset.editor = entry.dialect === 'hocuspocus' ? 'tiptap' : 'prosemirror'
+  const editor = entry.dialect === 'hocuspocus'
+    ? createTiptapEditor(editorHost, entry, currentUser())
+    : createEditor(editorHost, doc.getXmlFragment('default'), entry.awareness)
 
   const thread = createThread(doc.getArray('replies'), { noun: 'reply', title: 'Replies' })
 

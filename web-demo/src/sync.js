@@ -1,6 +1,12 @@
 // Opening documents: one Y.Doc per document name, persisted in the browser with y-indexeddb and
-// synced with the server through the stock y-websocket provider. Screens open what they show and
-// release it when they leave; a document is closed a moment after its last user lets go.
+// synced with the server through a stock provider. Screens open what they show and release it when
+// they leave; a document is closed a moment after its last user lets go.
+//
+// Two dialects, both stock clients: notes travel over Hocuspocus (`/hocuspocus`, the page's one
+// socket, as their Tiptap editor expects), everything else over y-websocket (`/sync`, a socket per
+// document). A note is the same document either way (same name, same Y.Doc layout), so
+// `?notes=y-websocket` in the page's address opens notes in the ProseMirror editor over
+// y-websocket instead, and both kinds of client edit the same note together.
 //
 // Offline: `navigator.onLine` going false disconnects every provider (a browser may keep a socket
 // half-open while the network is down, and edits must not be lost in it); coming back connects
@@ -10,6 +16,7 @@
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { IndexeddbPersistence } from 'y-indexeddb'
+import { hocuspocusProvider, hocuspocusOnline } from './hocuspocus.js'
 
 const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`
 // The path the page was served under (a reverse proxy may mount tandem below `/`).
@@ -17,6 +24,17 @@ const basePath = location.pathname.replace(/\/[^/]*$/, '')
 
 /** Grace period before an unused document is closed: quick back-and-forth reuses it. */
 const CLOSE_AFTER_MS = 1500
+
+/** Note documents: `notes/<id>` and `private/<sub>/notes/<id>`. */
+const NOTE_DOC = /^(private\/[^/]+\/)?notes\/[^/]+$/
+
+/** The dialect notes are opened in on this page: 'hocuspocus' unless the address asks otherwise. */
+export const notesDialect = new URLSearchParams(location.search).get('notes') === 'y-websocket' ? 'y-websocket' : 'hocuspocus'
+
+/** Which dialect carries the document `name`. */
+export function dialectOf (name) {
+  return NOTE_DOC.test(name) ? notesDialect : 'y-websocket'
+}
 
 const docs = new Map()
 const changeListeners = new Set()
@@ -39,8 +57,8 @@ function announceUser (entry) {
 }
 
 /**
- * Opens (or reuses) a document. Returns the shared entry: { name, doc, provider, awareness,
- * idb, status, synced, localLoaded, refused }. Call release(entry) when done.
+ * Opens (or reuses) a document. Returns the shared entry: { name, dialect, doc, provider,
+ * awareness, idb, status, synced, localLoaded, refused }. Call release(entry) when done.
  */
 export function openDoc (name) {
   let entry = docs.get(name)
@@ -52,19 +70,23 @@ export function openDoc (name) {
   }
   const doc = new Y.Doc()
   const idb = new IndexeddbPersistence(`tandem:${name}`, doc)
-  const provider = new WebsocketProvider(wsBase + basePath + '/sync', name, doc, {
-    params: user?.token ? { token: user.token } : {},
-    connect: navigator.onLine
-  })
+  const dialect = dialectOf(name)
+  const provider = dialect === 'hocuspocus'
+    ? hocuspocusProvider(wsBase + basePath + '/hocuspocus', name, doc, user?.token)
+    : new WebsocketProvider(wsBase + basePath + '/sync', name, doc, {
+      params: user?.token ? { token: user.token } : {},
+      connect: navigator.onLine
+    })
   entry = {
     name,
+    dialect,
     doc,
     idb,
     provider,
     awareness: provider.awareness,
     refs: 1,
     closeTimer: null,
-    status: navigator.onLine ? 'connecting' : 'disconnected',
+    status: provider.status || (navigator.onLine ? 'connecting' : 'disconnected'),
     synced: false,
     localLoaded: false,
     refused: null
@@ -78,7 +100,8 @@ export function openDoc (name) {
   })
   provider.on('sync', synced => { entry.synced = synced; changed(entry) })
   provider.on('closed', ({ code, reason }) => {
-    // The server closed with a 44xx code (refused): y-websocket stops retrying.
+    // The server closed with a 44xx code (refused): y-websocket stops retrying. Hocuspocus says
+    // the same of one document with PermissionDenied.
     entry.refused = { code, reason }
     changed(entry)
   })
@@ -150,6 +173,7 @@ export function presence (entry) {
 
 window.addEventListener('offline', () => {
   for (const entry of docs.values()) entry.provider.disconnect()
+  hocuspocusOnline(false)
   notify()
 })
 
@@ -158,6 +182,7 @@ window.addEventListener('online', () => {
     entry.refused = null
     entry.provider.connect()
   }
+  hocuspocusOnline(true)
   notify()
 })
 
