@@ -9,6 +9,7 @@ import { notesScreen } from './notes.js'
 import { contactsScreen } from './contacts.js'
 import { issuesScreen } from './issues.js'
 import { createBell } from './bell.js'
+import { people } from './people.js'
 
 const app = document.getElementById('app')
 
@@ -128,6 +129,8 @@ function start (user) {
   const ctx = { user, shared, mine }
 
   const bell = createBell(user)
+  // Names from the server's directory, for authors who are not online.
+  people()
   const presenceEl = h('div', { class: 'presence', 'data-testid': 'presence', 'aria-live': 'polite' })
   const connEl = h('div', { class: 'conn', role: 'status', 'data-testid': 'connection' })
   const nav = h('nav', { class: 'tabs', 'aria-label': 'Sections' },

@@ -4,7 +4,7 @@
 // turns into a notification for that person.
 
 import { h } from './ui.js'
-import { currentUser } from './sync.js'
+import { currentUser, learnDirectory } from './sync.js'
 
 let directory = []
 let fetched = 0
@@ -15,13 +15,16 @@ export function authHeaders () {
   return token ? { authorization: `Bearer ${token}` } : {}
 }
 
-/** The directory, refreshed at most every 30 s. */
-export async function people () {
-  if (Date.now() - fetched < 30_000) return directory
+/** The directory, fetched again when older than `maxAge` ms. */
+export async function people ({ maxAge = 30_000 } = {}) {
+  if (Date.now() - fetched < maxAge) return directory
   fetched = Date.now()
   try {
     const res = await fetch('./api/people', { headers: { accept: 'application/json', ...authHeaders() } })
-    if (res.ok) directory = (await res.json()).people || []
+    if (res.ok) {
+      directory = (await res.json()).people || []
+      learnDirectory(directory)
+    }
   } catch { /* offline: keep what we had */ }
   return directory
 }
@@ -65,6 +68,8 @@ function suggestions (anchor, pick) {
       // Placed on first use: the field may not be in the page yet when it is made mentionable.
       if (!box.isConnected) anchor.after(box)
       shown = matching(await people(), prefix)
+      // Someone who signed in since the last look: ask again (at most once a second).
+      if (shown.length === 0) shown = matching(await people({ maxAge: 1000 }), prefix)
       active = 0
       box.hidden = shown.length === 0
       render()

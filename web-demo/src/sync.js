@@ -238,6 +238,21 @@ function learnPeople (awareness) {
 }
 
 /** The name and colour to show for an author id. */
+/**
+ * Names from the server's people directory (GET /api/people: the name each person signed in
+ * with, verified by the server), so an author shows by name even when they are not online. A
+ * colour someone picked (seen in awareness) is kept.
+ */
+export function learnDirectory (list) {
+  for (const p of list) {
+    if (!p?.sub || typeof p.name !== 'string') continue
+    const known = people[p.sub]
+    people[p.sub] = { name: p.name, color: known?.color || p.color }
+  }
+  try { localStorage.setItem(PEOPLE_KEY, JSON.stringify(people)) } catch { /* full or private mode */ }
+  notify()
+}
+
 export function person (sub) {
   if (user && sub === user.sub) return { name: user.name, color: user.color }
   return people[sub] || { name: sub || 'Someone', color: '#64748b' }
