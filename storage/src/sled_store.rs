@@ -147,8 +147,10 @@ pub struct SledStore {
     /// Serialises read-modify-writes of `meta` (appends, compactions, deletes). Held only for
     /// in-memory sled operations, never across a flush or a document rebuild.
     meta_lock: Mutex<()>,
-    /// Serialises changes of an inbox (deliveries and marking read) with its bound.
-    inbox_lock: Mutex<()>,
+    /// Serialises changes of an inbox (deliveries and marking read) with its bound, and holds
+    /// each inbox's length once counted (one scan per person per process), so keeping the bound
+    /// costs one removal, not a scan, per delivery.
+    inbox_lock: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl SledStore {
@@ -170,7 +172,7 @@ impl SledStore {
             config,
             flushes: AtomicU64::new(0),
             meta_lock: Mutex::new(()),
-            inbox_lock: Mutex::new(()),
+            inbox_lock: Mutex::default(),
         })
     }
 

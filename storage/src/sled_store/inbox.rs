@@ -34,10 +34,11 @@ impl SledStore {
 
 impl Inbox for SledStore {
     fn deliver(&self, notifications: &[NewNotification]) -> Result<Vec<u64>, StoreError> {
-        let _held = self
+        let mut lens = self
             .inbox_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let len_max = usize::try_from(self.config.inbox_len_max).unwrap_or(usize::MAX);
         let mut ids = Vec::with_capacity(notifications.len());
         for n in notifications {
             if n.recipient.len() > usize::from(u16::MAX) {
@@ -48,14 +49,24 @@ impl Inbox for SledStore {
             key.extend_from_slice(&id.to_be_bytes());
             self.inbox.insert(key, Notification::new(id, n).encode())?;
             ids.push(id);
-            let keys: Vec<sled::IVec> = self
-                .inbox
-                .scan_prefix(prefix(&n.recipient))
-                .keys()
-                .collect::<Result<_, _>>()?;
-            let len_max = usize::try_from(self.config.inbox_len_max).unwrap_or(usize::MAX);
-            for old in keys.iter().take(keys.len().saturating_sub(len_max)) {
-                self.inbox.remove(old)?;
+            let len = match lens.get_mut(&n.recipient) {
+                Some(len) => {
+                    *len += 1;
+                    len
+                }
+                None => {
+                    let counted = self.inbox.scan_prefix(prefix(&n.recipient)).keys().count();
+                    lens.entry(n.recipient.clone()).or_insert(counted)
+                }
+            };
+            // The oldest go first: they lead the person's prefix.
+            while *len > len_max {
+                let Some(oldest) = self.inbox.scan_prefix(prefix(&n.recipient)).keys().next()
+                else {
+                    break;
+                };
+                self.inbox.remove(oldest?)?;
+                *len -= 1;
             }
         }
         Ok(ids)
