@@ -122,10 +122,18 @@ pub(super) struct Outbox {
     /// Updates for every member, not yet in `messages`, and their total size.
     run: Vec<Bytes>,
     run_bytes: usize,
+    /// Acknowledgements (Hocuspocus' SyncStatus), delivered after everything else: one per
+    /// update would otherwise cut every run, and a Hocuspocus writer's burst would not merge.
+    /// Everything goes out after the batch is durable anyway, so an ack is never early.
+    acks: Vec<(Dest, Message)>,
 }
 
 impl Outbox {
     pub(super) fn to(&mut self, member: MemberId, body: Outgoing) {
+        if matches!(body, Outgoing::Ack { .. }) {
+            self.acks.push((Dest::One(member), Message::new(body)));
+            return;
+        }
         self.close_run();
         self.messages.push((Dest::One(member), Message::new(body)));
     }
@@ -151,6 +159,7 @@ impl Outbox {
     /// The messages, in order, ready to deliver.
     pub(super) fn into_messages(mut self) -> Vec<(Dest, Message)> {
         self.close_run();
+        self.messages.append(&mut self.acks);
         self.messages
     }
 
