@@ -51,6 +51,29 @@ pub fn routes(
 /// Longest silence on an event stream (warp's default keep-alive period).
 const SSE_KEEP_ALIVE_MAX: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// Where a stream resumes: its `Last-Event-ID` header, else `?last_event_id=` (`what` names an
+/// id in the 400 answer).
+pub(crate) fn resume_point(
+    header: Option<String>,
+    query: &HashMap<String, String>,
+    what: &str,
+) -> Result<Option<u64>, ApiError> {
+    header
+        .or_else(|| query.get("last_event_id").cloned())
+        .map(|id| {
+            id.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::invalid("last_event_id", what))
+        })
+        .transpose()
+}
+
+/// A comment at least every half of `http_idle_max`, so an idle stream is not taken for a dead
+/// connection, and at least every 15 s for proxies that cut silent ones sooner.
+pub(crate) fn keep_alive_interval(app: &App) -> std::time::Duration {
+    (app.config.timing.http_idle_max / 2).min(SSE_KEEP_ALIVE_MAX)
+}
+
 /// When an event stream ends: when its caller's token expires, or when the server shuts down
 /// (shutdown waits for every HTTP connection, see `tracker`).
 pub(crate) fn stream_end(
@@ -201,14 +224,7 @@ fn events(
         ),
     };
     let docs = query.get("docs").cloned();
-    let last = last_event_id
-        .or_else(|| query.get("last_event_id").cloned())
-        .map(|id| {
-            id.trim()
-                .parse::<u64>()
-                .map_err(|_| ApiError::invalid("last_event_id", "an event id"))
-        })
-        .transpose()?;
+    let last = resume_point(last_event_id, query, "an event id")?;
     let slot = take_stream_slot(app, &principal, remote)?;
     let interest = Interest {
         principal,
@@ -239,9 +255,8 @@ fn events(
         .chain(live)
         .take_until(end)
         .map(Ok::<_, std::convert::Infallible>);
-    // A comment at least every half of `http_idle_max`, so an idle stream is not taken for a
-    // dead connection, and at least every 15 s for proxies that cut silent ones sooner.
-    let keep_alive = (app.config.timing.http_idle_max / 2).min(SSE_KEEP_ALIVE_MAX);
-    let stream = warp::sse::keep_alive().interval(keep_alive).stream(stream);
+    let stream = warp::sse::keep_alive()
+        .interval(keep_alive_interval(app))
+        .stream(stream);
     Ok(warp::sse::reply(stream).into_response())
 }

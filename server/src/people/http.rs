@@ -333,9 +333,9 @@ async fn mark_read(
     Ok(warp::reply::json(&Unread { unread }).into_response())
 }
 
-/// How often an open stream looks at its inbox even without a local wake-up: in cluster mode a
-/// notification may have been delivered by another node.
-const STREAM_POLL: Duration = Duration::from_secs(1);
+/// How often an open stream looks at its inbox without a local wake-up, in cluster mode only:
+/// there another node may have delivered. A single node always wakes its streams itself.
+const CLUSTER_STREAM_POLL: Duration = Duration::from_secs(1);
 
 fn events(
     app: &Arc<App>,
@@ -345,19 +345,12 @@ fn events(
     last_event_id: Option<String>,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(app, remote, token)?;
-    let last = last_event_id
-        .or_else(|| query.get("last_event_id").cloned())
-        .map(|id| {
-            id.trim()
-                .parse::<u64>()
-                .map_err(|_| ApiError::invalid("last_event_id", "a notification id"))
-        })
-        .transpose()?;
+    let last = crate::events::resume_point(last_event_id, query, "a notification id")?;
     let slot = crate::events::take_stream_slot(app, &principal, remote)?;
     let wake = app.notifier.subscribe();
     let app = Arc::clone(app);
     let end = crate::events::stream_end(&app, &principal);
-    let keep_alive = (app.config.timing.http_idle_max / 2).min(Duration::from_secs(15));
+    let keep_alive = crate::events::keep_alive_interval(&app);
     let state = Stream {
         app,
         principal,
@@ -400,6 +393,7 @@ struct Stream {
 impl Stream {
     /// Until this person's inbox may have grown.
     async fn wait(&mut self) {
+        let clustered = self.app.cluster.is_some();
         let sub = self.principal.sub.as_str();
         let woken = async {
             loop {
@@ -413,7 +407,11 @@ impl Stream {
                 }
             }
         };
-        let _ = tokio::time::timeout(STREAM_POLL, woken).await;
+        if clustered {
+            let _ = tokio::time::timeout(CLUSTER_STREAM_POLL, woken).await;
+        } else {
+            woken.await;
+        }
     }
 
     /// The notifications after the last one sent, oldest first, as events.

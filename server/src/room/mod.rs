@@ -115,8 +115,6 @@ struct Batch {
     ready: Vec<oneshot::Sender<Result<(), RoomError>>>,
     http: Vec<ingest::PendingHttpReply>,
     edits: Vec<ingest::PendingEdit>,
-    /// Something was applied (here or on another node): the feed re-reads the document.
-    changed: bool,
 }
 
 /// Whether the room goes on after a command.
@@ -269,7 +267,7 @@ impl Room {
                             self.prebind(&author, update).await?;
                         }
                     }
-                    batch.changed |= self.handle_message(member, message, &mut batch.out)?;
+                    self.handle_message(member, message, &mut batch.out)?;
                     self.reload_if_needed().await?;
                 }
             }
@@ -280,19 +278,17 @@ impl Room {
                 for update in &request.updates {
                     self.prebind(&author, update).await?;
                 }
-                let (changed, pending) = self.http_sync(request, &mut batch.out)?;
-                batch.changed |= changed;
+                let (_, pending) = self.http_sync(request, &mut batch.out)?;
                 batch.http.extend(pending);
                 self.reload_if_needed().await?;
             }
             RoomCmd::Edit(edit) => {
-                let (changed, pending) = self.edit(edit, &mut batch.out).await?;
-                batch.changed |= changed;
+                let (_, pending) = self.edit(edit, &mut batch.out).await?;
                 batch.edits.push(pending);
                 self.reload_if_needed().await?;
             }
             RoomCmd::Remote(records) => {
-                batch.changed |= self.apply_remote(records, &mut batch.out);
+                self.apply_remote(records, &mut batch.out);
                 self.reload_if_needed().await?;
             }
             RoomCmd::RemoteAwareness { node, update } => {
