@@ -517,8 +517,12 @@ async fn the_directory_names_people_from_their_tokens() {
     assert!(ada_entry["color"]
         .as_str()
         .is_some_and(|c| c.starts_with('#')));
-    let (status, _) = call(addr, "GET", "/api/people?limit=0", &bob, Value::Null).await;
-    assert_eq!(status, 400);
+    let max = tandem::config::Limits::default().people_page_max;
+    for (limit, expect) in [(0, 400), (max, 200), (max + 1, 400)] {
+        let path = format!("/api/people?limit={limit}");
+        let (status, _) = call(addr, "GET", &path, &bob, Value::Null).await;
+        assert_eq!(status, expect, "limit {limit}");
+    }
 }
 
 #[tokio::test]
