@@ -9,7 +9,7 @@ use tandem::room::{Member, Receives, RoomCmd};
 use tandem::App;
 use tandem_crdt_model::protocol;
 use tandem_storage::memory::MemStore;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use yrs::updates::decoder::Decode;
 use yrs::Update;
 
@@ -57,14 +57,12 @@ impl Connection {
             let room = self.app.rooms.open(&self.app, "fuzz").await.expect("opens");
             let mut peers = Vec::new();
             for id in [1u64, 2] {
-                let (tx, rx) = mpsc::channel(1024);
-                let (detach, detach_rx) = mpsc::unbounded_channel();
+                let (mailbox, reader) = tandem::room::mailbox(1024);
                 let member = Member {
                     id,
                     author: Arc::from("f"),
                     can_write: id == 1,
-                    outbound: tx,
-                    detach,
+                    mailbox,
                     // The writer asks for acks and stateless messages, as a Hocuspocus member
                     // does; the reader does not, as a y-websocket member.
                     receives: Receives {
@@ -73,7 +71,7 @@ impl Connection {
                     },
                 };
                 room.join(member).await.expect("joins");
-                peers.push((rx, detach_rx));
+                peers.push(reader);
             }
             let mut rest = data;
             while let Some((&len, tail)) = rest.split_first() {

@@ -5,6 +5,7 @@
 //! The connection task decodes and validates every frame itself, so the room only ever sees
 //! well-formed messages and a hostile client spends its own task's time, not the room's.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tandem_crdt_model::protocol::{self, DecodeError};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::abuse::{Slot, TokenBucket};
 use tokio::time::Instant;
@@ -25,7 +26,7 @@ use crate::app::App;
 use crate::close_code::CloseCode;
 use crate::dialect::y_websocket;
 use crate::metrics::Dialect;
-use crate::room::{self, Detach, Member, MemberId, RoomCmd};
+use crate::room::{self, Delivery, MailboxReader, Member, MemberId, RoomCmd};
 use crate::rooms::RoomHandle;
 use crate::tracker::Tracked;
 
@@ -117,20 +118,18 @@ async fn serve_split(
 ) {
     let id: MemberId = next_member_id();
     let open = OpenConnection::new(&app);
-    let (outbound_tx, outbound_rx) = mpsc::channel(app.config.limits.outbound_queue_len_max);
-    let (detach_tx, detach_rx) = mpsc::unbounded_channel();
+    let (mailbox, reader) = room::mailbox(app.config.limits.outbound_queue_len_max);
     let member = Member {
         id,
         author: Arc::clone(&identity.author),
         can_write: identity.can_write,
-        outbound: outbound_tx,
-        detach: detach_tx,
+        mailbox,
         receives: room::Receives::default(),
     };
     let (end, halves) = match room.join(member).await {
         Ok(()) => {
             let _attached = app.metrics.attach(Dialect::YWebsocket);
-            pump(halves, &app, &room, id, &identity, outbound_rx, detach_rx).await
+            pump(halves, &app, &room, id, &identity, reader).await
         }
         Err(_) => (End::Close(CloseCode::InternalError), halves),
     };
@@ -156,8 +155,7 @@ async fn pump(
     room: &RoomHandle,
     id: MemberId,
     identity: &Identity,
-    mut outbound: mpsc::Receiver<room::Message>,
-    mut detached: mpsc::UnboundedReceiver<(MemberId, Detach)>,
+    mut mailbox: MailboxReader,
 ) -> (End, Halves) {
     let limits = &app.config.limits;
     let expiry = identity.expires_at.and_then(instant_of_epoch_s);
@@ -179,28 +177,14 @@ async fn pump(
     let end = loop {
         tokio::select! {
             biased;
-            why = detached.recv() => {
-                let why = why.map_or(Detach::StorageFailure, |(_, why)| why);
-                // Deliver what the room queued before letting us go (a shutdown's last updates).
-                if why != Detach::SlowConsumer {
-                    if let Ok(first) = outbound.try_recv() {
-                        let _ = Box::pin(write_queued(
-                            app,
-                            &mut sink,
-                            first,
-                            &mut outbound,
-                            timing.close_timeout,
-                        ))
-                        .await;
-                    }
-                }
-                break End::Close(y_websocket::close_code(why));
-            }
-            first = outbound.recv() => {
-                let Some(first) = first else { break End::Close(CloseCode::InternalError) };
+            delivery = mailbox.recv() => {
+                let messages = match delivery {
+                    Delivery::Messages(messages) => messages,
+                    Delivery::Detached(why) => break End::Close(y_websocket::close_code(why)),
+                };
                 // Boxed, like the other rarely running futures below: the connection's future
                 // is as large as its largest await, and every idle socket pays for it.
-                let write = Box::pin(write_queued(app, &mut sink, first, &mut outbound, timing.write_stall_max));
+                let write = Box::pin(write_all(app, &mut sink, messages, timing.write_stall_max));
                 match write.await {
                     Ok(()) => {}
                     Err(WriteEnd::Gone) => break End::PeerGone,
@@ -289,17 +273,15 @@ enum WriteEnd {
     Stalled,
 }
 
-/// Writes `first` and everything queued behind it, one frame per message, with one flush: a
-/// burst costs one write to the socket per wake-up, not one per message. Only what is queued
-/// now is taken, so the loop goes back to reading after at most one queue's worth (the queue is
-/// bounded by `outbound_queue_len_max`). `stall` bounds each frame and the flush on its own, as
-/// it bounded each message's send before frames were batched: a reader that drains a large
+/// Writes a mailbox's messages, one frame per message, with one flush: a burst costs one
+/// write to the socket per wake-up, not one per message (a mailbox is taken whole, and holds
+/// at most `outbound_queue_len_max`). `stall` bounds each frame and the flush on its own, as it
+/// bounded each message's send before frames were batched: a reader that drains a large
 /// backlog slowly but steadily is not taken for a stalled one.
-async fn write_queued<S>(
+async fn write_all<S>(
     app: &App,
     sink: &mut S,
-    first: room::Message,
-    outbound: &mut mpsc::Receiver<room::Message>,
+    messages: VecDeque<room::Message>,
     stall: Duration,
 ) -> Result<(), WriteEnd>
 where
@@ -311,21 +293,13 @@ where
         Err(_) => Err(WriteEnd::Stalled),
     };
     let (mut frames, mut bytes) = (0u64, 0u64);
-    let mut left = outbound.len();
-    let mut next = Some(first);
-    while let Some(message) = next {
+    for message in messages {
         // Some messages have no y-websocket form (acks, stateless messages): nothing to write.
         if let Some(frame) = y_websocket::frame(&message) {
             frames += 1;
             bytes += u64::try_from(frame.len()).unwrap_or(0);
             step(tokio::time::timeout(stall, sink.feed(Message::binary(frame))).await)?;
         }
-        next = if left == 0 {
-            None
-        } else {
-            left -= 1;
-            outbound.try_recv().ok()
-        };
     }
     app.metrics.messages_out.fetch_add(frames, Relaxed);
     app.metrics.bytes_out.fetch_add(bytes, Relaxed);

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use tandem::config::Config;
 use tandem::dialect::y_websocket;
-use tandem::room::{Detach, Member, Message, Receives, RoomCmd};
+use tandem::room::{mailbox, Delivery, MailboxReader, Member, Receives, RoomCmd};
 use tandem::rooms::RoomHandle;
 use tandem::App;
 use tandem_crdt_model::protocol::{self, Inbound};
 use tandem_storage::SledStore;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use yrs::updates::decoder::Decode;
 use yrs::{Array, Doc, GetString, Map, ReadTxn, StateVector, Text, Transact, Update};
 
@@ -37,8 +37,7 @@ struct Client {
 
 struct Link {
     conn: u64,
-    inbox: mpsc::Receiver<Message>,
-    _detached: mpsc::UnboundedReceiver<(u64, Detach)>,
+    inbox: MailboxReader,
 }
 
 struct World {
@@ -76,8 +75,7 @@ async fn boot(dir: &std::path::Path) -> World {
 }
 
 async fn connect(world: &mut World, client: &mut Client) {
-    let (tx, rx) = mpsc::channel(100_000);
-    let (detach, detached) = mpsc::unbounded_channel();
+    let (mailbox, reader) = mailbox(100_000);
     let conn = world.next_conn;
     world.next_conn += 1;
     world
@@ -86,8 +84,7 @@ async fn connect(world: &mut World, client: &mut Client) {
             id: conn,
             author: Arc::from("c"),
             can_write: true,
-            outbound: tx,
-            detach,
+            mailbox,
             receives: Receives::default(),
         })
         .await
@@ -99,8 +96,7 @@ async fn connect(world: &mut World, client: &mut Client) {
     ));
     client.link = Some(Link {
         conn,
-        inbox: rx,
-        _detached: detached,
+        inbox: reader,
     });
 }
 
@@ -135,7 +131,11 @@ async fn deliver_up(world: &World, client: &mut Client) {
 /// Applies every message the room has sent this client so far, framed as on the wire.
 fn deliver_down(client: &mut Client) {
     let Some(link) = &mut client.link else { return };
-    while let Ok(message) = link.inbox.try_recv() {
+    let mut queued = VecDeque::new();
+    while let Some(Delivery::Messages(messages)) = link.inbox.try_recv() {
+        queued.extend(messages);
+    }
+    for message in queued {
         let Some(frame) = y_websocket::frame(&message) else {
             continue;
         };

@@ -6,15 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use std::collections::VecDeque;
 use tandem::config::{Config, Limits};
-use tandem::room::{Detach, Edit, EditError, EditFn, Member, Message, Outgoing, Receives, RoomCmd};
+use tandem::room::{
+    mailbox, Delivery, Detach, Edit, EditError, EditFn, MailboxReader, Member, Message, Outgoing,
+    Receives, RoomCmd,
+};
 use tandem::rooms::RoomHandle;
 use tandem::App;
 use tandem_crdt_model::protocol::{self, Inbound};
 use tandem_storage::fault::FaultyStore;
 use tandem_storage::memory::MemStore;
 use tandem_storage::DocStore;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use yrs::sync::awareness::AwarenessUpdate;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
@@ -48,18 +52,35 @@ fn harness() -> Harness {
 /// A member without a socket: it reads exactly what the room sends it, typed.
 struct TestPeer {
     id: u64,
-    messages: mpsc::Receiver<Message>,
-    detached: mpsc::UnboundedReceiver<(u64, Detach)>,
+    mailbox: MailboxReader,
+    /// Taken from the mailbox, not yet looked at.
+    queued: VecDeque<Message>,
+    /// Why the room let it go, once it said so.
+    detached: Option<Detach>,
 }
 
 impl TestPeer {
     async fn next(&mut self) -> Outgoing {
-        tokio::time::timeout(WAIT, self.messages.recv())
-            .await
-            .expect("a message within the timeout")
-            .expect("queue open")
-            .body()
-            .clone()
+        loop {
+            if let Some(message) = self.queued.pop_front() {
+                return message.body().clone();
+            }
+            assert!(
+                self.detached.is_none(),
+                "detached while waiting for a message"
+            );
+            let delivery = tokio::time::timeout(WAIT, self.mailbox.recv())
+                .await
+                .expect("a message within the timeout");
+            self.take(delivery);
+        }
+    }
+
+    fn take(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Messages(messages) => self.queued.extend(messages),
+            Delivery::Detached(why) => self.detached = Some(why),
+        }
     }
 
     /// The next durable update (skipping anything else).
@@ -91,20 +112,23 @@ impl TestPeer {
 
     /// What is queued now, without waiting.
     fn drain(&mut self) -> Vec<Outgoing> {
-        let mut queued = Vec::new();
-        while let Ok(m) = self.messages.try_recv() {
-            queued.push(m.body().clone());
+        while let Some(delivery) = self.mailbox.try_recv() {
+            self.take(delivery);
         }
-        queued
+        self.queued.drain(..).map(|m| m.body().clone()).collect()
     }
 
     /// Waits for the room to let this member go; returns why.
     async fn detached(&mut self) -> Detach {
-        tokio::time::timeout(WAIT, self.detached.recv())
-            .await
-            .expect("detached in time")
-            .expect("signal")
-            .1
+        loop {
+            if let Some(why) = self.detached {
+                return why;
+            }
+            let delivery = tokio::time::timeout(WAIT, self.mailbox.recv())
+                .await
+                .expect("detached in time");
+            self.take(delivery);
+        }
     }
 
     fn no_message(&mut self) {
@@ -124,21 +148,20 @@ async fn join_as(
     queue: usize,
     can_write: bool,
 ) -> TestPeer {
-    let (tx, rx) = mpsc::channel(queue);
-    let (detach, detached) = mpsc::unbounded_channel();
+    let (mailbox, reader) = mailbox(queue);
     let member = Member {
         id,
         author: Arc::from(author),
         can_write,
-        outbound: tx,
-        detach,
+        mailbox,
         receives: Receives::default(),
     };
     room.join(member).await.expect("joins");
     TestPeer {
         id,
-        messages: rx,
-        detached,
+        mailbox: reader,
+        queued: VecDeque::new(),
+        detached: None,
     }
 }
 

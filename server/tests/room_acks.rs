@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tandem::config::Config;
-use tandem::room::{Member, Message, Outgoing, Receives, RoomCmd};
+use tandem::room::{mailbox, Delivery, MailboxReader, Member, Outgoing, Receives, RoomCmd};
 use tandem::rooms::RoomHandle;
 use tandem::App;
 use tandem_crdt_model::protocol::{self, Inbound};
 use tandem_storage::memory::MemStore;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -34,18 +34,17 @@ fn harness() -> Harness {
 
 struct Peer {
     id: u64,
-    messages: mpsc::Receiver<Message>,
-    _detached: mpsc::UnboundedReceiver<(u64, tandem::room::Detach)>,
+    mailbox: MailboxReader,
 }
 
 impl Peer {
     /// Everything the room sends this member until it has been quiet for 200 ms.
     async fn settle(&mut self) -> Vec<Outgoing> {
         let mut got = Vec::new();
-        while let Ok(Some(m)) =
-            tokio::time::timeout(Duration::from_millis(200), self.messages.recv()).await
+        while let Ok(Delivery::Messages(messages)) =
+            tokio::time::timeout(Duration::from_millis(200), self.mailbox.recv()).await
         {
-            got.push(m.body().clone());
+            got.extend(messages.iter().map(|m| m.body().clone()));
         }
         got
     }
@@ -70,14 +69,12 @@ async fn join(
     can_write: bool,
     receives: Receives,
 ) -> Peer {
-    let (tx, rx) = mpsc::channel(256);
-    let (detach, detached) = mpsc::unbounded_channel();
+    let (mailbox, reader) = mailbox(256);
     let member = Member {
         id,
         author: Arc::from(author),
         can_write,
-        outbound: tx,
-        detach,
+        mailbox,
         receives,
     };
     tokio::time::timeout(WAIT, room.join(member))
@@ -86,8 +83,7 @@ async fn join(
         .expect("joins");
     Peer {
         id,
-        messages: rx,
-        _detached: detached,
+        mailbox: reader,
     }
 }
 

@@ -11,8 +11,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tandem_crdt_model::hocuspocus::{self, Address, Scope};
 use tandem_crdt_model::protocol::Decoding;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::documents::{Attached, State};
 use super::socket::Conn;
@@ -21,7 +19,7 @@ use crate::app::App;
 use crate::auth::Role;
 use crate::connection::{instant_of_epoch_s, next_member_id, End, Identity};
 use crate::metrics::Dialect;
-use crate::room::{Member, Receives, RoomError};
+use crate::room::{self, Member, Receives, RoomError};
 use crate::rooms::RoomHandle;
 
 /// A room load finished, for the document at `address`.
@@ -139,13 +137,12 @@ impl Conn {
         };
         let limits = &self.app.config.limits;
         let id = next_member_id();
-        let (tx, rx) = mpsc::channel(limits.outbound_queue_len_max);
+        let (mailbox, reader) = room::mailbox(limits.outbound_queue_len_max);
         let member = Member {
             id,
             author: Arc::clone(&identity.author),
             can_write: identity.can_write,
-            outbound: tx,
-            detach: self.detach_tx.clone(),
+            mailbox,
             receives: RECEIVES,
         };
         if room.join(member).await.is_err() {
@@ -160,7 +157,7 @@ impl Conn {
             Scope::ReadOnly
         };
         let authenticated = hocuspocus::encode_authenticated(&address, scope);
-        self.outbound.insert(id, ReceiverStream::new(rx));
+        self.outbound.insert(id, reader);
         let attached = Attached {
             member: id,
             room,

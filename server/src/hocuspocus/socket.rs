@@ -8,7 +8,7 @@
 //! rate, an oversized or text frame, a peer that stops answering or reading, a server restart,
 //! and what the room says a reconnect repairs ([`crate::dialect::hocuspocus::Ending`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -20,7 +20,6 @@ use tandem_crdt_model::hocuspocus::{self, ClientMessage, Frame};
 use tandem_crdt_model::protocol::{Decoding, Inbound};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::{Duration, Instant};
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamMap;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -34,7 +33,7 @@ use crate::connection::{
 };
 use crate::dialect::hocuspocus::{self as dialect, Ending};
 use crate::doc_name;
-use crate::room::{self, Detach, MemberId, RoomCmd};
+use crate::room::{self, Delivery, Detach, MailboxReader, MemberId, RoomCmd};
 use crate::upgrade::Socket as WebSocket;
 
 type Sink = SplitSink<WebSocket, WsMessage>;
@@ -46,8 +45,7 @@ pub(super) struct Conn {
     pub(super) docs: Documents,
     pub(super) bounds: Bounds,
     /// The queues of the attached documents' members, read together.
-    pub(super) outbound: StreamMap<MemberId, ReceiverStream<room::Message>>,
-    pub(super) detach_tx: mpsc::UnboundedSender<(MemberId, Detach)>,
+    pub(super) outbound: StreamMap<MemberId, MailboxReader>,
     pub(super) opened_tx: mpsc::Sender<Opened>,
     /// One place per user this socket authenticated a document for: sockets per user count a
     /// socket once, however many of the user's documents it holds.
@@ -75,7 +73,6 @@ pub(super) async fn serve(
         held_frames: limits.preauth_messages_per_conn_max,
     };
     let (sink, mut stream) = ws.split();
-    let (detach_tx, mut detach_rx) = mpsc::unbounded_channel();
     let (opened_tx, mut opened_rx) = mpsc::channel(bounds.pending_docs.max(1));
     let mut conn = Conn {
         app: Arc::clone(&app),
@@ -83,14 +80,13 @@ pub(super) async fn serve(
         docs: Documents::default(),
         bounds,
         outbound: StreamMap::new(),
-        detach_tx,
         opened_tx,
         user_slots: HashMap::new(),
         v4: false,
         authenticated_once: false,
         sink,
     };
-    let end = conn.run(&mut stream, &mut detach_rx, &mut opened_rx).await;
+    let end = conn.run(&mut stream, &mut opened_rx).await;
     // The rooms and the slots are released before the close handshake: a peer that stopped
     // reading may never let the close frame out, and must not keep its places meanwhile.
     conn.leave_all().await;
@@ -113,7 +109,6 @@ impl Conn {
     async fn run(
         &mut self,
         stream: &mut SplitStream<WebSocket>,
-        detached: &mut mpsc::UnboundedReceiver<(MemberId, Detach)>,
         opened: &mut mpsc::Receiver<Opened>,
     ) -> End {
         let app = Arc::clone(&self.app);
@@ -144,8 +139,10 @@ impl Conn {
                     self.flush_all().await;
                     Err(End::Close(CloseCode::Restart))
                 }
-                Some((id, why)) = detached.recv() => self.detached(id, why).await,
-                Some((id, message)) = self.outbound.next() => self.deliver(id, &message).await,
+                Some((id, delivery)) = self.outbound.next() => match delivery {
+                    Delivery::Messages(messages) => self.deliver(id, messages).await,
+                    Delivery::Detached(why) => self.detached(id, why).await,
+                },
                 Some(result) = opened.recv() => self.opened(result).await,
                 incoming = stream.next() => match incoming {
                     None => Err(End::PeerGone),
@@ -373,13 +370,8 @@ impl Conn {
                 Err(End::Close(code))
             }
             Ending::Document(code) => {
-                // What the room queued first (a deletion's last updates), then the CLOSE.
-                if let Some(queue) = self.outbound.remove(&id) {
-                    let mut queue = queue.into_inner();
-                    while let Ok(message) = queue.try_recv() {
-                        self.deliver(id, &message).await?;
-                    }
-                }
+                // What the room queued before (a deletion's last updates) is already written:
+                // a mailbox hands out its detach last.
                 self.close_document(&address, code, None).await?;
                 if self.docs.is_empty() {
                     return Err(End::Close(code));
@@ -412,22 +404,29 @@ impl Conn {
         Ok(())
     }
 
-    /// A room message for the document of member `id`, framed for its address.
-    async fn deliver(&mut self, id: MemberId, message: &room::Message) -> Result<(), End> {
+    /// Room messages for the document of member `id`, framed for its address.
+    async fn deliver(
+        &mut self,
+        id: MemberId,
+        messages: VecDeque<room::Message>,
+    ) -> Result<(), End> {
         let Some(entry) = self.docs.of_member(id) else {
             return Ok(());
         };
-        match dialect::frame(message, &entry.address) {
-            Some(frame) => self.write(frame).await,
-            None => Ok(()),
-        }
+        let frames = messages
+            .iter()
+            .filter_map(|message| dialect::frame(message, &entry.address))
+            .collect();
+        self.write_all(frames).await
     }
 
-    /// Writes what every member's queue holds now (a restart's last updates), best effort.
+    /// Writes what every member's mailbox holds now (a restart's last updates), best effort.
     async fn flush_all(&mut self) {
-        while let Some(Some((id, message))) = self.outbound.next().now_or_never() {
-            if self.deliver(id, &message).await.is_err() {
-                return;
+        while let Some(Some((id, delivery))) = self.outbound.next().now_or_never() {
+            if let Delivery::Messages(messages) = delivery {
+                if self.deliver(id, messages).await.is_err() {
+                    return;
+                }
             }
         }
     }
@@ -435,17 +434,35 @@ impl Conn {
     /// Writes one frame, bounded by `write_stall_max`: a peer whose receive window stays shut
     /// that long is not reading.
     pub(super) async fn write(&mut self, frame: Bytes) -> Result<(), End> {
-        let frame = written(&self.app, frame);
+        self.write_all(vec![frame]).await
+    }
+
+    /// Writes frames with one flush (a burst is one write to the socket, not one per frame),
+    /// each frame and the flush bounded by `write_stall_max` on their own.
+    async fn write_all(&mut self, frames: Vec<Bytes>) -> Result<(), End> {
         let limit = self.app.config.timing.write_stall_max;
-        match tokio::time::timeout(limit, self.sink.send(WsMessage::binary(frame))).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::PeerGone),
-            Err(_) => {
-                self.app.metrics.slow_consumers_closed.fetch_add(1, Relaxed);
-                tracing::warn!(remote = ?self.remote, "closing hocuspocus connection: writes stalled");
-                Err(End::Close(CloseCode::SlowConsumer))
+        let mut stalled = false;
+        for frame in frames {
+            let frame = WsMessage::binary(written(&self.app, frame));
+            match tokio::time::timeout(limit, self.sink.feed(frame)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(End::PeerGone),
+                Err(_) => stalled = true,
+            }
+            if stalled {
+                break;
             }
         }
+        if !stalled {
+            match tokio::time::timeout(limit, self.sink.flush()).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(_)) => return Err(End::PeerGone),
+                Err(_) => {}
+            }
+        }
+        self.app.metrics.slow_consumers_closed.fetch_add(1, Relaxed);
+        tracing::warn!(remote = ?self.remote, "closing hocuspocus connection: writes stalled");
+        Err(End::Close(CloseCode::SlowConsumer))
     }
 
     async fn leave_all(&mut self) {

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use tandem_crdt_model::protocol::{ClientUpdate, Inbound};
 use tandem_crdt_model::shape::UpdateShape;
 use tandem_storage::{CompactionReport, StoreError, UpdateRecord};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use yrs::{Doc, StateVector};
 
-use super::outgoing::{Detach, Message};
+use super::mailbox::Mailbox;
 use crate::authorship::Authors;
 
 /// One attachment of a connection to a document. A y-websocket socket holds one; a connection
@@ -22,11 +22,9 @@ pub struct Member {
     pub author: Arc<str>,
     /// Read-only members receive everything; their edits are refused.
     pub can_write: bool,
-    /// Bounded: a member whose queue is full is detached as a slow consumer.
-    pub outbound: mpsc::Sender<Message>,
-    /// Where the room says it lets the member go. The room detaches a member at most once, so
-    /// this is bounded by the connection's members.
-    pub detach: mpsc::UnboundedSender<(MemberId, Detach)>,
+    /// Where the room's messages for it go, and why the room lets it go. Bounded: a member
+    /// whose mailbox is full is detached as a slow consumer.
+    pub mailbox: Mailbox,
     /// What the member takes besides the document and presence.
     pub receives: Receives,
 }

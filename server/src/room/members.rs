@@ -6,7 +6,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tandem_crdt_model::doc::encode_diff;
 use tandem_crdt_model::protocol::{ClientUpdate, Inbound};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use yrs::updates::encoder::Encode;
 use yrs::{ReadTxn, Transact};
@@ -44,14 +43,14 @@ impl Room {
     /// Lets one member go, telling its connection why.
     pub(super) fn detach(&mut self, id: MemberId, why: Detach) {
         if let Some(attached) = self.members.get(&id) {
-            let _ = attached.member.detach.send((id, why));
+            attached.member.mailbox.detach(why);
         }
         self.leave(id);
     }
 
     pub(super) fn detach_all(&mut self, why: Detach) {
-        for (id, attached) in self.members.drain() {
-            let _ = attached.member.detach.send((id, why));
+        for (_, attached) in self.members.drain() {
+            attached.member.mailbox.detach(why);
         }
         self.member_count.store(0, Relaxed);
     }
@@ -146,12 +145,9 @@ impl Room {
         let mut overflowed = Vec::new();
         for (dest, message) in out.into_messages() {
             let mut send = |attached: &Attached| {
-                if let Err(mpsc::error::TrySendError::Full(_)) =
-                    attached.member.outbound.try_send(message.clone())
-                {
+                if attached.member.mailbox.push(message.clone()).is_err() {
                     overflowed.push(attached.member.id);
                 }
-                // A closed queue: the connection is gone and its Leave is on the way.
             };
             match dest {
                 Dest::One(id) => {

@@ -10,8 +10,8 @@
 //! A room knows documents, not wires: members receive typed [`Outgoing`] messages and
 //! [`Detach`] reasons, which each connection frames in its own dialect; a message is shared by
 //! every member it goes to and encoded once per dialect ([`Message`]). Members never block the
-//! room: messages go into each member's bounded queue with `try_send`, and a full queue detaches
-//! that member as a slow consumer.
+//! room: messages go into each member's bounded [`Mailbox`] without waiting, and a full mailbox
+//! detaches that member as a slow consumer.
 //!
 //! The room never waits on I/O on its own task: loading, reloading, deleting and compacting run
 //! on blocking threads, and appends and flushes run in the group commit ([`crate::durability`]).
@@ -19,6 +19,7 @@
 //! Files, by job:
 //! - `commands.rs`: the room's API ([`RoomCmd`], [`Member`], HTTP and REST requests).
 //! - `outgoing.rs`: what members receive ([`Outgoing`], [`Message`], [`Detach`]).
+//! - `mailbox.rs`: how it reaches them ([`Mailbox`]: bounded, empty costs nothing, taken whole).
 //! - this file: loading, the loop and its batch.
 //! - `members.rs`: joining, leaving, a member's messages, delivery, presence broadcasts.
 //! - `ingest.rs`: the one way an update gets in, shared by sockets, HTTP sync and REST edits.
@@ -29,6 +30,7 @@
 mod commands;
 mod describe;
 mod ingest;
+mod mailbox;
 mod members;
 mod outgoing;
 mod remote;
@@ -48,6 +50,7 @@ pub use commands::{
     Edit, EditError, EditFn, HttpSync, HttpSyncError, HttpSyncReply, Member, MemberId, Receives,
     RoomCmd, RoomError,
 };
+pub use mailbox::{mailbox, Delivery, Full, Mailbox, MailboxReader};
 pub use outgoing::{Detach, Message, Outgoing, DIALECTS};
 
 use crate::app::App;
@@ -412,9 +415,7 @@ async fn fail_all(
             RoomCmd::Ready(reply) => {
                 let _ = reply.send(Err(err.clone()));
             }
-            RoomCmd::Join(member, _) => {
-                let _ = member.detach.send((member.id, Detach::StorageFailure));
-            }
+            RoomCmd::Join(member, _) => member.mailbox.detach(Detach::StorageFailure),
             _ => {}
         }
     }
