@@ -126,7 +126,9 @@ async fn serve_split(
         mailbox,
         receives: room::Receives::default(),
     };
-    let (end, halves) = match room.join(member).await {
+    // The rarely running awaits of a connection's life are boxed: its future is as large as
+    // its largest await, and every idle socket pays for that size while it sits in `pump`.
+    let (end, halves) = match Box::pin(room.join(member)).await {
         Ok(()) => {
             let _attached = app.metrics.attach(Dialect::YWebsocket);
             pump(halves, &app, &room, id, &identity, reader).await
@@ -135,14 +137,19 @@ async fn serve_split(
     };
     // The room and the slots are released before the close handshake: a peer that stopped
     // reading may never let the close frame out, and must not keep its place meanwhile.
-    let _ = room.send(RoomCmd::Leave { member: id }).await;
+    let _ = Box::pin(room.send(RoomCmd::Leave { member: id })).await;
     drop(guards);
     if let End::Close(code) = end {
         let (sink, stream) = halves;
         let socket = sink
             .reunite(stream)
             .expect("the two halves of one socket always reunite");
-        close_socket(Box::new(socket), code, app.config.timing.close_timeout).await;
+        Box::pin(close_socket(
+            Box::new(socket),
+            code,
+            app.config.timing.close_timeout,
+        ))
+        .await;
     }
     // Counted open until the socket is gone: shutdown waits for that.
     drop(open);

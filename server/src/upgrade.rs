@@ -86,6 +86,9 @@ impl Upgrade {
             .max_message_size(Some(message_max_bytes))
             .max_frame_size(Some(message_max_bytes));
         let on_upgrade = self.on_upgrade;
+        // The socket is served by a task of its own, spawned once the switch is done: a task's
+        // future keeps whatever its async block captured for its whole life (here the upgrade
+        // handle, the config and `serve`'s closure), which every idle socket would pay for.
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
@@ -95,7 +98,7 @@ impl Upgrade {
                         Some(config),
                     )
                     .await;
-                    serve(socket).await;
+                    tokio::spawn(serve(socket));
                 }
                 Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
             }
