@@ -1,9 +1,13 @@
 //! Group commit: rooms hand over the updates of a batch, one worker appends everything waiting
 //! and flushes once, and every room hears back when its updates are durable.
 //!
-//! Appending and flushing both run on a blocking thread, never on a room's task: with the Redis
-//! store an append is a network round trip, and with sled a flush is an fsync, and neither may
-//! stall the other documents on a worker thread. Requests that arrive while a commit runs are
+//! Appending and flushing both run on the committer's own thread, never on a room's task: with
+//! the Redis store an append is a network round trip, and with sled a flush is an fsync, and
+//! neither may stall the other documents on a worker thread. The thread takes requests straight
+//! from the rooms and answers them itself: a commit is two wake-ups (the committer's, then each
+//! room's), where an async committer handing each commit to a blocking thread took four
+//! (issue 16: per-update context switches were the largest cost with many documents). Requests
+//! that arrive while a commit runs are
 //! served together by the next one, so under load the number of fsyncs stays near one per
 //! flush latency, whatever the number of rooms and keystrokes, and no update is acknowledged
 //! before it is on disk.
@@ -27,6 +31,13 @@ pub struct Append {
     pub update: Bytes,
 }
 
+/// What the committer is asked.
+enum Job {
+    Commit(Request),
+    /// Shutdown's final flush is done: let go of the store.
+    Stop,
+}
+
 struct Request {
     appends: Vec<Append>,
     /// Inbox entries the appends' changes make; stored after them, made durable by the same flush.
@@ -36,7 +47,7 @@ struct Request {
 
 #[derive(Clone)]
 pub struct Durability {
-    requests: mpsc::Sender<Request>,
+    requests: mpsc::Sender<Job>,
 }
 
 impl Durability {
@@ -51,7 +62,31 @@ impl Durability {
         release: watch::Receiver<bool>,
     ) -> (Self, JoinHandle<()>) {
         let (requests, rx) = mpsc::channel(waiters_max.max(1));
-        let task = tokio::spawn(commit_loop(store, metrics, rx, release));
+        // A thread of its own, not one of the runtime's blocking pool: a runtime dropped before
+        // its `App` (a test's, a fuzz target's) waits for its blocking threads, and this one
+        // waits for the `App`'s senders. Its end is awaited through a task like the others.
+        let (ended, end) = oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("tandem-committer".into())
+            .spawn(move || {
+                commit_loop(&*store, &metrics, rx);
+                let _ = ended.send(());
+            });
+        if let Err(e) = spawned {
+            // Without a committer every commit fails ("committer stopped"): rooms refuse
+            // writes and /health reports it, rather than the process aborting.
+            tracing::error!(cause = %e, "could not start the committer thread");
+        }
+        let task = tokio::spawn(async move {
+            let _ = end.await;
+        });
+        let stop = requests.clone();
+        tokio::spawn(async move {
+            let mut release = release;
+            // Released, or nobody left to say so: either way the committer is done.
+            let _ = release.wait_for(|r| *r).await;
+            let _ = stop.send(Job::Stop).await;
+        });
         (Durability { requests }, task)
     }
 
@@ -64,11 +99,11 @@ impl Durability {
     ) -> Result<(), String> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request {
+            .send(Job::Commit(Request {
                 appends,
                 notifications,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| "committer stopped".to_string())?;
         answer.await.map_err(|_| "committer stopped".to_string())?
@@ -80,34 +115,30 @@ impl Durability {
     }
 }
 
-async fn commit_loop(
-    store: Arc<dyn DocStore>,
-    metrics: Arc<Metrics>,
-    mut rx: mpsc::Receiver<Request>,
-    mut release: watch::Receiver<bool>,
-) {
-    loop {
-        let first = tokio::select! {
-            received = rx.recv() => match received {
-                Some(first) => first,
-                None => return,
-            },
-            _ = release.wait_for(|r| *r) => return,
-        };
-        let mut requests = vec![first];
-        while let Ok(next) = rx.try_recv() {
-            requests.push(next);
+/// The committer thread: takes every request waiting, commits them with one flush, answers
+/// each, until told to stop.
+fn commit_loop(store: &dyn DocStore, metrics: &Metrics, mut rx: mpsc::Receiver<Job>) {
+    let mut stopping = false;
+    while !stopping {
+        let mut requests = Vec::new();
+        let mut next = rx.blocking_recv();
+        while let Some(job) = next {
+            match job {
+                Job::Commit(request) => requests.push(request),
+                // Requests already queued are still committed: their rooms wait for them.
+                Job::Stop => stopping = true,
+            }
+            next = rx.try_recv().ok();
+        }
+        if requests.is_empty() {
+            // Stopped, or every sender is gone (nothing more can come).
+            if rx.is_closed() || stopping {
+                return;
+            }
+            continue;
         }
         let started = Instant::now();
-        let store = Arc::clone(&store);
-        let work = tokio::task::spawn_blocking(move || commit(&*store, requests)).await;
-        let (requests, results) = match work {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::error!(cause = %e, "commit task failed");
-                continue; // the replies were dropped with it: their rooms see "stopped"
-            }
-        };
+        let results = commit(store, &requests);
         metrics.observe_persist(started.elapsed());
         metrics
             .flushes
@@ -126,7 +157,7 @@ async fn commit_loop(
 
 /// Appends every request's updates (and stores the notifications they make), then flushes once. A request whose append failed gets that
 /// error (its later appends are skipped); every request gets the flush's error.
-fn commit(store: &dyn DocStore, requests: Vec<Request>) -> (Vec<Request>, Vec<Result<(), String>>) {
+fn commit(store: &dyn DocStore, requests: &[Request]) -> Vec<Result<(), String>> {
     let mut results: Vec<Result<(), String>> = requests
         .iter()
         .map(|request| {
@@ -146,5 +177,5 @@ fn commit(store: &dyn DocStore, requests: Vec<Request>) -> (Vec<Request>, Vec<Re
         let e = e.to_string();
         results.iter_mut().for_each(|r| *r = Err(e.clone()));
     }
-    (requests, results)
+    results
 }
