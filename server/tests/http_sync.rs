@@ -170,6 +170,13 @@ async fn read_only_http_sync() {
     let fresh = Doc::new();
     let (_, denied) = apply_answer(&fresh, &answer);
     assert!(denied, "permission denied message ends the answer");
+    let reason = protocol::encode_permission_denied(
+        "read-only: the token's role on this document is read, so its edits are refused",
+    );
+    assert!(
+        answer.ends_with(&reason),
+        "the reason says the role is read-only"
+    );
     assert_eq!(text(&fresh), "kept ");
     let (status, _, _) = post_sync(&s, "d", &body(&r, &StateVector::default()), &[]).await;
     assert_eq!(status, 401);

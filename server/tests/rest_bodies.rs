@@ -422,7 +422,7 @@ async fn auth_bodies_are_unchanged() {
         (
             ("POST", "/api/notes", reader, r#"{"id":"x"}"#),
             403,
-            r#"{"error":{"code":"forbidden","message":"this needs the write role on the document"}}"#,
+            r#"{"error":{"code":"read_only","message":"read-only: the token's role on this document is read, and this needs write"}}"#,
         ),
         (
             ("GET", "/api/contacts/x", reader, ""),

@@ -46,7 +46,7 @@ use yrs::{Doc, StateVector};
 
 pub use commands::{
     Edit, EditError, EditFn, HttpSync, HttpSyncError, HttpSyncReply, Member, MemberId, Receives,
-    RoomCmd, RoomError,
+    RoomCmd, RoomError, READ_ONLY,
 };
 pub use outgoing::{Detach, Message, Outgoing, DIALECTS};
 
