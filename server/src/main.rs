@@ -430,6 +430,31 @@ mod tests {
         assert!(refused.contains("--rest-page-len-default"), "{refused}");
     }
 
+    // The README's shell examples paste as they are: no `<placeholder>` in a command (ids a
+    // command needs come from an earlier answer, through a shell variable).
+    #[test]
+    fn the_readme_commands_have_no_placeholders() {
+        let readme = include_str!("../../README.md");
+        let commands: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("    "))
+            .filter(|l| {
+                ["curl ", "cargo ", "tandem ", "REPLY="]
+                    .iter()
+                    .any(|c| l.starts_with(c))
+            })
+            .map(|l| l.split(" #").next().unwrap_or(l))
+            .collect();
+        assert!(
+            commands.len() >= 30,
+            "only {} commands found",
+            commands.len()
+        );
+        for command in commands {
+            assert!(!command.contains('<'), "a placeholder in {command:?}");
+        }
+    }
+
     // The README's command-line table has a row for every tunable flag, with its env var.
     #[test]
     fn the_readme_lists_every_tunable_flag() {
