@@ -39,8 +39,16 @@ impl Tandem {
     }
 }
 
-/// `tandem serve` from `bin` on a free port, in `cwd`, logs to `log`; waits for the listening line.
-fn serve(bin: &Path, cwd: &Path, data_dir: &Path, log: &Path, extra: &[&str]) -> Tandem {
+/// `tandem serve` from `bin` on a free port, in `cwd`, logs to `log`, with `extra` flags and
+/// nothing from the environment but `env`; waits for the listening line.
+fn serve(
+    bin: &Path,
+    cwd: &Path,
+    data_dir: &Path,
+    log: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Tandem {
     let mut child = Command::new(bin)
         .current_dir(cwd)
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
@@ -49,6 +57,7 @@ fn serve(bin: &Path, cwd: &Path, data_dir: &Path, log: &Path, extra: &[&str]) ->
         .env_remove("RUST_LOG")
         .env_remove("TANDEM_LOG_FORMAT")
         .env_remove("TANDEM_STATIC_DIR")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(File::create(log).expect("log file"))
         .spawn()
@@ -123,7 +132,7 @@ fn a_copied_binary_serves_the_demo_from_anywhere() {
     std::fs::copy(bin(), &copy).expect("copies the binary");
     let cwd = tempfile::tempdir().expect("tempdir");
     let log = cwd.path().join("log");
-    let server = serve(&copy, cwd.path(), &cwd.path().join("data"), &log, &[]);
+    let server = serve(&copy, cwd.path(), &cwd.path().join("data"), &log, &[], &[]);
 
     let (status, headers, body) = get(&server.addr, "/");
     assert_eq!(status, 200);
@@ -172,7 +181,14 @@ fn a_static_dir_overrides_the_embedded_demo() {
     let site_arg = site.to_str().expect("utf-8 path");
     let log = dir.path().join("log");
     let args = ["--static-dir", site_arg];
-    let server = serve(&bin(), dir.path(), &dir.path().join("data"), &log, &args);
+    let server = serve(
+        &bin(),
+        dir.path(),
+        &dir.path().join("data"),
+        &log,
+        &args,
+        &[],
+    );
     let (status, headers, body) = get(&server.addr, "/");
     assert_eq!((status, body.as_slice()), (200, &b"<p>mine</p>"[..]));
     assert_eq!(header(&headers, "cache-control"), "no-cache");
@@ -191,7 +207,7 @@ fn a_static_dir_overrides_the_embedded_demo() {
 fn a_second_server_on_the_same_data_dir_says_so_in_one_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let first = serve(&bin(), dir.path(), &data, &dir.path().join("log"), &[]);
+    let first = serve(&bin(), dir.path(), &data, &dir.path().join("log"), &[], &[]);
     let second = Command::new(bin())
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
@@ -252,7 +268,7 @@ fn leave_an_event_stream(addr: &str, n: usize) {
 fn a_log_file_has_no_colour_and_a_client_leaving_is_no_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("log");
-    let server = serve(&bin(), dir.path(), &dir.path().join("data"), &log, &[]);
+    let server = serve(&bin(), dir.path(), &dir.path().join("data"), &log, &[], &[]);
     for n in 0..5 {
         leave_an_event_stream(&server.addr, n);
     }
@@ -274,27 +290,9 @@ fn a_log_file_has_no_colour_and_a_client_leaving_is_no_error() {
 fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("log");
-    let mut command = Command::new(bin());
-    command
-        .current_dir(dir.path())
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("TANDEM_LOG_FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(File::create(&log).expect("log file"));
-    let mut child = command.spawn().expect("starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .expect("addr")
-        .trim()
-        .to_string();
-    let server = Tandem { child, addr };
+    let data = dir.path().join("data");
+    let env = [("TANDEM_LOG_FORMAT", "json")];
+    let server = serve(&bin(), dir.path(), &data, &log, &[], &env);
     leave_an_event_stream(&server.addr, 0);
     server.stop();
     let text = std::fs::read_to_string(&log).expect("log");
