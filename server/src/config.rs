@@ -453,7 +453,7 @@ pub struct Config {
     /// With an HS256 secret: lets `POST /api/dev/token` mint write tokens for any name (a
     /// sign-in for demos and local development; never enable it in production).
     pub dev_login_secret: Option<Vec<u8>>,
-    /// The built web demo served at `/`; `None` serves nothing there.
+    /// A directory served at `/` instead of the web demo embedded in the binary (`None`).
     pub static_dir: Option<PathBuf>,
     /// Cluster mode: documents live in this Redis and nodes share them (`None`: sled, one node).
     pub redis_url: Option<String>,

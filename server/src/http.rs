@@ -104,12 +104,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(wrong_method())
         .unify();
     let site = match app.config.static_dir.clone() {
-        Some(dir) => warp::fs::dir(dir)
-            .map(Reply::into_response)
-            .or(index)
-            .unify()
-            .boxed(),
-        None => index.boxed(),
+        // A directory without an index.html still answers `/` with a page saying what this is.
+        Some(dir) => crate::site::from_dir(dir).or(index).unify().boxed(),
+        None => crate::site::embedded(),
     };
     api.or(site).unify().recover(recover).unify()
 }

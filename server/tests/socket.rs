@@ -163,7 +163,10 @@ async fn read_only_socket() {
     let denied = recv_with(&mut reader, &[2]).await;
     assert_eq!(
         denied,
-        protocol::encode_permission_denied("permission denied")
+        // The provider shows the reason: it says the role is read-only.
+        protocol::encode_permission_denied(
+            "read-only: the token's role on this document is read, so its edits are refused"
+        )
     );
     // The writer's next frame is its own echo, not the reader's edit.
     let frame = edit(12, "next");

@@ -103,6 +103,9 @@ pub enum StoreError {
     BadUpdate { doc: String, detail: String },
     #[error("injected fault: {0}")]
     Injected(String),
+    /// Another process has the store open (sled holds an exclusive lock on it while open).
+    #[error("another process holds the store at {0}")]
+    Locked(std::path::PathBuf),
 }
 
 impl From<sled::Error> for StoreError {

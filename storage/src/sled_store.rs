@@ -159,7 +159,8 @@ impl SledStore {
             .path(path)
             // We flush explicitly (group commit); sled's own periodic flush is only a backstop.
             .flush_every_ms(Some(1000))
-            .open()?;
+            .open()
+            .map_err(|e| locked(path, e))?;
         Ok(SledStore {
             log: db.open_tree("log")?,
             snapshot: db.open_tree("snapshot")?,
@@ -529,6 +530,18 @@ impl DocStore for SledStore {
             }
         }
         Ok(record)
+    }
+}
+
+/// sled refuses a second opener of the same directory (an exclusive file lock) with a plain
+/// I/O error of this wording (sled 0.34.7, `Config::open`): told apart so the server can say
+/// that another tandem holds the directory, not show a lock error.
+fn locked(path: &Path, e: sled::Error) -> StoreError {
+    match &e {
+        sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock on") => {
+            StoreError::Locked(path.to_path_buf())
+        }
+        _ => e.into(),
     }
 }
 

@@ -48,7 +48,7 @@ use yrs::{Doc, StateVector};
 
 pub use commands::{
     Edit, EditError, EditFn, HttpSync, HttpSyncError, HttpSyncReply, Member, MemberId, Receives,
-    RoomCmd, RoomError,
+    RoomCmd, RoomError, READ_ONLY,
 };
 pub use mailbox::{mailbox, Delivery, Full, Mailbox, MailboxReader};
 pub use outgoing::{Detach, Message, Outgoing, DIALECTS};

@@ -424,3 +424,18 @@ fn directory_contract_sled_and_memory() {
     directory_contract::check(&sled);
     directory_contract::check(&memory::MemStore::new(StoreConfig::default()));
 }
+
+// A second opener of a store that is open is told it is held by another, not given sled's lock
+// error; once the first lets go, it opens.
+#[test]
+fn a_second_opener_is_told_the_store_is_held() {
+    let (dir, first) = store();
+    let path = dir.path().join("db");
+    match SledStore::open(&path, StoreConfig::default()) {
+        Err(StoreError::Locked(held)) => assert_eq!(held, path),
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("opened a held store"),
+    }
+    drop(first);
+    SledStore::open(&path, StoreConfig::default()).expect("opens once released");
+}
