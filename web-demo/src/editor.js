@@ -16,7 +16,7 @@ import { keymap } from '@tiptap/pm/keymap'
 import { baseKeymap, toggleMark, setBlockType, wrapIn, lift } from '@tiptap/pm/commands'
 import { wrapInList, splitListItem, liftListItem, sinkListItem } from '@tiptap/pm/schema-list'
 import { ySyncPlugin, yCursorPlugin, yUndoPlugin, undo, redo } from '@tiptap/y-tiptap'
-import { h } from './ui.js'
+import { h, ink } from './ui.js'
 import { mentionableEditor } from './people.js'
 import { createToolbar, BODY_PLACEHOLDER } from './toolbar.js'
 
@@ -130,13 +130,19 @@ export function placeholder (text) {
   })
 }
 
-/** The caret of a collaborator: a bar in their colour with their name above it. */
-function cursorBuilder (user) {
+/**
+ * The caret of a collaborator: a bar in their colour with their name above it, in white on the
+ * colour darkened to be readable (`ink`). Tiptap's CollaborationCaret renders with the same
+ * function under its own class names.
+ */
+export function caretElement (user, { caret = 'ProseMirror-yjs-cursor', label: labelClass = '' } = {}) {
+  const color = ink(user.color)
   const cursor = document.createElement('span')
-  cursor.className = 'ProseMirror-yjs-cursor'
-  cursor.style.borderColor = user.color
+  cursor.className = caret
+  cursor.style.borderColor = color
   const label = document.createElement('div')
-  label.style.backgroundColor = user.color
+  if (labelClass) label.className = labelClass
+  label.style.backgroundColor = color
   label.textContent = user.name
   cursor.append(document.createTextNode('\u2060'), label, document.createTextNode('\u2060'))
   return cursor
@@ -208,7 +214,7 @@ export function createEditor (host, fragment, awareness, { label = 'Note body' }
     schema,
     plugins: [
       ySyncPlugin(fragment),
-      yCursorPlugin(awareness, { cursorBuilder, selectionBuilder }),
+      yCursorPlugin(awareness, { cursorBuilder: user => caretElement(user), selectionBuilder }),
       yUndoPlugin(),
       keymap({
         'Mod-z': undo,
