@@ -92,7 +92,7 @@ test('an invalid document name, a missing note and someone else\'s private note 
   })
 })
 
-test('a departed viewer is gone within 5 s, and one person in two tabs counts once', async () => {
+test('a departed viewer is gone within 5 s (left, offline, window closed), and one person in two tabs counts once', async (t) => {
   await together(browser, server.url, [['Ada Lovelace', '#4f46e5'], ['Bob Stone', '#e11d48']], async (ada, bob) => {
     await ada.page.getByTestId('new-note').click()
     await ada.page.getByLabel('Title').fill('Who is here')
@@ -119,9 +119,18 @@ test('a departed viewer is gone within 5 s, and one person in two tabs counts on
     await bob.page.getByRole('link', { name: 'Contacts' }).click()
     const left = Date.now()
     await eventually(async () => (await viewerCount(ada.page)) === 1, { timeout: 5000, message: 'Bob gone from Ada\'s note' })
-    // Bob comes back and closes his window altogether.
+    t.diagnostic(`viewer who left gone after ${Date.now() - left} ms`)
+    // Bob comes back, then his network vanishes (the browser holds the socket half-open, no
+    // close frame reaches the server): the server's presence ping notices.
     await bob.page.goto(url)
     await eventually(async () => (await viewerCount(ada.page)) === 2, { message: 'Bob back' })
+    await bob.context.setOffline(true)
+    const offlineAt = Date.now()
+    await eventually(async () => (await viewerCount(ada.page)) === 1, { timeout: 5000, message: 'Bob gone after going offline' })
+    t.diagnostic(`offline viewer gone after ${Date.now() - offlineAt} ms`)
+    // Back online, then he closes his window altogether.
+    await bob.context.setOffline(false)
+    await eventually(async () => (await viewerCount(ada.page)) === 2, { message: 'Bob back online' })
     await bob.context.close()
     await eventually(async () => (await viewerCount(ada.page)) === 1, { timeout: 5000, message: 'Bob gone after closing his window' })
     assert.ok(Date.now() - left < 60_000)
@@ -212,5 +221,21 @@ test('offline edits show how many wait to sync', async () => {
     await ada.context.setOffline(false)
     await ada.page.locator('[data-testid=connection][data-state=connected]').waitFor({ timeout: WAIT })
     await eventually(async () => (await ada.page.getByTestId('pending').count()) === 0, { message: 'the count gone once synced' })
+  })
+})
+
+test('authors show by the directory\'s name in a browser that never saw them online', async () => {
+  let url
+  await together(browser, server.url, [['Ada Lovelace', '#4f46e5']], async (ada) => {
+    await ada.page.getByTestId('new-note').click()
+    await ada.page.getByLabel('Title').fill('Written by Ada')
+    await ada.page.getByLabel('All notes').locator('.item-link', { hasText: 'Written by Ada' }).waitFor({ timeout: WAIT })
+    url = ada.page.url()
+  })
+  // Ada has gone; Bob's browser has never seen her presence.
+  await together(browser, server.url, [['Bob Stone', '#e11d48']], async (bob) => {
+    await bob.page.goto(url)
+    await bob.page.getByText('Created by Ada Lovelace').waitFor({ timeout: WAIT })
+    assert.equal(await bob.page.getByText('ada-lovelace').count(), 0, 'a slug shown')
   })
 })
