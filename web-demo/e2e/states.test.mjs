@@ -108,6 +108,14 @@ test('a departed viewer is gone within 5 s (left, offline, window closed), and o
     await ada.page.waitForTimeout(500)
     assert.equal(await viewerCount(ada.page), 2, 'Bob counted once')
     assert.equal(await viewerCount(bobTab), 2)
+    // The avatar stack: the second overlaps the first by its ring only, and sits below it.
+    const stack = await ada.page.locator('.avatars .avatar').evaluateAll(els => els.map(el => {
+      const box = el.getBoundingClientRect()
+      return { left: box.left, right: box.right, z: Number(getComputedStyle(el).zIndex) }
+    }))
+    assert.equal(stack.length, 2)
+    assert.ok(stack[0].right - stack[1].left <= 6, `overlap ${stack[0].right - stack[1].left} px`)
+    assert.ok(stack[0].z > stack[1].z, 'the first avatar above the second')
     // Someone else's avatar (and the caret label once Bob types) stay readable.
     await bobTab.locator('[data-testid=note-editor] .ProseMirror').click()
     await bobTab.keyboard.type('Hello')
