@@ -103,30 +103,34 @@ test('board cards show priority, labels and assignees, live in the other context
   })
 })
 
-test('Markdown shortcuts format the note body', async () => {
-  await together(browser, server.url, [['Ada Lovelace', '#4f46e5']], async (ada) => {
-    await ada.page.getByTestId('new-note').click()
-    await ada.page.getByLabel('Title').fill('Shortcuts')
-    await ada.page.locator('[data-testid=note-editor] .ProseMirror').click()
-    const kb = ada.page.keyboard
-    await kb.type('# Big title'); await kb.press('Enter')
-    await kb.type('## Smaller'); await kb.press('Enter')
-    await kb.type('- first'); await kb.press('Enter'); await kb.type('second'); await kb.press('Enter'); await kb.press('Enter')
-    await kb.type('1. one'); await kb.press('Enter'); await kb.press('Enter')
-    await kb.type('> quoted'); await kb.press('Enter'); await kb.press('Enter')
-    await kb.type('some **bold** text')
-    const body = ada.page.locator('[data-testid=note-editor] .ProseMirror')
-    await body.locator('h1', { hasText: 'Big title' }).waitFor({ timeout: WAIT })
-    await body.locator('h2', { hasText: 'Smaller' }).waitFor()
-    assert.equal(await body.locator('ul > li').count(), 2)
-    assert.equal(await body.locator('ol > li', { hasText: 'one' }).count(), 1)
-    assert.equal(await body.locator('blockquote', { hasText: 'quoted' }).count(), 1)
-    assert.equal(await body.locator('strong').innerText(), 'bold')
-    // No literal Markdown left behind.
-    assert.ok(!(await body.innerText()).includes('# '), 'the # was consumed')
-    assert.deepEqual(ada.page.errors, [])
+for (const [editor, query] of [['Tiptap', ''], ['ProseMirror', '?notes=y-websocket']]) {
+  test(`Markdown shortcuts format the note body (${editor})`, async () => {
+    await together(browser, server.url, [['Ada Lovelace', '#4f46e5']], async (ada) => {
+      await ada.page.goto(`${server.url}/${query}#/notes`)
+      await ada.page.getByTestId('new-note').click()
+      await ada.page.getByLabel('Title').fill('Shortcuts')
+      assert.equal(await ada.page.getByTestId('note-editor').getAttribute('data-editor'), editor.toLowerCase())
+      const body = ada.page.locator('[data-testid=note-editor] .ProseMirror')
+      await body.click()
+      const kb = ada.page.keyboard
+      await kb.type('# Big title'); await kb.press('Enter')
+      await kb.type('## Smaller'); await kb.press('Enter')
+      await kb.type('- first'); await kb.press('Enter'); await kb.type('second'); await kb.press('Enter'); await kb.press('Enter')
+      await kb.type('1. one'); await kb.press('Enter'); await kb.press('Enter')
+      await kb.type('> quoted'); await kb.press('Enter'); await kb.press('Enter')
+      if (editor === 'Tiptap') await kb.type('some **bold** text')
+      await body.locator('h1', { hasText: 'Big title' }).waitFor({ timeout: WAIT })
+      await body.locator('h2', { hasText: 'Smaller' }).waitFor()
+      assert.equal(await body.locator('ul > li').count(), 2)
+      assert.equal(await body.locator('ol > li', { hasText: 'one' }).count(), 1)
+      assert.equal(await body.locator('blockquote', { hasText: 'quoted' }).count(), 1)
+      if (editor === 'Tiptap') assert.equal(await body.locator('strong').innerText(), 'bold')
+      // No literal Markdown left behind.
+      assert.ok(!(await body.innerText()).includes('# '), 'the # was consumed')
+      assert.deepEqual(ada.page.errors, [])
+    })
   })
-})
+}
 
 /** Visits every screen (one note, contact and issue made on the way); calls visit(name) on each. */
 async function everyScreen (page, visit) {

@@ -13,6 +13,7 @@ import { Schema } from '@tiptap/pm/model'
 import { EditorState, Plugin } from '@tiptap/pm/state'
 import { EditorView, Decoration, DecorationSet } from '@tiptap/pm/view'
 import { keymap } from '@tiptap/pm/keymap'
+import { inputRules, wrappingInputRule, textblockTypeInputRule } from '@tiptap/pm/inputrules'
 import { baseKeymap, toggleMark, setBlockType, wrapIn, lift } from '@tiptap/pm/commands'
 import { wrapInList, splitListItem, liftListItem, sinkListItem } from '@tiptap/pm/schema-list'
 import { ySyncPlugin, yCursorPlugin, yUndoPlugin, undo, redo } from '@tiptap/y-tiptap'
@@ -183,6 +184,19 @@ function toggleQuote (state, dispatch) {
   return isBlockActive(state, nodes.blockquote) ? lift(state, dispatch) : wrapIn(nodes.blockquote)(state, dispatch)
 }
 
+/** The block shortcuts Tiptap's StarterKit has: `# ` to `### `, `- ` (or `* `), `1. `, `> `. */
+function markdownShortcuts () {
+  return inputRules({
+    rules: [
+      textblockTypeInputRule(/^(#{1,3})\s$/, nodes.heading, match => ({ level: match[1].length })),
+      wrappingInputRule(/^\s*([-+*])\s$/, nodes.bulletList),
+      wrappingInputRule(/^(\d+)\.\s$/, nodes.orderedList, match => ({ start: Number(match[1]) }),
+        (match, node) => node.childCount + node.attrs.start === Number(match[1])),
+      wrappingInputRule(/^\s*>\s$/, nodes.blockquote)
+    ]
+  })
+}
+
 const TOOLS = [
   { label: 'Bold', key: 'Ctrl+B', text: 'B', cls: 'tool-bold', run: toggleMark(marks.bold), active: s => isMarkActive(s, marks.bold) },
   { label: 'Italic', key: 'Ctrl+I', text: 'I', cls: 'tool-italic', run: toggleMark(marks.italic), active: s => isMarkActive(s, marks.italic) },
@@ -240,6 +254,7 @@ export function createEditor (host, fragment, awareness, { label = 'Note body' }
         }
       }),
       keymap(baseKeymap),
+      markdownShortcuts(),
       placeholder(BODY_PLACEHOLDER)
     ]
   })
