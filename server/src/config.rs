@@ -281,6 +281,18 @@ pub struct Timing {
     /// hold a connection slot.
     #[arg(long = "write-stall-max-s", value_name = "S", env = "TANDEM_WRITE_STALL_MAX_S", value_parser = positive_seconds, default_value = seconds_text(Timing::default().write_stall_max))]
     pub write_stall_max: Duration,
+    /// Websocket ping period, in milliseconds, of a socket once it has published presence
+    /// (awareness); one that has not answered the previous ping by the next is closed with 4002
+    /// and its presence removed for the others. Never longer than `--ping-interval-s`.
+    ///
+    /// A network that vanishes without closing the socket (Wi-Fi off, a phone out of coverage,
+    /// a browser gone offline) sends no close frame: only a missed pong tells. Someone still
+    /// listed as viewing half a minute after they left is a visible lie, so sockets with
+    /// presence (people's tabs) are checked every 2 s and leave the others' lists within 4 s; a
+    /// ping is a few bytes a round trip, and idle or server-side sockets without presence keep
+    /// the 30 s period. 2 s is also far above any round trip a working connection has.
+    #[arg(long = "presence-ping-interval-ms", value_name = "MS", env = "TANDEM_PRESENCE_PING_INTERVAL_MS", value_parser = positive_millis, default_value = millis_text(Timing::default().presence_ping_interval))]
+    pub presence_ping_interval: Duration,
     /// Shortest time between two presence broadcasts of a room, in milliseconds; changes in
     /// between are coalesced into one frame.
     ///
@@ -338,6 +350,13 @@ pub struct Timing {
     pub preauth_wait_max: Duration,
 }
 
+impl Timing {
+    /// The ping period of a socket that has published presence.
+    pub fn presence_ping(&self) -> Duration {
+        self.presence_ping_interval.min(self.ping_interval)
+    }
+}
+
 impl Default for Timing {
     fn default() -> Self {
         Timing {
@@ -346,6 +365,7 @@ impl Default for Timing {
             close_timeout: Duration::from_secs(5),
             write_stall_max: Duration::from_secs(10),
             presence_broadcast_interval: Duration::from_millis(50),
+            presence_ping_interval: Duration::from_secs(2),
             http_head_read_max: Duration::from_secs(10),
             http_idle_max: Duration::from_secs(60),
             preauth_wait_max: Duration::from_secs(10),

@@ -273,3 +273,41 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
+
+/// A presence frame of one client ID with `json` as its state.
+pub fn presence(client: u64, clock: u32, json: &str) -> Vec<u8> {
+    let entry = yrs::sync::awareness::AwarenessUpdateEntry {
+        clock,
+        json: json.into(),
+    };
+    let update = yrs::sync::awareness::AwarenessUpdate {
+        clients: [(yrs::block::ClientID::new(client), entry)]
+            .into_iter()
+            .collect(),
+    };
+    protocol::encode_awareness(&update)
+}
+
+/// Reads `ws` until a presence frame says `pred` of client `client`'s state; returns when.
+pub async fn presence_of(
+    ws: &mut Ws,
+    client: u64,
+    pred: impl Fn(&str) -> bool,
+) -> tokio::time::Instant {
+    loop {
+        let frame = recv_with(ws, &[protocol::MSG_AWARENESS]).await;
+        use yrs::encoding::read::Read;
+        use yrs::updates::decoder::Decode;
+        let mut cursor = yrs::encoding::read::Cursor::new(&frame[1..]);
+        let body = cursor.read_buf().expect("framed");
+        let update =
+            yrs::sync::awareness::AwarenessUpdate::decode_v1(body).expect("presence decodes");
+        if update
+            .clients
+            .get(&yrs::block::ClientID::new(client))
+            .is_some_and(|e| pred(&e.json))
+        {
+            return tokio::time::Instant::now();
+        }
+    }
+}
