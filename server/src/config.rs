@@ -427,6 +427,12 @@ pub struct StoreFlags {
     /// About 150 bytes each, so 1,000 are ~150 KB per person: a week away from a busy workspace.
     #[arg(long, env = "TANDEM_INBOX_LEN_MAX", default_value_t = StoreConfig::default().inbox_len_max, value_parser = clap::value_parser!(u64).range(1..))]
     pub inbox_len_max: u64,
+    /// Webhook events waiting per endpoint (and as many dead ones); past it the oldest waiting
+    /// event is parked as dead and `tandem_webhook_parked_total` counts it.
+    ///
+    /// About 400 bytes each: 10,000 are ~4 MB per endpoint, a busy workspace's hour of events.
+    #[arg(long, env = "TANDEM_WEBHOOK_OUTBOX_LEN_MAX", default_value_t = StoreConfig::default().outbox_len_max, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_outbox_len_max: u64,
 }
 
 impl From<StoreFlags> for StoreConfig {
@@ -436,6 +442,7 @@ impl From<StoreFlags> for StoreConfig {
             compact_after_bytes: flags.compact_after_bytes,
             history_keep_updates: flags.history_keep_updates,
             inbox_len_max: flags.inbox_len_max,
+            outbox_len_max: flags.webhook_outbox_len_max,
         }
     }
 }
@@ -457,6 +464,8 @@ pub struct Config {
     pub static_dir: Option<PathBuf>,
     /// Cluster mode: documents live in this Redis and nodes share them (`None`: sled, one node).
     pub redis_url: Option<String>,
+    /// Webhook endpoints, secret and delivery limits (`crate::webhooks::config`).
+    pub webhooks: crate::webhooks::config::WebhookConfig,
 }
 
 impl Config {
@@ -473,11 +482,13 @@ impl Config {
             dev_login_secret: None,
             redis_url: None,
             static_dir: None,
+            webhooks: Default::default(),
         }
     }
 
     /// Refuses settings that contradict each other (each flag alone is checked by its parser).
     pub fn check(&self) -> Result<(), String> {
+        self.webhooks.check()?;
         let limits = &self.limits;
         if limits.rest_page_len_default > limits.rest_page_len_max {
             return Err(format!(
@@ -520,11 +531,11 @@ fn millis(text: &str) -> Result<Duration, String> {
 }
 
 /// For timers that would spin, or fire at once, at zero.
-fn positive_seconds(text: &str) -> Result<Duration, String> {
+pub(crate) fn positive_seconds(text: &str) -> Result<Duration, String> {
     seconds(text).and_then(positive)
 }
 
-fn positive_millis(text: &str) -> Result<Duration, String> {
+pub(crate) fn positive_millis(text: &str) -> Result<Duration, String> {
     millis(text).and_then(positive)
 }
 
@@ -535,10 +546,10 @@ fn positive(d: Duration) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn seconds_text(d: Duration) -> String {
+pub(crate) fn seconds_text(d: Duration) -> String {
     d.as_secs().to_string()
 }
 
-fn millis_text(d: Duration) -> String {
+pub(crate) fn millis_text(d: Duration) -> String {
     d.as_millis().to_string()
 }

@@ -142,6 +142,8 @@ struct ServeArgs {
     store: StoreFlags,
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    webhooks: tandem::webhooks::config::WebhookConfig,
 }
 
 impl ServeArgs {
@@ -151,6 +153,7 @@ impl ServeArgs {
         config.timing = self.timing;
         config.cluster = self.cluster;
         config.store = self.store.into();
+        config.webhooks = self.webhooks;
         config.auth = self.auth.verifier()?;
         if self.auth.jwt_allow_no_exp {
             tracing::warn!("--jwt-allow-no-exp is on: a token without exp is valid forever");
