@@ -455,6 +455,8 @@ pub struct Config {
     pub timing: Timing,
     pub cluster: ClusterConfig,
     pub store: StoreConfig,
+    /// Webhook endpoints, secret and delivery limits (`crate::webhooks::config`).
+    pub webhooks: crate::webhooks::config::WebhookConfig,
     /// How tokens are verified; `None` is open development mode (everyone may write everything).
     pub auth: Option<crate::auth::Verifier>,
     /// With an HS256 secret: lets `POST /api/dev/token` mint write tokens for any name (a
@@ -464,8 +466,6 @@ pub struct Config {
     pub static_dir: Option<PathBuf>,
     /// Cluster mode: documents live in this Redis and nodes share them (`None`: sled, one node).
     pub redis_url: Option<String>,
-    /// Webhook endpoints, secret and delivery limits (`crate::webhooks::config`).
-    pub webhooks: crate::webhooks::config::WebhookConfig,
 }
 
 impl Config {
@@ -478,11 +478,11 @@ impl Config {
             timing: Timing::default(),
             cluster: ClusterConfig::default(),
             store: StoreConfig::default(),
+            webhooks: Default::default(),
             auth: None,
             dev_login_secret: None,
             redis_url: None,
             static_dir: None,
-            webhooks: Default::default(),
         }
     }
 

@@ -276,7 +276,13 @@ mod tests {
     use super::{Cli, Command, Config};
 
     /// The headings `tandem::config` gives its flags: every limit and timer is under one.
-    const TUNABLES: [&str; 4] = ["Limits", "Timers", "Cluster mode", "Storage"];
+    const TUNABLES: [&str; 5] = [
+        "Limits",
+        "Timers",
+        "Cluster mode",
+        "Storage",
+        "Webhook limits",
+    ];
 
     fn config(args: &[&str]) -> Result<Config, String> {
         let argv = ["tandem", "serve"].iter().chain(args);
@@ -378,6 +384,12 @@ mod tests {
             "cluster-publish-queue-len-max",
             "compact-after-updates",
             "compact-after-bytes",
+            "webhook-outbox-len-max",
+            "webhook-timeout-s",
+            "webhook-age-max-s",
+            "webhook-backoff-first-ms",
+            "webhook-backoff-max-s",
+            "webhook-poll-interval-ms",
         ] {
             let refused = config(&[&format!("--{flag}"), "0"]).expect_err(flag);
             assert!(refused.contains(flag), "{flag}: {refused}");

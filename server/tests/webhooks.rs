@@ -455,3 +455,53 @@ async fn document_updates_rebuild_an_exact_replica() {
         .expect("base64");
     assert_eq!(sv, replica.transact().state_vector().encode_v1());
 }
+
+// Not a check but a measurement (`TANDEM_BIN=target/release/tandem cargo test --test webhooks
+// -- --ignored --nocapture`): the latency from a change to the receiver's 2xx while events come
+// one at a time, and how fast one endpoint drains a backlog (one request at a time, in order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_delivery_latency_and_throughput() {
+    let r = Receiver::start(|_| Answer::Status(200)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let t = Tandem::start(dir.path(), &flags(&[r.url("/")], &[]));
+    let (trickle, backlog) = (300, 3000);
+    for i in 0..trickle {
+        create_note(t.addr, &format!("l{i}"), None).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let got = r.wait_deduped(trickle, WITHIN).await;
+    let now_ms = tandem::clock::now_ms();
+    let mut latency: Vec<Duration> = got
+        .iter()
+        .map(|g| {
+            let made = g.json()["time_ms"].as_u64().expect("time_ms");
+            let waited = Duration::from_millis(now_ms - made);
+            waited.saturating_sub(g.at.elapsed())
+        })
+        .collect();
+    latency.sort();
+    r.set_plan(|_| Answer::Status(503));
+    for i in 0..backlog {
+        create_note(t.addr, &format!("b{i}"), None).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = r.deduped().len();
+    r.set_plan(|_| Answer::Status(200));
+    let all = r
+        .wait_deduped(trickle + backlog, Duration::from_secs(120))
+        .await;
+    let drained = &all[before..];
+    let took = drained.last().expect("events").at - drained[0].at;
+    #[allow(clippy::cast_precision_loss)]
+    let rate = drained.len() as f64 / took.as_secs_f64();
+    eprintln!(
+        "latency over {trickle} events one at a time: p50 {:?} p90 {:?} p99 {:?} max {:?}; \
+         a backlog of {} drained in {took:?}: {rate:.0} events/s",
+        percentile(&latency, 50),
+        percentile(&latency, 90),
+        percentile(&latency, 99),
+        latency.last().expect("events"),
+        drained.len()
+    );
+}

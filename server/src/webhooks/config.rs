@@ -131,30 +131,30 @@ pub struct WebhookConfig {
     ///
     /// 10 s is far beyond a healthy receiver's answer, short enough that a hung one costs its
     /// own endpoint a few retries, never anyone else (each endpoint has its own task).
-    #[arg(long = "webhook-timeout-s", value_name = "S", env = "TANDEM_WEBHOOK_TIMEOUT_S", value_parser = crate::config::positive_seconds, default_value = crate::config::seconds_text(WebhookConfig::default().timeout))]
+    #[arg(long = "webhook-timeout-s", help_heading = "Webhook limits", value_name = "S", env = "TANDEM_WEBHOOK_TIMEOUT_S", value_parser = crate::config::positive_seconds, default_value = crate::config::seconds_text(WebhookConfig::default().timeout))]
     pub timeout: Duration,
     /// How long an event is retried, in seconds from the change, before it is parked as dead.
     ///
     /// 24 h outlasts a receiver's outage over a night or a weekend day; after it the event
     /// waits in the dead list (GET /api/admin/webhooks) for a retry by hand.
-    #[arg(long = "webhook-age-max-s", value_name = "S", env = "TANDEM_WEBHOOK_AGE_MAX_S", value_parser = crate::config::positive_seconds, default_value = crate::config::seconds_text(WebhookConfig::default().age_max))]
+    #[arg(long = "webhook-age-max-s", help_heading = "Webhook limits", value_name = "S", env = "TANDEM_WEBHOOK_AGE_MAX_S", value_parser = crate::config::positive_seconds, default_value = crate::config::seconds_text(WebhookConfig::default().age_max))]
     pub age_max: Duration,
     /// The first retry's delay, in milliseconds; each further one doubles it (with jitter).
     ///
     /// 1 s rides out a receiver's restart; doubling keeps a dead receiver from costing more
     /// than a request per `--webhook-backoff-max-s`.
-    #[arg(long = "webhook-backoff-first-ms", value_name = "MS", env = "TANDEM_WEBHOOK_BACKOFF_FIRST_MS", value_parser = crate::config::positive_millis, default_value = crate::config::millis_text(WebhookConfig::default().backoff_first))]
+    #[arg(long = "webhook-backoff-first-ms", help_heading = "Webhook limits", value_name = "MS", env = "TANDEM_WEBHOOK_BACKOFF_FIRST_MS", value_parser = crate::config::positive_millis, default_value = crate::config::millis_text(WebhookConfig::default().backoff_first))]
     pub backoff_first: Duration,
     /// The longest delay between two retries, in seconds.
     ///
     /// 10 minutes: a receiver back from an outage gets its events within minutes.
-    #[arg(long = "webhook-backoff-max-s", value_name = "S", env = "TANDEM_WEBHOOK_BACKOFF_MAX_S", value_parser = crate::config::positive_seconds, default_value = crate::config::seconds_text(WebhookConfig::default().backoff_max))]
+    #[arg(long = "webhook-backoff-max-s", help_heading = "Webhook limits", value_name = "S", env = "TANDEM_WEBHOOK_BACKOFF_MAX_S", value_parser = crate::config::positive_seconds, default_value = crate::config::seconds_text(WebhookConfig::default().backoff_max))]
     pub backoff_max: Duration,
     /// How often an idle endpoint looks at its outbox, in milliseconds (cluster mode: the
     /// events other nodes queued; one node: a backstop to the wake-up after each commit).
     ///
     /// 500 ms bounds the extra latency of an event queued by another node.
-    #[arg(long = "webhook-poll-interval-ms", value_name = "MS", env = "TANDEM_WEBHOOK_POLL_INTERVAL_MS", value_parser = crate::config::positive_millis, default_value = crate::config::millis_text(WebhookConfig::default().poll_interval))]
+    #[arg(long = "webhook-poll-interval-ms", help_heading = "Webhook limits", value_name = "MS", env = "TANDEM_WEBHOOK_POLL_INTERVAL_MS", value_parser = crate::config::positive_millis, default_value = crate::config::millis_text(WebhookConfig::default().poll_interval))]
     pub poll_interval: Duration,
 }
 

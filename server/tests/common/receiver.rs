@@ -192,9 +192,11 @@ pub struct Tandem {
 }
 
 impl Tandem {
-    /// Starts `tandem serve` on a free port with its store in `dir` and `args` added.
+    /// Starts `tandem serve` on a free port with its store in `dir` and `args` added: this
+    /// build's binary, or `$TANDEM_BIN` (a release build, for the measurement).
     pub fn start(dir: &Path, args: &[String]) -> Tandem {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        let bin = std::env::var("TANDEM_BIN").unwrap_or(env!("CARGO_BIN_EXE_tandem").into());
+        let mut child = Command::new(bin)
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(args)
