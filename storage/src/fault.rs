@@ -88,7 +88,7 @@ impl<S: DocStore> Outbox for FaultyStore<S> {
     fn remove_delivered(&self, endpoint: &str, id: u64) -> Result<(), StoreError> {
         self.inner.remove_delivered(endpoint, id)
     }
-    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<(), StoreError> {
+    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<bool, StoreError> {
         self.inner.park(endpoint, id, reason)
     }
     fn dead(&self, endpoint: &str, limit: usize) -> Result<Vec<HookEvent>, StoreError> {

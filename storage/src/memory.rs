@@ -83,10 +83,9 @@ impl Outbox for MemStore {
         self.outboxes().remove_delivered(endpoint, id);
         Ok(())
     }
-    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<(), StoreError> {
+    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<bool, StoreError> {
         let len_max = self.outbox_len_max();
-        self.outboxes().park(endpoint, id, reason, len_max);
-        Ok(())
+        Ok(self.outboxes().park(endpoint, id, reason, len_max))
     }
     fn dead(&self, endpoint: &str, limit: usize) -> Result<Vec<HookEvent>, StoreError> {
         Ok(self.outboxes().dead(endpoint, limit))

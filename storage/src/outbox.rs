@@ -55,10 +55,12 @@ pub trait Outbox: Send + Sync {
     fn enqueue(&self, events: &[NewHookEvent]) -> Result<Vec<String>, StoreError>;
     /// The oldest pending events of `endpoint`, at most `limit`, oldest first.
     fn pending(&self, endpoint: &str, limit: usize) -> Result<Vec<HookEvent>, StoreError>;
-    /// Removes a delivered event (no-op if it is gone).
+    /// Removes a delivered event, pending or dead (the bound may have parked it while it was
+    /// being sent; delivered, it must not be sent again by a retry). No-op if it is gone.
     fn remove_delivered(&self, endpoint: &str, id: u64) -> Result<(), StoreError>;
-    /// Parks a pending event as dead, with the reason (no-op if it is not pending).
-    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<(), StoreError>;
+    /// Parks a pending event as dead, with the reason; false (and nothing done) if it was not
+    /// pending.
+    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<bool, StoreError>;
     /// The oldest dead events of `endpoint`, at most `limit`.
     fn dead(&self, endpoint: &str, limit: usize) -> Result<Vec<HookEvent>, StoreError>;
     /// Moves dead events back to the outbox, oldest first and as many as its bound leaves room
@@ -178,13 +180,14 @@ impl Outboxes {
     pub(crate) fn remove_delivered(&mut self, endpoint: &str, id: u64) {
         if let Some(q) = self.by_endpoint.get_mut(endpoint) {
             q.pending.remove(&id);
+            q.dead.remove(&id);
         }
     }
 
-    pub(crate) fn park(&mut self, endpoint: &str, id: u64, reason: &str, len_max: usize) {
-        if let Some(q) = self.by_endpoint.get_mut(endpoint) {
-            q.park(id, reason, len_max);
-        }
+    pub(crate) fn park(&mut self, endpoint: &str, id: u64, reason: &str, len_max: usize) -> bool {
+        self.by_endpoint
+            .get_mut(endpoint)
+            .is_some_and(|q| q.park(id, reason, len_max))
     }
 
     pub(crate) fn dead(&self, endpoint: &str, limit: usize) -> Vec<HookEvent> {

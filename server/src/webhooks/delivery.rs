@@ -160,19 +160,18 @@ impl Delivery {
             if now_ms().saturating_sub(event.time_ms) > age_max_ms {
                 let reason = format!("gave up after {attempt} attempts: {error}");
                 let id = event.id;
-                if self
-                    .blocking(move |s, e| s.park(e, id, &reason))
-                    .await
-                    .is_none()
-                {
+                let Some(parked) = self.blocking(move |s, e| s.park(e, id, &reason)).await else {
                     return Done::Interrupted;
+                };
+                // Not parked: the outbox's bound parked it already, while it was being sent.
+                if parked {
+                    stats.dead.fetch_add(1, Relaxed);
+                    stats.dead_depth.fetch_add(1, Relaxed);
+                    let _ = stats
+                        .depth
+                        .fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(1)));
+                    tracing::warn!(endpoint = %self.id(), delivery, "webhook event parked as dead");
                 }
-                stats.dead.fetch_add(1, Relaxed);
-                stats.dead_depth.fetch_add(1, Relaxed);
-                let _ = stats
-                    .depth
-                    .fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(1)));
-                tracing::warn!(endpoint = %self.id(), delivery, "webhook event parked as dead");
                 return Done::Dead;
             }
             if !self.wait(backoff(&self.settings, attempt)).await {

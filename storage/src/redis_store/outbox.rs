@@ -168,21 +168,24 @@ impl Outbox for RedisStore {
     fn remove_delivered(&self, endpoint: &str, id: u64) -> Result<(), StoreError> {
         self.with(|c| {
             redis::pipe()
+                .atomic()
                 .zrem(hook_key(endpoint, "pending"), id)
+                .zrem(hook_key(endpoint, "dead"), id)
                 .hdel(hook_key(endpoint, "items"), id)
+                .hdel(hook_key(endpoint, "errors"), id)
                 .query::<()>(c)
         })
     }
 
-    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<(), StoreError> {
-        self.with(|c| {
+    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<bool, StoreError> {
+        let parked: i64 = self.with(|c| {
             queue_keys(&PARK, endpoint)
                 .arg(self.config.outbox_len_max)
                 .arg(reason)
                 .arg(id)
-                .invoke::<i64>(c)
-        })
-        .map(|_| ())
+                .invoke(c)
+        })?;
+        Ok(parked == 1)
     }
 
     fn dead(&self, endpoint: &str, limit: usize) -> Result<Vec<HookEvent>, StoreError> {

@@ -63,16 +63,17 @@ impl SledStore {
         Ok(out)
     }
 
-    /// Moves pending `id` to the dead, with `reason`, and keeps the dead within the bound.
+    /// Moves pending `id` to the dead, with `reason`, and keeps the dead within the bound; false
+    /// if it was not pending.
     fn park_locked(
         &self,
         lens: &mut Lens,
         endpoint: &str,
         id: u64,
         reason: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Some(raw) = self.outbox.remove(key(endpoint, PENDING, id))? else {
-            return Ok(());
+            return Ok(false);
         };
         *self.queue_len(lens, endpoint, PENDING) -= 1;
         let mut event = HookEvent::decode(id, &raw).map_err(|e| corrupt(endpoint, e))?;
@@ -94,7 +95,7 @@ impl SledStore {
             self.outbox.remove(oldest?)?;
             *dead -= 1;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -133,13 +134,15 @@ impl Outbox for SledStore {
 
     fn remove_delivered(&self, endpoint: &str, id: u64) -> Result<(), StoreError> {
         let mut lens = self.outbox_lens();
-        if self.outbox.remove(key(endpoint, PENDING, id))?.is_some() {
-            *self.queue_len(&mut lens, endpoint, PENDING) -= 1;
+        for queue in [PENDING, DEAD] {
+            if self.outbox.remove(key(endpoint, queue, id))?.is_some() {
+                *self.queue_len(&mut lens, endpoint, queue) -= 1;
+            }
         }
         Ok(())
     }
 
-    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<(), StoreError> {
+    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<bool, StoreError> {
         let mut lens = self.outbox_lens();
         self.park_locked(&mut lens, endpoint, id, reason)
     }
