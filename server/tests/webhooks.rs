@@ -417,6 +417,35 @@ async fn cluster_mode_delivers_each_event_once_per_endpoint() {
     assert_eq!(distinct.len(), ids.len());
 }
 
+// An `https` endpoint is spoken to in TLS (rustls): against a plain HTTP receiver the handshake
+// fails, so the receiver never sees a request, and the failure is the endpoint's last error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_endpoint_is_spoken_to_in_tls() {
+    let r = Receiver::start(|_| Answer::Status(200)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("https://{}/tls", r.addr);
+    let t = Tandem::start(dir.path(), &flags(&[url], &[]));
+    create_note(t.addr, "tls", None).await;
+    let deadline = Instant::now() + WITHIN;
+    let error = loop {
+        let (_, list) = admin(t.addr, "GET", "/api/admin/webhooks", "").await;
+        if let Some(error) = list["endpoints"][0]["last_error"].as_str() {
+            break error.to_string();
+        }
+        assert!(Instant::now() < deadline, "no attempt: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("the https endpoint's last error: {error}");
+    assert!(
+        error.starts_with("request failed") && error.contains("Connect"),
+        "{error}"
+    );
+    assert!(
+        r.log().is_empty(),
+        "no plain HTTP request reached the receiver"
+    );
+}
+
 /// The Yjs update inside a y-websocket update frame (`[0, 2, varUint8Array]`).
 fn update_of(frame: &[u8]) -> Vec<u8> {
     use yrs::encoding::read::{Cursor, Read};
