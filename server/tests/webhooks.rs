@@ -7,74 +7,12 @@ mod common;
 #[path = "common/receiver.rs"]
 mod receiver;
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{connect_ok, edit, http, metric, recv_with, redis_server, send, token, Redis, SECRET};
-use receiver::{Answer, Received, Receiver, Tandem};
+use common::{connect_ok, edit, metric, recv_with, send, token, SECRET};
+use receiver::{admin, create_note, created, flags, Answer, Receiver, Tandem, HOOK_SECRET, WITHIN};
 use tandem::auth::Role;
 use tandem::webhooks::signing;
-
-const HOOK_SECRET: &str = "whsec-test";
-const WITHIN: Duration = Duration::from_secs(20);
-
-/// Flags for a fast test: short backoff and polling, `extra` after them.
-fn flags(hooks: &[String], extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = Vec::new();
-    for h in hooks {
-        args.extend(["--webhook".to_string(), h.clone()]);
-    }
-    for a in [
-        "--webhook-secret",
-        HOOK_SECRET,
-        "--webhook-backoff-first-ms",
-        "50",
-        "--webhook-backoff-max-s",
-        "1",
-        "--webhook-poll-interval-ms",
-        "100",
-    ]
-    .iter()
-    .chain(extra)
-    {
-        args.push((*a).to_string());
-    }
-    args
-}
-
-/// Creates note `id` over REST (`bearer`: a token, or none in open mode); its `note.created`
-/// is durable when this returns.
-async fn create_note(addr: std::net::SocketAddr, id: &str, bearer: Option<&str>) {
-    let auth = bearer.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("authorization", a));
-    }
-    let body = format!(r#"{{"id":"{id}","title":"note {id}"}}"#);
-    let (status, _, answer) = http(addr, "POST", "/api/notes", &headers, body.as_bytes()).await;
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&answer));
-}
-
-/// The note ids of `note.created` events, in the order received.
-fn created(events: &[Received]) -> Vec<String> {
-    events
-        .iter()
-        .map(Received::json)
-        .filter(|j| j["type"] == "note.created")
-        .map(|j| j["item"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-async fn admin(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    bearer: &str,
-) -> (u16, serde_json::Value) {
-    let auth = format!("Bearer {bearer}");
-    let (status, _, body) = http(addr, method, path, &[("authorization", &auth)], b"").await;
-    (status, serde_json::from_slice(&body).unwrap_or_default())
-}
 
 // Every request carries the four headers and a signature that verifies with the secret and no
 // other; the body is the feed's event plus `delivery` and `attempt`; a filtered endpoint gets
@@ -375,46 +313,6 @@ async fn dead_events_are_listed_and_retried() {
     let (_, list) = admin(t.addr, "GET", "/api/admin/webhooks", &root).await;
     assert_eq!(list["endpoints"][0]["dead"], 0, "{list}");
     assert_eq!(list["endpoints"][0]["delivered"], 3, "{list}");
-}
-
-// Cluster mode: two nodes on one real redis-server, the same endpoint on both, changes made on
-// both; the receiver gets each event once (one node holds the endpoint's lease), in the order
-// they were made.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_mode_delivers_each_event_once_per_endpoint() {
-    let redis_dir = tempfile::tempdir().expect("dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let _redis = Redis(redis_server(port, redis_dir.path()));
-    let url = format!("redis://127.0.0.1:{port}/");
-    let r = Receiver::start(|_| Answer::Status(200)).await;
-    let dirs = [
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    ];
-    let args = flags(&[r.url("/")], &["--redis", &url]);
-    let nodes: Vec<Tandem> = dirs
-        .iter()
-        .map(|d| Tandem::start(d.path(), &args))
-        .collect();
-    let mut ids = Vec::new();
-    for i in 0..30 {
-        let id = format!("c{i}");
-        create_note(nodes[i % 2].addr, &id, None).await;
-        ids.push(id);
-    }
-    let got = r.wait_deduped(ids.len(), WITHIN).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(created(&got), ids, "in order");
-    assert_eq!(r.log().len(), ids.len(), "each sent once, by one node");
-    let distinct: HashSet<String> = r
-        .log()
-        .iter()
-        .map(|x| x.header("x-tandem-delivery").to_string())
-        .collect();
-    assert_eq!(distinct.len(), ids.len());
 }
 
 // An `https` endpoint is spoken to in TLS (rustls): against a plain HTTP receiver the handshake

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+
+use crate::common::http;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
@@ -230,4 +232,66 @@ impl Drop for Tandem {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub const HOOK_SECRET: &str = "whsec-test";
+pub const WITHIN: Duration = Duration::from_secs(20);
+
+/// Flags for a fast test: short backoff and polling, `extra` after them.
+pub fn flags(hooks: &[String], extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    for h in hooks {
+        args.extend(["--webhook".to_string(), h.clone()]);
+    }
+    for a in [
+        "--webhook-secret",
+        HOOK_SECRET,
+        "--webhook-backoff-first-ms",
+        "50",
+        "--webhook-backoff-max-s",
+        "1",
+        "--webhook-poll-interval-ms",
+        "100",
+    ]
+    .iter()
+    .chain(extra)
+    {
+        args.push((*a).to_string());
+    }
+    args
+}
+
+/// Creates note `id` over REST (`bearer`: a token, or none in open mode); its `note.created`
+/// is durable when this returns.
+pub async fn create_note(addr: std::net::SocketAddr, id: &str, bearer: Option<&str>) {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a));
+    }
+    let body = format!(r#"{{"id":"{id}","title":"note {id}"}}"#);
+    let (status, _, answer) = http(addr, "POST", "/api/notes", &headers, body.as_bytes()).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&answer));
+}
+
+/// The note ids of `note.created` events, in the order received.
+pub fn created(events: &[Received]) -> Vec<String> {
+    events
+        .iter()
+        .map(Received::json)
+        .filter(|j| j["type"] == "note.created")
+        .map(|j| j["item"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A call of the webhook admin API with `bearer` (empty in open mode).
+pub async fn admin(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: &str,
+) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {bearer}");
+    let (status, _, body) = http(addr, method, path, &[("authorization", &auth)], b"").await;
+    (status, serde_json::from_slice(&body).unwrap_or_default())
 }
