@@ -5,13 +5,14 @@
 //! Only this task waits on the receiver, so a slow or dead one never delays a room (which only
 //! queues events in the group commit) or another endpoint (which has its own task). In cluster
 //! mode every node runs this task for every endpoint, but only the holder of the endpoint's lease
-//! in Redis delivers; the lease is renewed before each attempt and during the waits between
-//! them, and outlives an attempt, so two nodes never deliver one endpoint at once. A node killed
+//! in Redis delivers; the lease is checked before each attempt (renewed once a quarter of it has
+//! passed) and during the waits between them, and outlives an attempt, so two nodes never
+//! deliver one endpoint at once. A node killed
 //! while holding it hands over once the lease expires, and its in-flight event is delivered again
 //! (receivers dedupe by `X-Tandem-Delivery`).
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,6 +34,8 @@ pub struct Delivery {
     pub client: Client,
     pub store: Arc<dyn DocStore>,
     pub shutdown: watch::Receiver<bool>,
+    /// When this node last took or renewed the endpoint's lease.
+    pub renewed: std::sync::Mutex<Option<Instant>>,
 }
 
 /// How one event ended.
@@ -90,11 +93,23 @@ impl Delivery {
         }
     }
 
+    /// Whether this node may deliver now. Asked before every attempt; the store is asked again
+    /// once a quarter of the lease has passed since the last renewal, so an attempt that starts
+    /// on a lease still fresh ends (within the timeout) well before it could expire.
     async fn holds_lease(&self) -> bool {
         let ttl = self.lease_ms();
-        self.blocking(move |s, id| s.outbox_lease(id, ttl))
+        let fresh = Duration::from_millis(ttl / 4);
+        let last = *self.renewed.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < fresh) {
+            return true;
+        }
+        let asked = Instant::now();
+        let held = self
+            .blocking(move |s, id| s.outbox_lease(id, ttl))
             .await
-            .unwrap_or(false)
+            .unwrap_or(false);
+        *self.renewed.lock().unwrap_or_else(PoisonError::into_inner) = held.then_some(asked);
+        held
     }
 
     /// Delivers what the outbox holds now; false when there was nothing to do (or it may not).
@@ -128,10 +143,10 @@ impl Delivery {
         let delivery = super::delivery_id(self.id(), event.id);
         let age_max_ms = u64::try_from(self.settings.age_max.as_millis()).unwrap_or(u64::MAX);
         for attempt in 1u32.. {
+            if !self.holds_lease().await {
+                return Done::Interrupted;
+            }
             if attempt > 1 {
-                if !self.holds_lease().await {
-                    return Done::Interrupted;
-                }
                 stats.retried.fetch_add(1, Relaxed);
             }
             let error = match self.post(event, &delivery, attempt).await {

@@ -135,6 +135,7 @@ impl Webhooks {
                     client: client.clone(),
                     store: Arc::clone(store),
                     shutdown: shutdown.clone(),
+                    renewed: std::sync::Mutex::new(None),
                 }))
             })
             .collect()
