@@ -447,6 +447,12 @@ pub struct StoreFlags {
     /// About 150 bytes each, so 1,000 are ~150 KB per person: a week away from a busy workspace.
     #[arg(long, env = "TANDEM_INBOX_LEN_MAX", default_value_t = StoreConfig::default().inbox_len_max, value_parser = clap::value_parser!(u64).range(1..))]
     pub inbox_len_max: u64,
+    /// Webhook events waiting per endpoint (and as many dead ones); past it the oldest waiting
+    /// event is parked as dead and `tandem_webhook_parked_total` counts it.
+    ///
+    /// About 400 bytes each: 10,000 are ~4 MB per endpoint, a busy workspace's hour of events.
+    #[arg(long, env = "TANDEM_WEBHOOK_OUTBOX_LEN_MAX", default_value_t = StoreConfig::default().outbox_len_max, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_outbox_len_max: u64,
 }
 
 impl From<StoreFlags> for StoreConfig {
@@ -456,6 +462,7 @@ impl From<StoreFlags> for StoreConfig {
             compact_after_bytes: flags.compact_after_bytes,
             history_keep_updates: flags.history_keep_updates,
             inbox_len_max: flags.inbox_len_max,
+            outbox_len_max: flags.webhook_outbox_len_max,
         }
     }
 }
@@ -468,6 +475,8 @@ pub struct Config {
     pub timing: Timing,
     pub cluster: ClusterConfig,
     pub store: StoreConfig,
+    /// Webhook endpoints, secret and delivery limits (`crate::webhooks::config`).
+    pub webhooks: crate::webhooks::config::WebhookConfig,
     /// How tokens are verified; `None` is open development mode (everyone may write everything).
     pub auth: Option<crate::auth::Verifier>,
     /// With an HS256 secret: lets `POST /api/dev/token` mint write tokens for any name (a
@@ -489,6 +498,7 @@ impl Config {
             timing: Timing::default(),
             cluster: ClusterConfig::default(),
             store: StoreConfig::default(),
+            webhooks: Default::default(),
             auth: None,
             dev_login_secret: None,
             redis_url: None,
@@ -498,6 +508,7 @@ impl Config {
 
     /// Refuses settings that contradict each other (each flag alone is checked by its parser).
     pub fn check(&self) -> Result<(), String> {
+        self.webhooks.check()?;
         let limits = &self.limits;
         if limits.rest_page_len_default > limits.rest_page_len_max {
             return Err(format!(
@@ -540,11 +551,11 @@ fn millis(text: &str) -> Result<Duration, String> {
 }
 
 /// For timers that would spin, or fire at once, at zero.
-fn positive_seconds(text: &str) -> Result<Duration, String> {
+pub(crate) fn positive_seconds(text: &str) -> Result<Duration, String> {
     seconds(text).and_then(positive)
 }
 
-fn positive_millis(text: &str) -> Result<Duration, String> {
+pub(crate) fn positive_millis(text: &str) -> Result<Duration, String> {
     millis(text).and_then(positive)
 }
 
@@ -555,10 +566,10 @@ fn positive(d: Duration) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn seconds_text(d: Duration) -> String {
+pub(crate) fn seconds_text(d: Duration) -> String {
     d.as_secs().to_string()
 }
 
-fn millis_text(d: Duration) -> String {
+pub(crate) fn millis_text(d: Duration) -> String {
     d.as_millis().to_string()
 }

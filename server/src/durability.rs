@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tandem_storage::{DocStore, NewNotification};
+use tandem_storage::{DocStore, NewHookEvent, NewNotification};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -31,6 +31,8 @@ struct Request {
     appends: Vec<Append>,
     /// Inbox entries the appends' changes make; stored after them, made durable by the same flush.
     notifications: Vec<NewNotification>,
+    /// Webhook events the changes make, queued on their endpoints' outboxes before the flush.
+    hooks: Vec<NewHookEvent>,
     reply: oneshot::Sender<Result<(), String>>,
 }
 
@@ -55,18 +57,20 @@ impl Durability {
         (Durability { requests }, task)
     }
 
-    /// Appends `appends` in order and returns once they, and every append made before this
-    /// call, are durable; or the store's error.
+    /// Appends `appends` in order, delivers `notifications` and queues `hooks`, and returns once
+    /// they, and every append made before this call, are durable; or the store's error.
     pub async fn commit(
         &self,
         appends: Vec<Append>,
         notifications: Vec<NewNotification>,
+        hooks: Vec<NewHookEvent>,
     ) -> Result<(), String> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request {
                 appends,
                 notifications,
+                hooks,
                 reply,
             })
             .await
@@ -76,7 +80,7 @@ impl Durability {
 
     /// Returns once every append made before this call is durable.
     pub async fn flush(&self) -> Result<(), String> {
-        self.commit(Vec::new(), Vec::new()).await
+        self.commit(Vec::new(), Vec::new(), Vec::new()).await
     }
 }
 
@@ -100,7 +104,9 @@ async fn commit_loop(
         }
         let started = Instant::now();
         let store = Arc::clone(&store);
-        let work = tokio::task::spawn_blocking(move || commit(&*store, requests)).await;
+        let hook_metrics = Arc::clone(&metrics);
+        let work =
+            tokio::task::spawn_blocking(move || commit(&*store, &hook_metrics, requests)).await;
         let (requests, results) = match work {
             Ok(done) => done,
             Err(e) => {
@@ -124,9 +130,14 @@ async fn commit_loop(
     }
 }
 
-/// Appends every request's updates (and stores the notifications they make), then flushes once. A request whose append failed gets that
-/// error (its later appends are skipped); every request gets the flush's error.
-fn commit(store: &dyn DocStore, requests: Vec<Request>) -> (Vec<Request>, Vec<Result<(), String>>) {
+/// Appends every request's updates (and stores the notifications and webhook events they make),
+/// then flushes once. A request whose append failed gets that error (its later appends are
+/// skipped); every request gets the flush's error.
+fn commit(
+    store: &dyn DocStore,
+    metrics: &Metrics,
+    requests: Vec<Request>,
+) -> (Vec<Request>, Vec<Result<(), String>>) {
     let mut results: Vec<Result<(), String>> = requests
         .iter()
         .map(|request| {
@@ -139,6 +150,11 @@ fn commit(store: &dyn DocStore, requests: Vec<Request>) -> (Vec<Request>, Vec<Re
                         .map(|_| ())
                 })
                 .and_then(|()| store.deliver(&request.notifications).map(|_| ()))
+                .and_then(|()| {
+                    let parked = store.enqueue(&request.hooks)?;
+                    metrics.webhooks.parked(&parked);
+                    Ok(())
+                })
                 .map_err(|e| e.to_string())
         })
         .collect();

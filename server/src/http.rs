@@ -83,6 +83,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
         .or(crate::openapi::routes(Arc::clone(&app)))
         .unify()
+        .or(crate::webhooks::admin::routes(Arc::clone(&app)))
+        .unify()
         .or(session)
         .unify()
         .or(dev_token)
@@ -378,6 +380,9 @@ fn allowed_methods(path: &str) -> Option<&'static [&'static str]> {
     if path.starts_with("/sync/") {
         return Some(GET);
     }
+    if path.starts_with("/api/admin/webhooks/") && path.ends_with("/retry") {
+        return Some(POST);
+    }
     Some(match path {
         "/health"
         | "/metrics"
@@ -389,7 +394,8 @@ fn allowed_methods(path: &str) -> Option<&'static [&'static str]> {
         | "/api/me/notifications"
         | "/api/me/events"
         | "/api/presence"
-        | "/api/people" => GET,
+        | "/api/people"
+        | "/api/admin/webhooks" => GET,
         "/api/dev/token" | "/api/me/notifications/read" => POST,
         _ => return None,
     })

@@ -31,6 +31,8 @@
 //! - [`abuse`]: rate limits (token bucket per socket, windows per IP, sockets per user).
 //! - [`auth`]: JWT verification and per-document roles; [`space`]: the private-space segment
 //!   each `sub` owns.
+//! - [`webhooks`]: change events posted to other systems from a durable outbox, at least once
+//!   and in order per endpoint, signed; their admin API and metrics.
 //! - [`alloc`]: the global allocator that refuses oversized single allocations (decoder bombs).
 //! - [`app`]: the state they share. [`Server`] starts and stops all of it.
 //!
@@ -70,6 +72,7 @@ pub mod site;
 pub mod space;
 pub mod tracker;
 pub mod upgrade;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

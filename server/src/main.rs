@@ -146,6 +146,8 @@ struct ServeArgs {
     store: StoreFlags,
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    webhooks: tandem::webhooks::config::WebhookConfig,
 }
 
 impl ServeArgs {
@@ -155,6 +157,7 @@ impl ServeArgs {
         config.timing = self.timing;
         config.cluster = self.cluster;
         config.store = self.store.into();
+        config.webhooks = self.webhooks;
         config.auth = self.auth.verifier()?;
         if self.auth.jwt_allow_no_exp {
             tracing::warn!("--jwt-allow-no-exp is on: a token without exp is valid forever");
@@ -286,7 +289,13 @@ mod tests {
     use super::{Cli, Command, Config};
 
     /// The headings `tandem::config` gives its flags: every limit and timer is under one.
-    const TUNABLES: [&str; 4] = ["Limits", "Timers", "Cluster mode", "Storage"];
+    const TUNABLES: [&str; 5] = [
+        "Limits",
+        "Timers",
+        "Cluster mode",
+        "Storage",
+        "Webhook limits",
+    ];
 
     fn config(args: &[&str]) -> Result<Config, String> {
         let argv = ["tandem", "serve"].iter().chain(args);
@@ -388,6 +397,12 @@ mod tests {
             "cluster-publish-queue-len-max",
             "compact-after-updates",
             "compact-after-bytes",
+            "webhook-outbox-len-max",
+            "webhook-timeout-s",
+            "webhook-age-max-s",
+            "webhook-backoff-first-ms",
+            "webhook-backoff-max-s",
+            "webhook-poll-interval-ms",
         ] {
             let refused = config(&[&format!("--{flag}"), "0"]).expect_err(flag);
             assert!(refused.contains(flag), "{flag}: {refused}");
