@@ -1,7 +1,8 @@
 //! The workspace index: the documents the web demo lists a collection from without opening
 //! every item. `workspace/index` indexes the shared collections, `private/<owner>/index` an
 //! owner's private space. Each holds one `Y.Map` per collection (`notes`, `contacts`, `issues`)
-//! of id → `Y.Map {title, updated, status?, private?}`. Clients keep it up to date as they edit
+//! of id → `Y.Map {title, updated, status?, priority?, assignees?, labels?, private?}` (an
+//! issue's card on the board shows the last three). Clients keep it up to date as they edit
 //! (the web demo's `writeSummary` in `web-demo/src/sync.js`); the server's REST edits do the
 //! same with [`set_row`], so both write the same shape with the same minimal changes.
 
@@ -26,8 +27,18 @@ pub struct Row {
     pub updated: f64,
     /// An issue's status.
     pub status: Option<String>,
+    /// An issue's priority, assignees (by `sub`) and labels, for its card.
+    pub card: Option<Card>,
     /// Set (true) on the rows of a private space.
     pub private: bool,
+}
+
+/// What an issue's card shows besides its title and status.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Card {
+    pub priority: String,
+    pub assignees: Vec<String>,
+    pub labels: Vec<String>,
 }
 
 impl Row {
@@ -38,6 +49,19 @@ impl Row {
         ];
         if let Some(status) = &self.status {
             fields.push(("status", Any::from(status.as_str())));
+        }
+        if let Some(card) = &self.card {
+            let list = |items: &[String]| {
+                Any::from(
+                    items
+                        .iter()
+                        .map(|s| Any::from(s.as_str()))
+                        .collect::<Vec<_>>(),
+                )
+            };
+            fields.push(("priority", Any::from(card.priority.as_str())));
+            fields.push(("assignees", list(&card.assignees)));
+            fields.push(("labels", list(&card.labels)));
         }
         if self.private {
             fields.push(("private", Any::from(true)));
@@ -78,6 +102,7 @@ mod tests {
             title: title.into(),
             updated: 1.5e12,
             status: status.map(str::to_string),
+            card: None,
             private: false,
         }
     }
@@ -151,5 +176,32 @@ mod tests {
         assert_eq!(json(&index)["issues"]["i1"]["status"], "done");
         set_row(&index, DocKind::Issue, "i1", None);
         assert_eq!(json(&index)["issues"], serde_json::json!({}));
+    }
+
+    // An issue's card details, as arrays the web demo reads; the same again changes nothing.
+    #[test]
+    fn card_details() {
+        let index = Doc::new();
+        let card = Card {
+            priority: "urgent".into(),
+            assignees: vec!["ada".into()],
+            labels: vec!["backend".into(), "p1".into()],
+        };
+        let with_card = Row {
+            card: Some(card),
+            ..row("Bug", Some("open"))
+        };
+        set_row(&index, DocKind::Issue, "i1", Some(&with_card));
+        let issue = &json(&index)["issues"]["i1"];
+        assert_eq!(issue["priority"], "urgent");
+        assert_eq!(issue["assignees"], serde_json::json!(["ada"]));
+        assert_eq!(issue["labels"], serde_json::json!(["backend", "p1"]));
+        let before = index.transact().state_vector();
+        set_row(&index, DocKind::Issue, "i1", Some(&with_card));
+        assert_eq!(
+            index.transact().state_vector(),
+            before,
+            "a same write changed it"
+        );
     }
 }

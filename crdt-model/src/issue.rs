@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use yrs::{Doc, GetString, Map, Transact};
 
-use crate::schema::{as_number, as_string, field, strings, Kind, SchemaIssue};
+use crate::schema::{as_string, as_time_ms, field, strings, Kind, SchemaIssue};
 use crate::text::{replace_minimal, replace_strings};
 use crate::thread::{self, Entry};
 
@@ -30,8 +30,10 @@ pub struct Issue {
     pub status: String,
     pub priority: String,
     pub author: String,
-    pub created: f64,
-    pub updated: f64,
+    /// Milliseconds since the epoch.
+    pub created: i64,
+    /// Milliseconds since the epoch.
+    pub updated: i64,
     pub assignees: Vec<String>,
     pub labels: Vec<String>,
     pub comments: Vec<Entry>,
@@ -85,7 +87,7 @@ pub fn read(doc: &Doc) -> (Issue, Vec<SchemaIssue>) {
             i,
         )),
         author: as_string(field(&meta, &txn, "author", Kind::String, "meta.author", i)),
-        created: as_number(field(
+        created: as_time_ms(field(
             &meta,
             &txn,
             "created",
@@ -93,7 +95,7 @@ pub fn read(doc: &Doc) -> (Issue, Vec<SchemaIssue>) {
             "meta.created",
             i,
         )),
-        updated: as_number(field(
+        updated: as_time_ms(field(
             &meta,
             &txn,
             "updated",

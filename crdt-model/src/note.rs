@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use yrs::types::xml::XmlIn;
 use yrs::{Doc, GetString, Map, Transact, XmlElementPrelim, XmlFragment, XmlTextPrelim};
 
-use crate::schema::{as_bool, as_number, as_string, field, strings, Kind, SchemaIssue};
+use crate::schema::{as_bool, as_string, as_time_ms, field, strings, Kind, SchemaIssue};
 use crate::text::{replace_minimal, replace_strings};
 use crate::thread::{self, Entry};
 
@@ -31,8 +31,10 @@ pub struct Note {
     pub tags: Vec<String>,
     pub private: bool,
     pub author: String,
-    pub created: f64,
-    pub updated: f64,
+    /// Milliseconds since the epoch.
+    pub created: i64,
+    /// Milliseconds since the epoch.
+    pub updated: i64,
     pub replies: Vec<Entry>,
 }
 
@@ -62,7 +64,7 @@ pub fn read(doc: &Doc) -> (Note, Vec<SchemaIssue>) {
         title: title.get_string(&txn),
         body: body_text(&body, &txn),
         author: as_string(field(&meta, &txn, "author", Kind::String, "meta.author", i)),
-        created: as_number(field(
+        created: as_time_ms(field(
             &meta,
             &txn,
             "created",
@@ -70,7 +72,7 @@ pub fn read(doc: &Doc) -> (Note, Vec<SchemaIssue>) {
             "meta.created",
             i,
         )),
-        updated: as_number(field(
+        updated: as_time_ms(field(
             &meta,
             &txn,
             "updated",
@@ -183,12 +185,35 @@ pub fn delete_reply(doc: &Doc, id: &str) -> bool {
 mod tests {
     use super::*;
     use crate::test_support::merge;
-    use yrs::{Array, Map};
+    use yrs::{Any, Array, Map};
 
     fn new_note() -> Doc {
         let doc = Doc::with_client_id(1);
         create(&doc, "ada", 1000.0, "Plan", false);
         doc
+    }
+
+    // Times are read as whole milliseconds, whatever a client wrote (a fraction, an integer, a
+    // number too large for an i64, not a number), and serialize as JSON integers.
+    #[test]
+    fn times_read_as_integer_milliseconds() {
+        for (written, read_ms) in [
+            (Any::from(1_796_153_363_581.437_3), 1_796_153_363_581),
+            (Any::from(1_796_153_363_581.5), 1_796_153_363_582),
+            (Any::from(1_796_153_363_581.0), 1_796_153_363_581),
+            (Any::from(1_796_153_363_581_i64), 1_796_153_363_581),
+            (Any::from(1e300), i64::MAX),
+            (Any::from(f64::NAN), 0),
+            (Any::from("yesterday"), 0),
+        ] {
+            let doc = new_note();
+            let meta = doc.get_or_insert_map("meta");
+            meta.insert(&mut doc.transact_mut(), "updated", written.clone());
+            let (note, _) = read(&doc);
+            assert_eq!(note.updated, read_ms, "{written:?}");
+            let json = serde_json::to_string(&note).expect("serializes");
+            assert!(json.contains(&format!("\"updated\":{read_ms},")), "{json}");
+        }
     }
 
     #[test]
@@ -212,7 +237,7 @@ mod tests {
         assert!(note.private);
         assert_eq!(
             (note.author.as_str(), note.created, note.updated),
-            ("ada", 1000.0, 2000.0)
+            ("ada", 1000, 2000)
         );
         assert_eq!(note.replies.len(), 1);
         assert_eq!(note.replies[0].text, "looks great");

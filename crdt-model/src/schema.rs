@@ -89,13 +89,17 @@ pub fn as_string(any: Option<Any>) -> String {
     }
 }
 
-pub fn as_number(any: Option<Any>) -> f64 {
+/// A time in whole milliseconds since the epoch. Documents keep times as JavaScript numbers
+/// (`Date.now()`, an f64 on the wire), and any client may write a fraction there
+/// (`performance.timeOrigin + performance.now()`); readers get an integer, rounded, so a REST
+/// answer never says `1796153363581.4373` (or `1796153363581.0`). Not a finite number: 0.
+pub fn as_time_ms(any: Option<Any>) -> i64 {
     match any {
-        Some(Any::Number(yrs::any::Number::Float(f))) => f,
-        // Millisecond timestamps stay exact in an f64 until the year 287,396.
-        #[allow(clippy::cast_precision_loss)]
-        Some(Any::Number(yrs::any::Number::Int(i))) => i as f64,
-        _ => 0.0,
+        // `as` saturates at i64's bounds and maps NaN to 0; a time is far inside them.
+        #[allow(clippy::cast_possible_truncation)]
+        Some(Any::Number(yrs::any::Number::Float(f))) if f.is_finite() => f.round() as i64,
+        Some(Any::Number(yrs::any::Number::Int(i))) => i,
+        _ => 0,
     }
 }
 

@@ -6,7 +6,7 @@ use yrs::{
     Array, ArrayRef, Doc, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, TextPrelim, Transact,
 };
 
-use crate::schema::{as_bool, as_number, as_string, describe, field, Kind, SchemaIssue};
+use crate::schema::{as_bool, as_string, as_time_ms, describe, field, Kind, SchemaIssue};
 use crate::text::replace_minimal;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -14,7 +14,8 @@ pub struct Entry {
     pub id: String,
     pub author: String,
     pub text: String,
-    pub time: f64,
+    /// Milliseconds since the epoch.
+    pub time: i64,
     pub edited: bool,
 }
 
@@ -67,7 +68,7 @@ pub fn read<T: ReadTxn>(
                 issues,
             )),
             text,
-            time: as_number(field(
+            time: as_time_ms(field(
                 &map,
                 txn,
                 "time",

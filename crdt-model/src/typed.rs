@@ -119,9 +119,9 @@ impl Typed {
     /// True for a document nobody has created yet (nothing in its layout is set).
     pub fn is_blank(&self) -> bool {
         match self {
-            Typed::Note(n) => n.created == 0.0 && n.title.is_empty() && n.body.is_empty(),
+            Typed::Note(n) => n.created == 0 && n.title.is_empty() && n.body.is_empty(),
             Typed::Contact(c) => *c == Contact::default(),
-            Typed::Issue(x) => x.created == 0.0 && x.title.is_empty() && x.description.is_empty(),
+            Typed::Issue(x) => x.created == 0 && x.title.is_empty() && x.description.is_empty(),
         }
     }
 

@@ -230,7 +230,7 @@ fn sync_body(answer: &HttpSyncReply) -> Option<Vec<u8>> {
     let mut body = protocol::encode_sync_step2(diff);
     body.extend_from_slice(&protocol::encode_sync_step1(&answer.state_vector));
     if answer.refused_updates > 0 {
-        body.extend_from_slice(&protocol::encode_permission_denied("permission denied"));
+        body.extend_from_slice(&protocol::encode_permission_denied(crate::room::READ_ONLY));
     }
     Some(body)
 }

@@ -29,6 +29,9 @@ pub struct App {
     pub online: Arc<crate::people::online::Online>,
     /// Wakes notification streams when an inbox grows.
     pub notifier: crate::people::notices::Notifier,
+    /// Webhook endpoints: rooms queue their events in the group commit, one task per endpoint
+    /// delivers them.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// The people directory's names.
     pub people: crate::people::Names,
     /// Cluster mode (`--redis`): cross-node updates and presence.
@@ -49,7 +52,7 @@ pub struct App {
     pub started: Instant,
 }
 
-/// The committer and the health prober: they outlive every room and request, and hold the
+/// The committer, the health prober and the webhook delivery tasks: they outlive every room and request, and hold the
 /// store, so shutdown releases them last and waits until they have let go of it (a restart on
 /// the same directory may then open it at once).
 pub struct StoreUsers {
@@ -106,7 +109,11 @@ impl App {
             config.timing.store_probe_interval,
             shutdown.clone(),
         ));
+        let webhooks = Arc::new(crate::webhooks::Webhooks::new(&config.webhooks, &metrics));
+        let mut store_tasks = vec![committer, prober];
+        store_tasks.extend(webhooks.start(&store, &shutdown));
         Arc::new(App {
+            webhooks,
             config,
             store,
             metrics,
@@ -125,7 +132,7 @@ impl App {
             tasks: Tracker::default(),
             store_users: StoreUsers {
                 release: release_store,
-                tasks: Mutex::new(vec![committer, prober]),
+                tasks: Mutex::new(store_tasks),
             },
             started: Instant::now(),
         })

@@ -106,6 +106,17 @@ impl Principal {
         self.pattern_role(doc)
     }
 
+    /// Whether the caller administers the whole server: open development mode, or a token whose
+    /// `docs` grant `admin` on `**` (every document). Server-wide endpoints (the webhook admin
+    /// API) ask this; no grant on some documents adds up to it.
+    pub fn admin_everywhere(&self) -> bool {
+        self.dev
+            || self
+                .docs
+                .iter()
+                .any(|(p, role)| *role == Role::Admin && p.segments == ["**"])
+    }
+
     fn pattern_role(&self, doc: &str) -> Option<Role> {
         self.docs
             .iter()

@@ -281,6 +281,18 @@ pub struct Timing {
     /// hold a connection slot.
     #[arg(long = "write-stall-max-s", value_name = "S", env = "TANDEM_WRITE_STALL_MAX_S", value_parser = positive_seconds, default_value = seconds_text(Timing::default().write_stall_max))]
     pub write_stall_max: Duration,
+    /// Websocket ping period, in milliseconds, of a socket once it has published presence
+    /// (awareness); one that has not answered the previous ping by the next is closed with 4002
+    /// and its presence removed for the others. Never longer than `--ping-interval-s`.
+    ///
+    /// A network that vanishes without closing the socket (Wi-Fi off, a phone out of coverage,
+    /// a browser gone offline) sends no close frame: only a missed pong tells. Someone still
+    /// listed as viewing half a minute after they left is a visible lie, so sockets with
+    /// presence (people's tabs) are checked every 2 s and leave the others' lists within 4 s; a
+    /// ping is a few bytes a round trip, and idle or server-side sockets without presence keep
+    /// the 30 s period. 2 s is also far above any round trip a working connection has.
+    #[arg(long = "presence-ping-interval-ms", value_name = "MS", env = "TANDEM_PRESENCE_PING_INTERVAL_MS", value_parser = positive_millis, default_value = millis_text(Timing::default().presence_ping_interval))]
+    pub presence_ping_interval: Duration,
     /// Shortest time between two presence broadcasts of a room, in milliseconds; changes in
     /// between are coalesced into one frame.
     ///
@@ -338,6 +350,13 @@ pub struct Timing {
     pub preauth_wait_max: Duration,
 }
 
+impl Timing {
+    /// The ping period of a socket that has published presence.
+    pub fn presence_ping(&self) -> Duration {
+        self.presence_ping_interval.min(self.ping_interval)
+    }
+}
+
 impl Default for Timing {
     fn default() -> Self {
         Timing {
@@ -346,6 +365,7 @@ impl Default for Timing {
             close_timeout: Duration::from_secs(5),
             write_stall_max: Duration::from_secs(10),
             presence_broadcast_interval: Duration::from_millis(50),
+            presence_ping_interval: Duration::from_secs(2),
             http_head_read_max: Duration::from_secs(10),
             http_idle_max: Duration::from_secs(60),
             preauth_wait_max: Duration::from_secs(10),
@@ -427,6 +447,12 @@ pub struct StoreFlags {
     /// About 150 bytes each, so 1,000 are ~150 KB per person: a week away from a busy workspace.
     #[arg(long, env = "TANDEM_INBOX_LEN_MAX", default_value_t = StoreConfig::default().inbox_len_max, value_parser = clap::value_parser!(u64).range(1..))]
     pub inbox_len_max: u64,
+    /// Webhook events waiting per endpoint (and as many dead ones); past it the oldest waiting
+    /// event is parked as dead and `tandem_webhook_parked_total` counts it.
+    ///
+    /// About 400 bytes each: 10,000 are ~4 MB per endpoint, a busy workspace's hour of events.
+    #[arg(long, env = "TANDEM_WEBHOOK_OUTBOX_LEN_MAX", default_value_t = StoreConfig::default().outbox_len_max, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_outbox_len_max: u64,
 }
 
 impl From<StoreFlags> for StoreConfig {
@@ -436,6 +462,7 @@ impl From<StoreFlags> for StoreConfig {
             compact_after_bytes: flags.compact_after_bytes,
             history_keep_updates: flags.history_keep_updates,
             inbox_len_max: flags.inbox_len_max,
+            outbox_len_max: flags.webhook_outbox_len_max,
         }
     }
 }
@@ -448,12 +475,14 @@ pub struct Config {
     pub timing: Timing,
     pub cluster: ClusterConfig,
     pub store: StoreConfig,
+    /// Webhook endpoints, secret and delivery limits (`crate::webhooks::config`).
+    pub webhooks: crate::webhooks::config::WebhookConfig,
     /// How tokens are verified; `None` is open development mode (everyone may write everything).
     pub auth: Option<crate::auth::Verifier>,
     /// With an HS256 secret: lets `POST /api/dev/token` mint write tokens for any name (a
     /// sign-in for demos and local development; never enable it in production).
     pub dev_login_secret: Option<Vec<u8>>,
-    /// The built web demo served at `/`; `None` serves nothing there.
+    /// A directory served at `/` instead of the web demo embedded in the binary (`None`).
     pub static_dir: Option<PathBuf>,
     /// Cluster mode: documents live in this Redis and nodes share them (`None`: sled, one node).
     pub redis_url: Option<String>,
@@ -469,6 +498,7 @@ impl Config {
             timing: Timing::default(),
             cluster: ClusterConfig::default(),
             store: StoreConfig::default(),
+            webhooks: Default::default(),
             auth: None,
             dev_login_secret: None,
             redis_url: None,
@@ -478,6 +508,7 @@ impl Config {
 
     /// Refuses settings that contradict each other (each flag alone is checked by its parser).
     pub fn check(&self) -> Result<(), String> {
+        self.webhooks.check()?;
         let limits = &self.limits;
         if limits.rest_page_len_default > limits.rest_page_len_max {
             return Err(format!(
@@ -520,11 +551,11 @@ fn millis(text: &str) -> Result<Duration, String> {
 }
 
 /// For timers that would spin, or fire at once, at zero.
-fn positive_seconds(text: &str) -> Result<Duration, String> {
+pub(crate) fn positive_seconds(text: &str) -> Result<Duration, String> {
     seconds(text).and_then(positive)
 }
 
-fn positive_millis(text: &str) -> Result<Duration, String> {
+pub(crate) fn positive_millis(text: &str) -> Result<Duration, String> {
     millis(text).and_then(positive)
 }
 
@@ -535,10 +566,10 @@ fn positive(d: Duration) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn seconds_text(d: Duration) -> String {
+pub(crate) fn seconds_text(d: Duration) -> String {
     d.as_secs().to_string()
 }
 
-fn millis_text(d: Duration) -> String {
+pub(crate) fn millis_text(d: Duration) -> String {
     d.as_millis().to_string()
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tandem_crdt_model::protocol::{self, DecodeError};
+use tandem_crdt_model::protocol::{self, DecodeError, Inbound};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::abuse::{Slot, TokenBucket};
@@ -176,6 +176,9 @@ async fn pump(
     let mut ping =
         tokio::time::interval_at(Instant::now() + timing.ping_interval, timing.ping_interval);
     let mut pong_pending = false;
+    // Once the peer publishes presence, a vanished network must take it out of the others'
+    // lists within seconds: it is pinged every `presence_ping` from then on.
+    let mut presence_pinged = false;
     let mut bucket = TokenBucket::new(
         limits.messages_per_sec_per_conn,
         limits.messages_burst_per_conn,
@@ -221,6 +224,11 @@ async fn pump(
                     match protocol::decode_frame(bytes, &decoding) {
                         Ok(messages) if messages.is_empty() => {}
                         Ok(messages) => {
+                            if !presence_pinged && messages.iter().any(|m| matches!(m, Inbound::Awareness(_))) {
+                                presence_pinged = true;
+                                let every = timing.presence_ping();
+                                ping = tokio::time::interval_at(Instant::now() + every, every);
+                            }
                             let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);
                             if !bucket.try_take(n, Instant::now().into_std()) {
                                 app.metrics.rate_limited.fetch_add(1, Relaxed);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tandem_storage::{DocStore, NewNotification};
+use tandem_storage::{DocStore, NewHookEvent, NewNotification};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -42,6 +42,8 @@ struct Request {
     appends: Vec<Append>,
     /// Inbox entries the appends' changes make; stored after them, made durable by the same flush.
     notifications: Vec<NewNotification>,
+    /// Webhook events the changes make, queued on their endpoints' outboxes before the flush.
+    hooks: Vec<NewHookEvent>,
     reply: oneshot::Sender<Result<(), String>>,
 }
 
@@ -90,18 +92,20 @@ impl Durability {
         (Durability { requests }, task)
     }
 
-    /// Appends `appends` in order and returns once they, and every append made before this
-    /// call, are durable; or the store's error.
+    /// Appends `appends` in order, delivers `notifications` and queues `hooks`, and returns once
+    /// they, and every append made before this call, are durable; or the store's error.
     pub async fn commit(
         &self,
         appends: Vec<Append>,
         notifications: Vec<NewNotification>,
+        hooks: Vec<NewHookEvent>,
     ) -> Result<(), String> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Job::Commit(Request {
                 appends,
                 notifications,
+                hooks,
                 reply,
             }))
             .await
@@ -111,7 +115,7 @@ impl Durability {
 
     /// Returns once every append made before this call is durable.
     pub async fn flush(&self) -> Result<(), String> {
-        self.commit(Vec::new(), Vec::new()).await
+        self.commit(Vec::new(), Vec::new(), Vec::new()).await
     }
 }
 
@@ -138,7 +142,7 @@ fn commit_loop(store: &dyn DocStore, metrics: &Metrics, mut rx: mpsc::Receiver<J
             continue;
         }
         let started = Instant::now();
-        let results = commit(store, &requests);
+        let results = commit(store, metrics, &requests);
         metrics.observe_persist(started.elapsed());
         metrics
             .flushes
@@ -155,9 +159,14 @@ fn commit_loop(store: &dyn DocStore, metrics: &Metrics, mut rx: mpsc::Receiver<J
     }
 }
 
-/// Appends every request's updates (and stores the notifications they make), then flushes once. A request whose append failed gets that
-/// error (its later appends are skipped); every request gets the flush's error.
-fn commit(store: &dyn DocStore, requests: &[Request]) -> Vec<Result<(), String>> {
+/// Appends every request's updates (and stores the notifications and webhook events they make),
+/// then flushes once. A request whose append failed gets that error (its later appends are
+/// skipped); every request gets the flush's error.
+fn commit(
+    store: &dyn DocStore,
+    metrics: &Metrics,
+    requests: &[Request],
+) -> Vec<Result<(), String>> {
     let mut results: Vec<Result<(), String>> = requests
         .iter()
         .map(|request| {
@@ -170,6 +179,11 @@ fn commit(store: &dyn DocStore, requests: &[Request]) -> Vec<Result<(), String>>
                         .map(|_| ())
                 })
                 .and_then(|()| store.deliver(&request.notifications).map(|_| ()))
+                .and_then(|()| {
+                    let parked = store.enqueue(&request.hooks)?;
+                    metrics.webhooks.parked(&parked);
+                    Ok(())
+                })
                 .map_err(|e| e.to_string())
         })
         .collect();

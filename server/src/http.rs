@@ -83,6 +83,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
         .or(crate::openapi::routes(Arc::clone(&app)))
         .unify()
+        .or(crate::webhooks::admin::routes(Arc::clone(&app)))
+        .unify()
         .or(session)
         .unify()
         .or(dev_token)
@@ -104,12 +106,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(wrong_method())
         .unify();
     let site = match app.config.static_dir.clone() {
-        Some(dir) => warp::fs::dir(dir)
-            .map(Reply::into_response)
-            .or(index)
-            .unify()
-            .boxed(),
-        None => index.boxed(),
+        // A directory without an index.html still answers `/` with a page saying what this is.
+        Some(dir) => crate::site::from_dir(dir).or(index).unify().boxed(),
+        None => crate::site::embedded(),
     };
     api.or(site).unify().recover(recover).unify()
 }
@@ -381,6 +380,9 @@ fn allowed_methods(path: &str) -> Option<&'static [&'static str]> {
     if path.starts_with("/sync/") {
         return Some(GET);
     }
+    if path.starts_with("/api/admin/webhooks/") && path.ends_with("/retry") {
+        return Some(POST);
+    }
     Some(match path {
         "/health"
         | "/metrics"
@@ -392,7 +394,8 @@ fn allowed_methods(path: &str) -> Option<&'static [&'static str]> {
         | "/api/me/notifications"
         | "/api/me/events"
         | "/api/presence"
-        | "/api/people" => GET,
+        | "/api/people"
+        | "/api/admin/webhooks" => GET,
         "/api/dev/token" | "/api/me/notifications/read" => POST,
         _ => return None,
     })

@@ -3,7 +3,8 @@
 //! Map of the crate, from the network inwards:
 //! - [`accept`]: the accept loop: one task per HTTP connection, bounded time to send a request
 //!   head, idle connections closed; the client address of each request.
-//! - [`http`]: warp routes: `/sync/<doc>` (websocket), `/health`, `/api/stats`, `/metrics`, `/`.
+//! - [`http`]: warp routes: `/sync/<doc>` (websocket), `/health`, `/api/stats`, `/metrics`, `/`;
+//!   [`site`]: the web demo at `/`, embedded in the binary (or `--static-dir`).
 //! - [`request`]: what every API handler reads from a request (token and caller, query, bounded
 //!   body); [`api_error`]: the one error type and JSON error body, and the one mapping of room,
 //!   edit and storage failures to statuses.
@@ -22,7 +23,7 @@
 //! - [`durability`]: group commit, one append-and-flush for many rooms' updates.
 //! - [`health`]: what `/health` says about the store, probed until it recovers.
 //! - [`tracker`]: the count of tasks shutdown waits for.
-//! - [`clock`]: the wall clock.
+//! - [`clock`]: the wall clock; [`logging`]: text or JSON logs, colour only on a terminal.
 //! - [`config`]: every limit and timer; [`close_code`]: what each close code means;
 //!   [`doc_name`]: which document names exist; [`metrics`]: Prometheus counters.
 //! - [`people`]: notifications with each person's durable inbox, who is online, the names
@@ -30,6 +31,8 @@
 //! - [`abuse`]: rate limits (token bucket per socket, windows per IP, sockets per user).
 //! - [`auth`]: JWT verification and per-document roles; [`space`]: the private-space segment
 //!   each `sub` owns.
+//! - [`webhooks`]: change events posted to other systems from a durable outbox, at least once
+//!   and in order per endpoint, signed; their admin API and metrics.
 //! - [`alloc`]: the global allocator that refuses oversized single allocations (decoder bombs).
 //! - [`app`]: the state they share. [`Server`] starts and stops all of it.
 //!
@@ -56,6 +59,7 @@ pub mod feed;
 pub mod health;
 pub mod hocuspocus;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod people;
@@ -64,9 +68,11 @@ pub mod request;
 pub mod rest;
 pub mod room;
 pub mod rooms;
+pub mod site;
 pub mod space;
 pub mod tracker;
 pub mod upgrade;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -109,8 +115,18 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let store_path = config.data_dir.join("store");
-        let store = SledStore::open(&store_path, config.store.clone())
-            .with_context(|| format!("opening the store at {}", store_path.display()))?;
+        let store = match SledStore::open(&store_path, config.store.clone()) {
+            Ok(store) => store,
+            // The one line a person starting a second server on the same directory needs.
+            Err(tandem_storage::StoreError::Locked(_)) => anyhow::bail!(
+                "another tandem holds {} (its store is locked while it runs): stop it, or give this one another --data-dir",
+                config.data_dir.display()
+            ),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("opening the store at {}", store_path.display()))
+            }
+        };
         Self::start_with_store(config, Arc::new(store)).await
     }
 

@@ -6,13 +6,16 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use tandem::auth::{Claims, Role, Verifier};
 use tandem::config::{ClusterConfig, Config, Limits, StoreFlags, Timing};
-use tracing_subscriber::EnvFilter;
+use tandem::logging::LogFormat;
 
 #[derive(Parser)]
 #[command(name = "tandem", version, about = "A Yjs sync server")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (coloured only on a terminal) or as JSON objects, one per line.
+    #[arg(long, global = true, env = "TANDEM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -124,7 +127,8 @@ struct ServeArgs {
     /// Where the document store lives.
     #[arg(long, env = "TANDEM_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    /// Directory served at `/` (the built web demo). Defaults to `web-demo/dist` when present.
+    /// Directory served at `/` instead of the web demo embedded in the binary (a demo being
+    /// worked on: `web-demo/dist`).
     #[arg(long, env = "TANDEM_STATIC_DIR")]
     static_dir: Option<PathBuf>,
     /// Cluster mode: keep documents in this Redis (`redis://127.0.0.1:6379`) and serve them
@@ -142,6 +146,8 @@ struct ServeArgs {
     store: StoreFlags,
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    webhooks: tandem::webhooks::config::WebhookConfig,
 }
 
 impl ServeArgs {
@@ -151,6 +157,7 @@ impl ServeArgs {
         config.timing = self.timing;
         config.cluster = self.cluster;
         config.store = self.store.into();
+        config.webhooks = self.webhooks;
         config.auth = self.auth.verifier()?;
         if self.auth.jwt_allow_no_exp {
             tracing::warn!("--jwt-allow-no-exp is on: a token without exp is valid forever");
@@ -163,16 +170,8 @@ impl ServeArgs {
             config.dev_login_secret = Some(secret.into_bytes());
         }
         config.redis_url = self.redis_url;
-        // The built demo: where the run command is usually started (the repo root), else next
-        // to the sources this binary was built from.
-        config.static_dir = self.static_dir.or_else(|| {
-            [
-                PathBuf::from("web-demo/dist"),
-                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web-demo/dist")),
-            ]
-            .into_iter()
-            .find(|dist| dist.join("index.html").is_file())
-        });
+        // Without it, the demo embedded in the binary (`tandem::site`).
+        config.static_dir = self.static_dir;
         Ok(config)
     }
 }
@@ -181,24 +180,36 @@ impl ServeArgs {
 #[global_allocator]
 static ALLOCATOR: tandem::alloc::ServerAlloc = tandem::alloc::SERVER_ALLOC;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     // Done already before `main` on Linux (see `alloc::configure`); here for other systems,
     // before the runtime's threads allocate.
     tandem::alloc::configure();
-    tokio::runtime::Builder::new_multi_thread()
+    let cli = Cli::parse();
+    let json_logs = cli.log_format == LogFormat::Json;
+    tandem::logging::init(cli.log_format);
+    let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run())
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    match ran {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the causes, never a backtrace (returning the error from `main`
+            // prints one whenever RUST_BACKTRACE is set): why the server could not start is
+            // the person's to read, not a crash.
+            if json_logs {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
-async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Serve(args) => serve(args.into_config()?).await,
         Command::Token(args) => {
             println!("{}", mint(args)?);
@@ -225,15 +236,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.limits.frame_size_max_bytes,
         config.limits.doc_size_max_bytes,
     );
-    if config.dev_login_secret.is_some() && config.auth.is_some() {
+    let (dev_login, open_mode) = (
+        config.dev_login_secret.is_some() && config.auth.is_some(),
+        config.auth.is_none(),
+    );
+    let server = tandem::Server::start(config).await?;
+    // Once it runs: a server that could not start has only its reason to say.
+    if dev_login {
         tracing::warn!("--dev-login is on: anyone can obtain a write token from /api/dev/token");
     }
-    if config.auth.is_none() {
+    if open_mode {
         tracing::warn!(
             "NO AUTHENTICATION CONFIGURED: open development mode, every client can read and write every document; set --jwt-secret or --jwt-public-key for production"
         );
     }
-    let server = tandem::Server::start(config).await?;
     // The one line scripts and tests wait for; logs go to stderr.
     println!("tandem listening on http://{}", server.addr);
     wait_for_signal().await;
@@ -273,7 +289,13 @@ mod tests {
     use super::{Cli, Command, Config};
 
     /// The headings `tandem::config` gives its flags: every limit and timer is under one.
-    const TUNABLES: [&str; 4] = ["Limits", "Timers", "Cluster mode", "Storage"];
+    const TUNABLES: [&str; 5] = [
+        "Limits",
+        "Timers",
+        "Cluster mode",
+        "Storage",
+        "Webhook limits",
+    ];
 
     fn config(args: &[&str]) -> Result<Config, String> {
         let argv = ["tandem", "serve"].iter().chain(args);
@@ -375,6 +397,12 @@ mod tests {
             "cluster-publish-queue-len-max",
             "compact-after-updates",
             "compact-after-bytes",
+            "webhook-outbox-len-max",
+            "webhook-timeout-s",
+            "webhook-age-max-s",
+            "webhook-backoff-first-ms",
+            "webhook-backoff-max-s",
+            "webhook-poll-interval-ms",
         ] {
             let refused = config(&[&format!("--{flag}"), "0"]).expect_err(flag);
             assert!(refused.contains(flag), "{flag}: {refused}");
@@ -415,6 +443,31 @@ mod tests {
         checked("10").expect("equal is fine");
         let refused = checked("11").expect_err("longer");
         assert!(refused.contains("--rest-page-len-default"), "{refused}");
+    }
+
+    // The README's shell examples paste as they are: no `<placeholder>` in a command (ids a
+    // command needs come from an earlier answer, through a shell variable).
+    #[test]
+    fn the_readme_commands_have_no_placeholders() {
+        let readme = include_str!("../../README.md");
+        let commands: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("    "))
+            .filter(|l| {
+                ["curl ", "cargo ", "tandem ", "REPLY="]
+                    .iter()
+                    .any(|c| l.starts_with(c))
+            })
+            .map(|l| l.split(" #").next().unwrap_or(l))
+            .collect();
+        assert!(
+            commands.len() >= 30,
+            "only {} commands found",
+            commands.len()
+        );
+        for command in commands {
+            assert!(!command.contains('<'), "a placeholder in {command:?}");
+        }
     }
 
     // The README's command-line table has a row for every tunable flag, with its env var.

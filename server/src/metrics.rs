@@ -8,10 +8,78 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Upper bounds of the persist (flush) latency buckets, in seconds.
-const PERSIST_BUCKETS_S: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
+/// The upper bounds of a histogram's buckets, in seconds.
+pub trait Buckets {
+    const BOUNDS_S: &'static [f64];
+}
+
+/// The persist (flush) latency buckets.
+pub struct PersistBuckets;
+
+impl Buckets for PersistBuckets {
+    const BOUNDS_S: &'static [f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ];
+}
+
+/// A Prometheus histogram of durations with the buckets of `B`.
+pub struct Histogram<B> {
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_us: AtomicU64,
+    of: std::marker::PhantomData<B>,
+}
+
+impl<B: Buckets> Default for Histogram<B> {
+    fn default() -> Self {
+        Histogram {
+            buckets: B::BOUNDS_S.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+            of: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<B: Buckets> Histogram<B> {
+    pub fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        for (bound, bucket) in B::BOUNDS_S.iter().zip(&self.buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.sum_us.fetch_add(micros, Relaxed);
+    }
+
+    /// Writes the series of `name` (its HELP and TYPE lines are the caller's), each with
+    /// `labels` (`endpoint="a1",`, or empty) before its `le`.
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (bound, bucket) in B::BOUNDS_S.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}le=\"{bound}\"}} {}",
+                bucket.load(Relaxed)
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
+        #[allow(clippy::cast_precision_loss)] // a sum of microseconds stays far below 2^52
+        let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
+        let plain = labels.trim_end_matches(',');
+        let braces = if plain.is_empty() {
+            String::new()
+        } else {
+            format!("{{{plain}}}")
+        };
+        let _ = writeln!(
+            out,
+            "{name}_sum{braces} {sum}\n{name}_count{braces} {count}"
+        );
+    }
+}
 
 /// The kinds of client a socket may speak for, as metrics and `/api/stats` name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,9 +139,9 @@ pub struct Metrics {
     /// Documents attached to sockets, by [`Dialect`]: one per y-websocket socket, one per
     /// document a Hocuspocus socket has open.
     attachments: [AtomicU64; 2],
-    persist_buckets: [AtomicU64; PERSIST_BUCKETS_S.len()],
-    persist_count: AtomicU64,
-    persist_sum_us: AtomicU64,
+    persist: Histogram<PersistBuckets>,
+    /// Per webhook endpoint (`crate::webhooks`).
+    pub webhooks: crate::webhooks::metrics::HookMetrics,
 }
 
 impl Metrics {
@@ -91,15 +159,7 @@ impl Metrics {
         self.attachments[dialect.index()].load(Relaxed)
     }
     pub fn observe_persist(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        for (bound, bucket) in PERSIST_BUCKETS_S.iter().zip(&self.persist_buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Relaxed);
-            }
-        }
-        self.persist_count.fetch_add(1, Relaxed);
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.persist_sum_us.fetch_add(micros, Relaxed);
+        self.persist.observe(took);
     }
 
     pub fn render(&self) -> String {
@@ -226,18 +286,8 @@ impl Metrics {
         }
         let name = "tandem_persist_seconds";
         let _ = writeln!(out, "# HELP {name} Time to make a batch of updates durable (one flush).\n# TYPE {name} histogram");
-        for (bound, bucket) in PERSIST_BUCKETS_S.iter().zip(&self.persist_buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Relaxed)
-            );
-        }
-        let count = self.persist_count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        #[allow(clippy::cast_precision_loss)] // a sum of microseconds stays far below 2^52
-        let sum = self.persist_sum_us.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        self.persist.render(&mut out, name, "");
+        self.webhooks.render(&mut out);
         out
     }
 }

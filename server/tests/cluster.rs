@@ -1,11 +1,11 @@
-//! Cluster mode against a real `redis-server` (Debian's, started here on a free loopback port,
-//! `appendonly yes` + `appendfsync always`): `/health` follows Redis through a restart, nothing
-//! acknowledged is lost across it, and shutdown stops the cluster threads.
+//! Cluster mode against a real `redis-server` (Debian's, started on a free loopback port by
+//! `common::redis_server`, `appendonly yes` + `appendfsync always`): `/health` follows Redis
+//! through a restart, nothing acknowledged is lost across it, and shutdown stops the cluster
+//! threads.
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -13,36 +13,6 @@ use tandem_storage::redis_store::RedisStore;
 use tandem_storage::DocStore;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Transact, Update};
-
-/// A `redis-server` with its AOF in `dir`, on `port`, ready to answer.
-fn redis_server(port: u16, dir: &Path) -> Child {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes", "--appendfsync", "always"])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (Debian package redis-server)");
-    let url = format!("redis://127.0.0.1:{port}/");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while redis::Client::open(url.as_str())
-        .and_then(|c| c.get_connection())
-        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
 
 /// Stops redis-server as an operator's restart does (SIGTERM: it finishes its AOF and exits).
 fn terminate(child: &mut Child) {
@@ -52,15 +22,6 @@ fn terminate(child: &mut Child) {
         .expect("kill runs");
     assert!(status.success());
     child.wait().expect("redis-server exits");
-}
-
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn health(addr: std::net::SocketAddr) -> (u16, String) {

@@ -285,3 +285,33 @@ async fn attachments_counted_by_dialect() {
         2
     );
 }
+
+// A Hocuspocus page that published presence and then went silent (its network gone without a
+// close frame) is closed with 4002 within two presence ping periods, and a y-websocket watcher
+// sees its presence removed then, not at the 30 s keep-alive.
+#[tokio::test]
+async fn presence_ping_edge() {
+    let every = Duration::from_millis(300);
+    let server = start(|c| {
+        c.timing.ping_interval = Duration::from_secs(30);
+        c.timing.presence_ping_interval = every;
+    })
+    .await;
+    let mut watcher = common::connect_ok(server.addr(), "h/p").await;
+    let mut page = hp::connect(server.addr()).await;
+    page.open("h/p", "").await;
+    page.take("h/p", In::is_authenticated).await;
+    let frame = common::presence(88, 1, r#"{"user":"tiptap"}"#);
+    page.send(codec::encode_addressed("h/p", &frame)).await;
+    common::presence_of(&mut watcher, 88, |json| json.contains("tiptap")).await;
+    // From now on the page reads nothing, so it answers no ping.
+    let gone_at = tokio::time::Instant::now();
+    let removed_at = common::presence_of(&mut watcher, 88, |json| json == "null").await;
+    let took = removed_at - gone_at;
+    assert!(
+        took <= every * 2 + Duration::from_millis(700),
+        "removed after {took:?}"
+    );
+    assert_eq!(page.close_code().await, 4002);
+    common::still_syncs(&mut watcher, 89).await;
+}

@@ -170,6 +170,13 @@ async fn read_only_http_sync() {
     let fresh = Doc::new();
     let (_, denied) = apply_answer(&fresh, &answer);
     assert!(denied, "permission denied message ends the answer");
+    let reason = protocol::encode_permission_denied(
+        "read-only: the token's role on this document is read, so its edits are refused",
+    );
+    assert!(
+        answer.ends_with(&reason),
+        "the reason says the role is read-only"
+    );
     assert_eq!(text(&fresh), "kept ");
     let (status, _, _) = post_sync(&s, "d", &body(&r, &StateVector::default()), &[]).await;
     assert_eq!(status, 401);
@@ -261,4 +268,57 @@ async fn reconnect_diff_is_small() {
         full.len()
     );
     let _ = client_sv.encode_v1();
+}
+
+// Times a client wrote as fractions of a millisecond (any JavaScript number may be) come out of
+// the REST API as integers: a note's and an issue's created and updated, a reply's and a
+// comment's time; the OpenAPI document says integer for each.
+#[tokio::test]
+async fn rest_answers_give_times_as_integer_milliseconds() {
+    use tandem_crdt_model::{issue, note};
+    let s = start(|_| {}).await;
+    let fraction = 1_796_153_363_581.437_3;
+    let n = Doc::with_client_id(21);
+    note::create(&n, "ada", fraction, "Fractions", false);
+    note::add_reply(&n, "r1", "ada", "hi", fraction);
+    let i = Doc::with_client_id(22);
+    issue::create(&i, "ada", fraction, "Fractions");
+    issue::add_comment(&i, "c1", "ada", "hi", fraction);
+    for (doc, name) in [(&n, "notes/frac"), (&i, "issues/frac")] {
+        let (status, _, _) = post_sync(&s, name, &body(doc, &StateVector::default()), &[]).await;
+        assert_eq!(status, 200);
+    }
+    let time = 1_796_153_363_581_i64;
+    for (path, thread) in [
+        ("/api/notes/frac", "replies"),
+        ("/api/issues/frac", "comments"),
+    ] {
+        let (status, _, answer) = http(s.addr(), "GET", path, &[], b"").await;
+        assert_eq!(status, 200, "{path}");
+        let item: serde_json::Value = serde_json::from_slice(&answer).expect("JSON");
+        assert_eq!(item["created"].as_i64(), Some(time), "{item}");
+        assert_eq!(item["updated"].as_i64(), Some(time), "{item}");
+        assert_eq!(item[thread][0]["time"].as_i64(), Some(time), "{item}");
+        assert!(!String::from_utf8_lossy(&answer).contains(".437"));
+    }
+    let (_, _, spec) = http(s.addr(), "GET", "/api/openapi.json", &[], b"").await;
+    let spec: serde_json::Value = serde_json::from_slice(&spec).expect("JSON");
+    // Every time in every schema of the API (typed items, threads, notifications, history,
+    // the feed, presence) is an integer.
+    let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+    let mut times = 0;
+    for (schema, body) in schemas {
+        let Some(properties) = body["properties"].as_object() else {
+            continue;
+        };
+        for (field, property) in properties {
+            let is_time = ["created", "updated", "time", "at"].contains(&field.as_str())
+                || field.ends_with("_ms");
+            if is_time {
+                times += 1;
+                assert_eq!(property["type"], "integer", "{schema}.{field}: {property}");
+            }
+        }
+    }
+    assert!(times >= 7, "only {times} times in the schemas");
 }

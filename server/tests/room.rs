@@ -388,7 +388,7 @@ async fn read_only_update_refused() {
     )
     .await;
     let denied = reader.next().await;
-    assert_eq!(denied, Outgoing::PermissionDenied("permission denied"));
+    assert_eq!(denied, Outgoing::PermissionDenied(tandem::room::READ_ONLY));
     tokio::time::sleep(Duration::from_millis(50)).await;
     writer.no_message();
     assert_eq!(stored_text(h.app.store.as_ref(), "d"), "");

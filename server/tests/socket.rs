@@ -163,7 +163,10 @@ async fn read_only_socket() {
     let denied = recv_with(&mut reader, &[2]).await;
     assert_eq!(
         denied,
-        protocol::encode_permission_denied("permission denied")
+        // The provider shows the reason: it says the role is read-only.
+        protocol::encode_permission_denied(
+            "read-only: the token's role on this document is read, so its edits are refused"
+        )
     );
     // The writer's next frame is its own echo, not the reader's edit.
     let frame = edit(12, "next");
@@ -274,6 +277,46 @@ async fn ping_timeout() {
         }
     }
     assert_eq!(code, Some(4002));
+}
+
+// A socket that published presence and then went silent (its network gone without a close
+// frame) is closed with 4002 within two presence ping periods, and the others see its presence
+// removed then, not at the 30 s keep-alive; a socket without presence keeps the long period.
+#[tokio::test]
+async fn presence_ping_edge() {
+    let every = Duration::from_millis(300);
+    let s = start(|c| {
+        c.timing.ping_interval = Duration::from_secs(30);
+        c.timing.presence_ping_interval = every;
+    })
+    .await;
+    let mut watcher = connect_ok(s.addr(), "p").await;
+    let quiet = connect_ok(s.addr(), "p").await; // no presence, and it stops reading too
+    let (quiet_sink, quiet_stream) = quiet.split();
+    let mut leaver = connect_ok(s.addr(), "p").await;
+    send(&mut leaver, presence(77, 1, r#"{"user":"bob"}"#)).await;
+    presence_of(&mut watcher, 77, |json| json.contains("bob")).await;
+    // The leaver's network is gone: it reads nothing more, so it answers no ping.
+    let (_leaver_sink, mut leaver_stream) = leaver.split();
+    let gone_at = tokio::time::Instant::now();
+    let removed_at = presence_of(&mut watcher, 77, |json| json == "null").await;
+    let took = removed_at - gone_at;
+    assert!(
+        took <= every * 2 + Duration::from_millis(700),
+        "removed after {took:?}"
+    );
+    let mut code = None;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(WAIT, leaver_stream.next()).await {
+        if let Message::Close(Some(frame)) = msg {
+            code = Some(u16::from(frame.code));
+            break;
+        }
+    }
+    assert_eq!(code, Some(4002));
+    // The quiet socket, silent as long, is still served.
+    let mut quiet = quiet_sink.reunite(quiet_stream).expect("same socket");
+    still_syncs(&mut quiet, 78).await;
+    still_syncs(&mut watcher, 79).await;
 }
 
 // Health, stats and metrics answer with the documented shapes.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::directory::{Directory, Person};
 use crate::inbox::{Inbox, InboxPage, InboxQuery, MarkRead, NewNotification};
+use crate::outbox::{HookEvent, NewHookEvent, Outbox, OutboxCounts};
 use crate::{CompactionReport, DocInfo, DocStore, HistoryEntry, StoreError, StoredDoc};
 
 pub struct FaultyStore<S> {
@@ -74,6 +75,33 @@ impl<S: DocStore> Inbox for FaultyStore<S> {
 
     fn mark_read(&self, recipient: &str, which: &MarkRead) -> Result<u64, StoreError> {
         self.inner.mark_read(recipient, which)
+    }
+}
+
+impl<S: DocStore> Outbox for FaultyStore<S> {
+    fn enqueue(&self, events: &[NewHookEvent]) -> Result<Vec<String>, StoreError> {
+        self.inner.enqueue(events)
+    }
+    fn pending(&self, endpoint: &str, limit: usize) -> Result<Vec<HookEvent>, StoreError> {
+        self.inner.pending(endpoint, limit)
+    }
+    fn remove_delivered(&self, endpoint: &str, id: u64) -> Result<(), StoreError> {
+        self.inner.remove_delivered(endpoint, id)
+    }
+    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<bool, StoreError> {
+        self.inner.park(endpoint, id, reason)
+    }
+    fn dead(&self, endpoint: &str, limit: usize) -> Result<Vec<HookEvent>, StoreError> {
+        self.inner.dead(endpoint, limit)
+    }
+    fn requeue_dead(&self, endpoint: &str) -> Result<u64, StoreError> {
+        self.inner.requeue_dead(endpoint)
+    }
+    fn outbox_counts(&self, endpoint: &str) -> Result<OutboxCounts, StoreError> {
+        self.inner.outbox_counts(endpoint)
+    }
+    fn outbox_lease(&self, endpoint: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        self.inner.outbox_lease(endpoint, ttl_ms)
     }
 }
 

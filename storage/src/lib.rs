@@ -7,6 +7,7 @@
 //! - [`authorship`]: who wrote a document (its creator, and the author each client ID belongs to).
 //! - [`directory`]: the display name each `sub` last signed in with ([`Directory`]).
 //! - [`inbox`]: each person's bounded inbox of notifications ([`Inbox`], half of every store).
+//! - [`outbox`]: each webhook endpoint's bounded outbox of events and its dead ones ([`Outbox`]).
 //! - [`record`]: the checksummed record format every stored value uses.
 //! - [`memory::MemStore`]: the same contract in memory, for fuzzing and fast tests.
 //! - [`fault`]: a wrapper that fails the k-th append or flush, for tests of error paths.
@@ -20,6 +21,7 @@ pub mod directory;
 pub mod fault;
 pub mod inbox;
 pub mod memory;
+pub mod outbox;
 pub mod record;
 pub mod redis_store;
 pub mod sled_store;
@@ -29,6 +31,7 @@ pub use directory::{Directory, Person};
 pub use inbox::{
     Inbox, InboxPage, InboxQuery, InboxRange, MarkRead, NewNotification, Notification,
 };
+pub use outbox::{HookEvent, NewHookEvent, Outbox, OutboxCounts};
 pub use sled_store::SledStore;
 
 use std::panic::AssertUnwindSafe;
@@ -103,6 +106,9 @@ pub enum StoreError {
     BadUpdate { doc: String, detail: String },
     #[error("injected fault: {0}")]
     Injected(String),
+    /// Another process has the store open (sled holds an exclusive lock on it while open).
+    #[error("another process holds the store at {0}")]
+    Locked(std::path::PathBuf),
 }
 
 impl From<sled::Error> for StoreError {
@@ -126,6 +132,10 @@ pub struct StoreConfig {
     /// Notifications kept per person, newest; older ones are dropped as new ones arrive. About
     /// 150 bytes each, so 1,000 are ~150 KB per person: a week away from a busy workspace.
     pub inbox_len_max: u64,
+    /// Webhook events kept waiting per endpoint (and as many dead ones); past it the oldest
+    /// waiting one is parked as dead. An event is about 400 bytes, so 10,000 are ~4 MB per
+    /// endpoint: at a busy workspace's few events a second, a receiver down for an hour.
+    pub outbox_len_max: u64,
 }
 
 impl Default for StoreConfig {
@@ -135,13 +145,14 @@ impl Default for StoreConfig {
             compact_after_bytes: 1024 * 1024,
             history_keep_updates: 10_000,
             inbox_len_max: 1_000,
+            outbox_len_max: 10_000,
         }
     }
 }
 
 /// A durable per-document update log. Thread-safe and shared as `Arc<dyn DocStore>`; methods
 /// block (the server calls the slow ones from `spawn_blocking`).
-pub trait DocStore: Inbox + Directory + Send + Sync + 'static {
+pub trait DocStore: Inbox + Outbox + Directory + Send + Sync + 'static {
     /// Appends one update; returns its seq. Durable after the next successful `flush`. The
     /// author of a document's first update is recorded as its creator ([`Authorship`]).
     fn append(

@@ -7,6 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::directory::{Directory, People, Person};
 use crate::inbox::{Inbox, InboxPage, InboxQuery, Inboxes, MarkRead, NewNotification};
+use crate::outbox::{HookEvent, NewHookEvent, Outbox, OutboxCounts, Outboxes};
 use crate::{
     merge, Authorship, Binding, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig,
     StoreError, StoredDoc, UpdateRecord,
@@ -25,6 +26,7 @@ pub struct MemStore {
     docs: Mutex<HashMap<String, Doc>>,
     next_seq: Mutex<u64>,
     inboxes: Mutex<Inboxes>,
+    outboxes: Mutex<Outboxes>,
     people: Mutex<People>,
     config: StoreConfig,
 }
@@ -35,6 +37,7 @@ impl MemStore {
             docs: Mutex::default(),
             next_seq: Mutex::new(1),
             inboxes: Mutex::default(),
+            outboxes: Mutex::default(),
             people: Mutex::default(),
             config,
         }
@@ -55,6 +58,44 @@ impl Inbox for MemStore {
     fn mark_read(&self, recipient: &str, which: &MarkRead) -> Result<u64, StoreError> {
         let mut inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(inboxes.mark_read(recipient, which))
+    }
+}
+
+impl MemStore {
+    fn outboxes(&self) -> std::sync::MutexGuard<'_, Outboxes> {
+        self.outboxes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn outbox_len_max(&self) -> usize {
+        usize::try_from(self.config.outbox_len_max).unwrap_or(usize::MAX)
+    }
+}
+
+impl Outbox for MemStore {
+    fn enqueue(&self, events: &[NewHookEvent]) -> Result<Vec<String>, StoreError> {
+        let len_max = self.outbox_len_max();
+        Ok(self.outboxes().enqueue(events, len_max))
+    }
+    fn pending(&self, endpoint: &str, limit: usize) -> Result<Vec<HookEvent>, StoreError> {
+        Ok(self.outboxes().pending(endpoint, limit))
+    }
+    fn remove_delivered(&self, endpoint: &str, id: u64) -> Result<(), StoreError> {
+        self.outboxes().remove_delivered(endpoint, id);
+        Ok(())
+    }
+    fn park(&self, endpoint: &str, id: u64, reason: &str) -> Result<bool, StoreError> {
+        let len_max = self.outbox_len_max();
+        Ok(self.outboxes().park(endpoint, id, reason, len_max))
+    }
+    fn dead(&self, endpoint: &str, limit: usize) -> Result<Vec<HookEvent>, StoreError> {
+        Ok(self.outboxes().dead(endpoint, limit))
+    }
+    fn requeue_dead(&self, endpoint: &str) -> Result<u64, StoreError> {
+        let len_max = self.outbox_len_max();
+        Ok(self.outboxes().requeue_dead(endpoint, len_max))
+    }
+    fn outbox_counts(&self, endpoint: &str) -> Result<OutboxCounts, StoreError> {
+        Ok(self.outboxes().counts(endpoint))
     }
 }
 

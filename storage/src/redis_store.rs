@@ -27,6 +27,7 @@ use redis::{Commands, Connection};
 
 mod directory;
 mod inbox;
+mod outbox;
 
 use crate::{
     merge, Authorship, Binding, CompactionReport, DocInfo, DocStore, HistoryEntry, StoreConfig,

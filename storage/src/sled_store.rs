@@ -11,6 +11,7 @@
 //! | `authors` | doc name, `0x00`, `b`, client (u64 BE), start (u32 BE) | the author of that binding |
 //! | `people` | `sub` | the name it last signed in with ([`directory`]) |
 //! | `inbox` | recipient length (u16 BE), recipient, id (u64 BE) | a notification ([`inbox`]) |
+//! | `outbox` | endpoint length (u16 BE), endpoint, `p` or `d`, id (u64 BE) | a pending or dead webhook event ([`outbox`]) |
 //!
 //! Doc names never contain `0x00` (the server allows only `[A-Za-z0-9._~/-]`), so the log
 //! prefix of `notes/1` never matches `notes/10`. `meta` is advisory (counters for compaction and
@@ -141,6 +142,7 @@ pub struct SledStore {
     meta: sled::Tree,
     authors: sled::Tree,
     inbox: sled::Tree,
+    outbox: sled::Tree,
     people: sled::Tree,
     config: StoreConfig,
     flushes: AtomicU64,
@@ -151,6 +153,8 @@ pub struct SledStore {
     /// each inbox's length once counted (one scan per person per process), so keeping the bound
     /// costs one removal, not a scan, per delivery.
     inbox_lock: Mutex<std::collections::HashMap<String, usize>>,
+    /// The same for the webhook outboxes: each (endpoint, pending or dead) queue's length.
+    outbox_lock: Mutex<std::collections::HashMap<(String, u8), usize>>,
 }
 
 impl SledStore {
@@ -159,7 +163,8 @@ impl SledStore {
             .path(path)
             // We flush explicitly (group commit); sled's own periodic flush is only a backstop.
             .flush_every_ms(Some(1000))
-            .open()?;
+            .open()
+            .map_err(|e| locked(path, e))?;
         Ok(SledStore {
             log: db.open_tree("log")?,
             snapshot: db.open_tree("snapshot")?,
@@ -167,12 +172,14 @@ impl SledStore {
             meta: db.open_tree("meta")?,
             authors: db.open_tree("authors")?,
             inbox: db.open_tree("inbox")?,
+            outbox: db.open_tree("outbox")?,
             people: db.open_tree("people")?,
             db,
             config,
             flushes: AtomicU64::new(0),
             meta_lock: Mutex::new(()),
             inbox_lock: Mutex::default(),
+            outbox_lock: Mutex::default(),
         })
     }
 
@@ -532,6 +539,18 @@ impl DocStore for SledStore {
     }
 }
 
+/// sled refuses a second opener of the same directory (an exclusive file lock) with a plain
+/// I/O error of this wording (sled 0.34.7, `Config::open`): told apart so the server can say
+/// that another tandem holds the directory, not show a lock error.
+fn locked(path: &Path, e: sled::Error) -> StoreError {
+    match &e {
+        sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock on") => {
+            StoreError::Locked(path.to_path_buf())
+        }
+        _ => e.into(),
+    }
+}
+
 fn info_of(name: String, m: Meta) -> DocInfo {
     DocInfo {
         name,
@@ -545,5 +564,6 @@ fn info_of(name: String, m: Meta) -> DocInfo {
 
 mod directory;
 mod inbox;
+mod outbox;
 #[cfg(test)]
 mod tests;

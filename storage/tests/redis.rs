@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use redis::Commands;
 use tandem_storage::redis_store::RedisStore;
 use tandem_storage::{
-    Authorship, DocStore, InboxQuery, InboxRange, MarkRead, NewNotification, StoreConfig,
-    StoreError,
+    Authorship, DocStore, InboxQuery, InboxRange, MarkRead, NewHookEvent, NewNotification, Outbox,
+    OutboxCounts, StoreConfig, StoreError,
 };
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Text, Transact, Update};
@@ -194,4 +194,48 @@ fn directory_contract() {
     let redis = redis();
     let store = RedisStore::open(&redis.url, "node-a", StoreConfig::default()).expect("opens");
     directory_contract::check(&store);
+}
+
+#[path = "contract/outbox.rs"]
+mod outbox_contract;
+
+/// The outbox contract, shared by two nodes: what one queues the other reads, and the delivery
+/// lease is one node's at a time until it expires.
+#[test]
+fn outbox_contract_and_one_lease_across_nodes() {
+    let redis = redis();
+    let config = StoreConfig {
+        outbox_len_max: outbox_contract::LEN_MAX,
+        ..StoreConfig::default()
+    };
+    let a = RedisStore::open(&redis.url, "node-a", config.clone()).expect("opens");
+    let b = RedisStore::open(&redis.url, "node-b", config).expect("opens");
+    outbox_contract::check(&a, "e0f1a2");
+    let queued = NewHookEvent {
+        endpoint: "shared".into(),
+        event: "note.created".into(),
+        time_ms: 1,
+        body: b"{}".to_vec(),
+    };
+    a.enqueue(&[queued]).expect("enqueues");
+    assert_eq!(
+        b.pending("shared", 10).expect("reads")[0].event,
+        "note.created"
+    );
+    assert_eq!(
+        b.outbox_counts("shared").expect("counts"),
+        OutboxCounts {
+            pending: 1,
+            dead: 0
+        }
+    );
+    assert!(a.outbox_lease("shared", 300).expect("leases"));
+    assert!(!b.outbox_lease("shared", 300).expect("asks"), "a holds it");
+    assert!(a.outbox_lease("shared", 300).expect("renews"));
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        b.outbox_lease("shared", 300).expect("leases"),
+        "expired: b takes it"
+    );
+    assert!(!a.outbox_lease("shared", 300).expect("asks"));
 }

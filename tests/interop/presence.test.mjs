@@ -4,6 +4,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { startServer, connectClient, rawSocket, waitFor, sleep, syncUpdate, Y, BIN } from './harness.mjs'
+import { pageSocket, openDocument } from './hocuspocus.mjs'
 import * as encoding from 'lib0/encoding'
 
 const SECRET = 'presence-test-secret'
@@ -53,6 +54,55 @@ function countSent (provider) {
   wrap()
   return counter
 }
+
+// A client that leaves without removing its own presence is gone from the others' presence at
+// once (the server broadcasts the removal of every client ID the departed socket or document
+// spoke for), not after y-protocols' 30 s timeout: a socket cut without a close frame, a
+// Hocuspocus page that closes one document on a socket it keeps, and one that drops its socket.
+test('a departed client leaves the others\' presence within a few seconds, however it leaves', async () => {
+  const doc = 'presence/departures'
+  const watcher = client(open, doc)
+  const names = () => [...watcher.provider.awareness.getStates().entries()]
+    .filter(([id]) => id !== watcher.doc.clientID).map(([, s]) => s.user?.name).filter(Boolean).sort()
+  await watcher.waitSynced()
+  const within = async (ms, what, fn) => {
+    const started = Date.now()
+    await waitFor(fn, ms, what)
+    return Date.now() - started
+  }
+
+  // y-websocket, its TCP connection cut: no awareness removal, no close frame.
+  const cut = client(open, doc)
+  cut.provider.awareness.setLocalStateField('user', { name: 'Cut' })
+  await within(5000, 'Cut present', () => names().includes('Cut'))
+  cut.provider.shouldConnect = false
+  cut.provider.ws.terminate()
+  const cutGone = await within(5000, 'Cut gone', () => !names().includes('Cut'))
+
+  // Hocuspocus: one document closed (CLOSE message) on a socket that stays for another.
+  const socket = pageSocket(open)
+  const kept = openDocument(socket, 'presence/other', { user: 'Elsewhere' })
+  const closed = openDocument(socket, doc, { user: 'Closer' })
+  try {
+    await within(5000, 'Closer present', () => names().includes('Closer'))
+    closed.provider.detach() // sends CLOSE for this document alone, no awareness removal
+    const closerGone = await within(5000, 'Closer gone', () => !names().includes('Closer'))
+
+    // Hocuspocus: the whole socket dropped without a word.
+    const again = openDocument(socket, doc, { user: 'Dropper' })
+    await within(5000, 'Dropper present', () => names().includes('Dropper'))
+    socket.shouldConnect = false
+    socket.webSocket.terminate()
+    const dropperGone = await within(5000, 'Dropper gone', () => !names().includes('Dropper'))
+    assert.deepEqual(names(), [])
+    console.log(`departures seen after ${cutGone} ms (cut), ${closerGone} ms (document closed), ${dropperGone} ms (socket dropped)`)
+    again.provider.destroy()
+  } finally {
+    kept.provider.destroy()
+    closed.doc.destroy()
+    socket.destroy()
+  }
+})
 
 // A provider with presence whose socket is terminated (a Wi-Fi change) comes back: its presence
 // reappears for the other client, and it is not shut out with 4429 by an echo loop.

@@ -66,4 +66,6 @@ test('a reader is refused only when it edits', async () => {
   await sleep(300)
   assert.equal(writer.text(), '> hello new world')
   assert.equal(denials.length, 1)
+  // The provider shows the reason: it says the role is read-only, not that access is missing.
+  assert.match(denials[0], /read-only: the token's role on this document is read/)
 })

@@ -150,6 +150,11 @@ test('REST writes keep the index the web demo lists from in step', async () => {
   await waitFor(() => row()?.get('title') === 'Listed' && row().get('status') === 'open', 2000, 'index row')
   await api('PUT', '/api/issues/idx1/status', token, { status: 'done' })
   await waitFor(() => row()?.get('status') === 'done', 2000, 'status in the index')
+  // What the board's card shows: priority, assignees, labels.
+  assert.equal((await api('PATCH', '/api/issues/idx1', token, { priority: 'urgent', assignees: ['ada'], labels: ['backend'] })).status, 200)
+  await waitFor(() => row()?.get('priority') === 'urgent', 2000, 'priority in the index')
+  assert.deepEqual(row().get('assignees'), ['ada'])
+  assert.deepEqual(row().get('labels'), ['backend'])
   await api('DELETE', '/api/issues/idx1', token)
   await waitFor(() => row() === undefined, 2000, 'row removed')
 })

@@ -17,7 +17,7 @@ after(async () => {
 
 test('typing in a contact field shows the typing indicator in the other context', async () => {
   const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#7c3aed')
-  const bob = await signedIn(browser, server.url, 'Bob Stone', '#0284c7')
+  const bob = await signedIn(browser, server.url, 'Bob Stone', '#0369a1')
   try {
     await ada.page.getByRole('link', { name: 'Contacts' }).click()
     await ada.page.getByTestId('new-contact').click()

@@ -3,7 +3,8 @@
 
 import { spawn } from 'node:child_process'
 import { mkdtemp, mkdir, rm } from 'node:fs/promises'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -112,4 +113,41 @@ export function bodyText (page) {
     copy.querySelectorAll('.ProseMirror-widget, .ProseMirror-yjs-cursor, .collaboration-carets__caret').forEach(n => n.remove())
     return Array.from(copy.children, block => block.textContent).join('\n')
   })
+}
+
+const require = createRequire(import.meta.url)
+const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8')
+
+/**
+ * Runs axe-core (injected into the page) over the whole document; returns the serious and
+ * critical violations as "rule: target" lines, empty when there are none.
+ */
+export async function axeProblems (page) {
+  if (!(await page.evaluate(() => !!window.axe))) await page.addScriptTag({ content: AXE_SOURCE })
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] })
+    return result.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 3).map(n => n.target.join(' ')) }))
+  })
+  return violations
+    .filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => `${v.id} (${v.impact}: ${v.help}): ${v.targets.join(', ')}`)
+}
+
+/** How far the document is wider than the viewport (0 when it fits: no sideways scrolling). */
+export function overflowX (page) {
+  return page.evaluate(() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) - window.innerWidth)
+}
+
+/**
+ * Signs in one browser context per [name, color] of `people` (with `options` for signedIn),
+ * runs fn(...sessions) and closes the contexts whatever happens.
+ */
+export async function together (browser, url, people, fn, options) {
+  const sessions = []
+  try {
+    for (const [name, color] of people) sessions.push(await signedIn(browser, url, name, color, options))
+    return await fn(...sessions)
+  } finally {
+    for (const s of sessions) await s.context.close().catch(() => {})
+  }
 }

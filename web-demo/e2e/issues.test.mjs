@@ -18,8 +18,8 @@ after(async () => {
 const column = (page, status) => page.locator(`.column[data-status="${status}"]`)
 
 test('a status change on the issues board appears in the other context', async () => {
-  const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#d97706')
-  const bob = await signedIn(browser, server.url, 'Bob Stone', '#0d9488')
+  const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#b45309')
+  const bob = await signedIn(browser, server.url, 'Bob Stone', '#0f766e')
   try {
     // Ada files an issue.
     await ada.page.getByRole('link', { name: 'Issues' }).click()

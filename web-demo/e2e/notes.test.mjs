@@ -17,7 +17,7 @@ after(async () => {
 
 test('two contexts type concurrently in a note body and converge', async () => {
   const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#e11d48')
-  const bob = await signedIn(browser, server.url, 'Bob Stone', '#059669')
+  const bob = await signedIn(browser, server.url, 'Bob Stone', '#047857')
   try {
     // Ada creates a note; Bob opens it from the shared list.
     await ada.page.getByTestId('new-note').click()
@@ -83,7 +83,7 @@ test('two contexts type concurrently in a note body and converge', async () => {
 
 test('a private note is listed only for its owner, with a lock', async () => {
   const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#e11d48')
-  const bob = await signedIn(browser, server.url, 'Bob Stone', '#059669')
+  const bob = await signedIn(browser, server.url, 'Bob Stone', '#047857')
   try {
     await ada.page.getByLabel('Private').check()
     await ada.page.getByTestId('new-note').click()

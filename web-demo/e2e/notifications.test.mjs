@@ -22,8 +22,8 @@ const count = async page => {
 }
 
 test('Bob sees the bell count rise when Ada assigns him, and a mention reaches him', async () => {
-  const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#d97706')
-  const bob = await signedIn(browser, server.url, 'Bob Stone', '#0d9488')
+  const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#b45309')
+  const bob = await signedIn(browser, server.url, 'Bob Stone', '#0f766e')
   try {
     assert.equal(await count(bob.page), 0)
     await ada.page.getByRole('link', { name: 'Issues' }).click()

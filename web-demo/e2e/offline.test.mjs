@@ -41,9 +41,9 @@ test('edits made offline merge when the connection returns', async () => {
 
     await ada.context.setOffline(true)
     await eventually(async () => (await state(ada.page)) === 'offline', { message: 'Ada\'s indicator to say offline' })
-    // Ada's app closed its sockets, but Chromium's offline emulation holds the TCP connection
-    // open without delivering the close frame, so the server only notices at its keep-alive
-    // timeout: Bob's viewer count is not asserted here.
+    // Ada leaves Bob's presence within seconds (her app closes its sockets; a close frame that
+    // never arrives is caught by the server's presence ping).
+    await eventually(async () => (await bob.page.getByTestId('viewer-count').innerText()) === '1', { timeout: 5000, message: 'Ada gone from Bob\'s viewers' })
     await screenshot(ada.page, 'offline-ada')
 
     await ada.page.locator('[data-testid=note-editor] .ProseMirror').click()

@@ -40,7 +40,7 @@ async function newNote (page, title) {
 
 test('two Tiptap contexts type together and see each other\'s carets', async () => {
   const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#e11d48')
-  const bob = await signedIn(browser, server.url, 'Bob Stone', '#059669')
+  const bob = await signedIn(browser, server.url, 'Bob Stone', '#047857')
   const adaSockets = watchSockets(ada.page)
   try {
     const id = await newNote(ada.page, 'Tiptap plan')
@@ -70,7 +70,7 @@ test('two Tiptap contexts type together and see each other\'s carets', async () 
     await adaOnBob.waitFor({ timeout: WAIT })
     await bobOnAda.waitFor({ timeout: WAIT })
     assert.equal(await adaOnBob.evaluate(el => getComputedStyle(el).borderLeftColor), 'rgb(225, 29, 72)')
-    assert.equal(await bobOnAda.evaluate(el => getComputedStyle(el).borderLeftColor), 'rgb(5, 150, 105)')
+    assert.equal(await bobOnAda.evaluate(el => getComputedStyle(el).borderLeftColor), 'rgb(4, 120, 87)')
     assert.equal(await adaOnBob.locator('.collaboration-carets__label').innerText(), 'Ada Lovelace')
     // Neither shows its own caret as a remote one.
     assert.equal(await ada.page.locator('.collaboration-carets__caret', { hasText: 'Ada Lovelace' }).count(), 0)
@@ -121,7 +121,7 @@ test('two Tiptap contexts type together and see each other\'s carets', async () 
 
 test('a note is one document in Tiptap over Hocuspocus and in ProseMirror over y-websocket', async () => {
   const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#e11d48')
-  const cyd = await signedIn(browser, server.url, 'Cyd Marsh', '#059669')
+  const cyd = await signedIn(browser, server.url, 'Cyd Marsh', '#047857')
   const cydSockets = watchSockets(cyd.page)
   try {
     const id = await newNote(ada.page, 'Both dialects')

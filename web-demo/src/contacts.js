@@ -4,10 +4,10 @@
 // the others show "Ada is typing…" next to that field until ~3 s pass without a keystroke.
 
 import * as Y from 'yjs'
-import { h, mount, newId, announce } from './ui.js'
-import { openDoc, release, setFocus, writeSummary, presence } from './sync.js'
+import { h, mount, newId, announce, ink } from './ui.js'
+import { openDoc, release, setFocus, writeSummary, presence, forgetLocal } from './sync.js'
 import { bindText } from './bind-text.js'
-import { splitLayout, indexList, trackUpdates, emptyPane } from './common.js'
+import { splitLayout, indexList, trackUpdates, emptyPane, guardExistence, confirmButton, deleteDocument } from './common.js'
 
 const FIELDS = [
   { key: 'name', label: 'Name', autocomplete: 'name' },
@@ -61,7 +61,7 @@ export function contactsScreen (main, params, ctx) {
     pane = emptyPane('☺', 'Pick a contact', 'Everyone editing a contact sees who is typing in which field.',
       h('button', { type: 'button', class: 'btn', onclick: () => actions.requestSubmit() }, 'Add a contact'))
   }
-  mount(main, splitLayout({ title: 'Contacts', actions, list: list.el, pane }))
+  mount(main, splitLayout({ title: 'Contacts', actions, list, pane, back: params.id ? '#/contacts' : null }))
   if (params.id && sessionStorage.getItem('tandem.focusField') === params.id) {
     sessionStorage.removeItem('tandem.focusField')
     main.querySelector('#field-name')?.focus()
@@ -110,7 +110,7 @@ function contactView (id, ctx) {
           : `${users.slice(0, -1).map(u => u.name).join(', ')} and ${users[users.length - 1].name} are typing…`
       if (el.textContent !== text) {
         el.textContent = text
-        el.style.setProperty('--typing-color', users[0]?.color || 'transparent')
+        el.style.setProperty('--typing-color', users[0] ? ink(users[0].color) : 'transparent')
         el.classList.toggle('active', users.length > 0)
       }
     }
@@ -135,7 +135,15 @@ function contactView (id, ctx) {
         h('div', { class: 'label-line' },
           h('label', { for: fieldId, class: 'field-label' }, label),
           typing,
-          removable ? h('button', { type: 'button', class: 'btn btn-ghost btn-s', 'aria-label': `Remove field ${label}`, onclick: () => custom.delete(key.slice(7)) }, 'Remove') : null),
+          // Removing a field removes it for everyone, with what was typed in it: ask first.
+          removable
+            ? confirmButton({
+              label: 'Remove',
+              question: `Remove “${label}” for everyone?`,
+              confirm: 'Remove field',
+              run: () => custom.delete(key.slice(7))
+            })
+            : null),
         input)
     }
   }
@@ -162,7 +170,8 @@ function contactView (id, ctx) {
   // replicas that each create one for the same key conflict as map entries — one of the texts,
   // with everything typed into it, would silently lose. The creator makes all fields at once.
   const ensure = () => {
-    if (!entry.synced) return
+    // Only a contact that exists: a mistyped link must not create one.
+    if (!entry.synced || (fields.size === 0 && custom.size === 0)) return
     const missing = FIELDS.filter(f => !(fields.get(f.key) instanceof Y.Text))
     if (missing.length) doc.transact(() => missing.forEach(f => fields.set(f.key, new Y.Text())))
   }
@@ -214,21 +223,34 @@ function contactView (id, ctx) {
   }
   entry.provider.on('sync', heal)
 
+  const remove = confirmButton({
+    label: 'Delete',
+    testid: 'delete',
+    question: 'Delete this contact for everyone?',
+    confirm: 'Delete contact',
+    run: async () => {
+      await deleteDocument(`contacts/${encodeURIComponent(id)}`, 'contact')
+      forgetLocal(entry)
+      location.hash = '#/contacts'
+    }
+  })
   const heading = h('h2', { class: 'pane-title' })
   const renderHeading = () => { heading.textContent = nameText().trim() || 'New contact' }
   fields.observeDeep(renderHeading)
   renderHeading()
   const el = h('section', { class: 'pane contact-pane', 'aria-label': 'Contact' },
     h('div', { class: 'doc' },
-      heading,
+      h('div', { class: 'pane-head' }, heading, remove),
       h('form', { class: 'form-grid', onsubmit: e => e.preventDefault(), 'aria-label': 'Contact details' }, standard.map(r => r.el)),
       h('h3', { class: 'section-title' }, 'More fields'),
       customHost,
       addField))
+  const stopGuard = guardExistence(entry, () => fields.size > 0 || custom.size > 0, el)
 
   return {
     el,
     destroy () {
+      stopGuard()
       clearTimeout(typingTimer)
       clearInterval(typingTicker)
       awareness.setLocalStateField('typing', null)

@@ -13,10 +13,11 @@ import { Schema } from '@tiptap/pm/model'
 import { EditorState, Plugin } from '@tiptap/pm/state'
 import { EditorView, Decoration, DecorationSet } from '@tiptap/pm/view'
 import { keymap } from '@tiptap/pm/keymap'
+import { inputRules, wrappingInputRule, textblockTypeInputRule } from '@tiptap/pm/inputrules'
 import { baseKeymap, toggleMark, setBlockType, wrapIn, lift } from '@tiptap/pm/commands'
 import { wrapInList, splitListItem, liftListItem, sinkListItem } from '@tiptap/pm/schema-list'
 import { ySyncPlugin, yCursorPlugin, yUndoPlugin, undo, redo } from '@tiptap/y-tiptap'
-import { h } from './ui.js'
+import { h, ink } from './ui.js'
 import { mentionableEditor } from './people.js'
 import { createToolbar, BODY_PLACEHOLDER } from './toolbar.js'
 
@@ -130,13 +131,19 @@ export function placeholder (text) {
   })
 }
 
-/** The caret of a collaborator: a bar in their colour with their name above it. */
-function cursorBuilder (user) {
+/**
+ * The caret of a collaborator: a bar in their colour with their name above it, in white on the
+ * colour darkened to be readable (`ink`). Tiptap's CollaborationCaret renders with the same
+ * function under its own class names.
+ */
+export function caretElement (user, { caret = 'ProseMirror-yjs-cursor', label: labelClass = '' } = {}) {
+  const color = ink(user.color)
   const cursor = document.createElement('span')
-  cursor.className = 'ProseMirror-yjs-cursor'
-  cursor.style.borderColor = user.color
+  cursor.className = caret
+  cursor.style.borderColor = color
   const label = document.createElement('div')
-  label.style.backgroundColor = user.color
+  if (labelClass) label.className = labelClass
+  label.style.backgroundColor = color
   label.textContent = user.name
   cursor.append(document.createTextNode('\u2060'), label, document.createTextNode('\u2060'))
   return cursor
@@ -177,6 +184,19 @@ function toggleQuote (state, dispatch) {
   return isBlockActive(state, nodes.blockquote) ? lift(state, dispatch) : wrapIn(nodes.blockquote)(state, dispatch)
 }
 
+/** The block shortcuts Tiptap's StarterKit has: `# ` to `### `, `- ` (or `* `), `1. `, `> `. */
+function markdownShortcuts () {
+  return inputRules({
+    rules: [
+      textblockTypeInputRule(/^(#{1,3})\s$/, nodes.heading, match => ({ level: match[1].length })),
+      wrappingInputRule(/^\s*([-+*])\s$/, nodes.bulletList),
+      wrappingInputRule(/^(\d+)\.\s$/, nodes.orderedList, match => ({ start: Number(match[1]) }),
+        (match, node) => node.childCount + node.attrs.start === Number(match[1])),
+      wrappingInputRule(/^\s*>\s$/, nodes.blockquote)
+    ]
+  })
+}
+
 const TOOLS = [
   { label: 'Bold', key: 'Ctrl+B', text: 'B', cls: 'tool-bold', run: toggleMark(marks.bold), active: s => isMarkActive(s, marks.bold) },
   { label: 'Italic', key: 'Ctrl+I', text: 'I', cls: 'tool-italic', run: toggleMark(marks.italic), active: s => isMarkActive(s, marks.italic) },
@@ -208,7 +228,7 @@ export function createEditor (host, fragment, awareness, { label = 'Note body' }
     schema,
     plugins: [
       ySyncPlugin(fragment),
-      yCursorPlugin(awareness, { cursorBuilder, selectionBuilder }),
+      yCursorPlugin(awareness, { cursorBuilder: user => caretElement(user), selectionBuilder }),
       yUndoPlugin(),
       keymap({
         'Mod-z': undo,
@@ -234,6 +254,7 @@ export function createEditor (host, fragment, awareness, { label = 'Note body' }
         }
       }),
       keymap(baseKeymap),
+      markdownShortcuts(),
       placeholder(BODY_PLACEHOLDER)
     ]
   })

@@ -50,7 +50,13 @@ export function hocuspocusProvider (url, name, doc, token) {
     },
     onSynced: () => emit('sync', true),
     // A refusal concerns this document only; the socket's other documents carry on.
-    onAuthenticationFailed: ({ reason }) => emit('closed', { code: 'permission-denied', reason })
+    onAuthenticationFailed: ({ reason }) => emit('closed', { code: 'permission-denied', reason }),
+    // The server closes one document with a CLOSE message whose reason starts with the code
+    // ("4404 document deleted"); a 44xx code is final, as y-websocket treats it.
+    onClose: ({ event }) => {
+      const code = event?.code >= 4400 ? event.code : Number(/^(\d{4}) /.exec(event?.reason || '')?.[1])
+      if (code >= 4400 && code < 4500) emit('closed', { code, reason: event.reason })
+    }
   })
   provider.attach()
   return {
@@ -65,6 +71,8 @@ export function hocuspocusProvider (url, name, doc, token) {
     // The socket is the page's: sync.js moves it once for all documents (hocuspocusOnline).
     connect () {},
     disconnect () {},
+    /** Stops syncing this document for good (it was deleted), leaving the socket to the others. */
+    stop () { provider.detach() },
     destroy () {
       listeners.clear()
       provider.destroy()

@@ -4,12 +4,12 @@
 // assignees, labels and a comment thread.
 
 import * as Y from 'yjs'
-import { h, mount, newId, ago, announce } from './ui.js'
-import { openDoc, release, setFocus, writeSummary, summaries, person } from './sync.js'
+import { h, mount, newId, ago, announce, avatar } from './ui.js'
+import { openDoc, release, setFocus, writeSummary, summaries, person, forgetLocal } from './sync.js'
 import { bindText } from './bind-text.js'
 import { createThread } from './thread.js'
 import { createChips } from './chips.js'
-import { trackUpdates, TOUCH } from './common.js'
+import { trackUpdates, TOUCH, searchBox, guardExistence, confirmButton, deleteDocument } from './common.js'
 import { mentionable } from './people.js'
 
 export const STATUSES = [
@@ -25,6 +25,19 @@ export const PRIORITIES = [
   { value: 'urgent', label: 'Urgent' }
 ]
 const statusLabel = v => STATUSES.find(s => s.value === v)?.label || 'Open'
+
+/** What the board shows of an issue, for its index row: status, priority, assignees, labels. */
+function boardFields (doc) {
+  const meta = doc.getMap('meta')
+  const strings = name => doc.getArray(name).toArray().filter(v => typeof v === 'string')
+  return {
+    title: doc.getText('title').toString(),
+    status: meta.get('status') || 'open',
+    priority: meta.get('priority') || 'medium',
+    assignees: strings('assignees'),
+    labels: strings('labels')
+  }
+}
 
 export function issuesScreen (main, params, ctx) {
   if (params.id) return issueView(main, params.id, ctx)
@@ -86,7 +99,7 @@ function createIssue (ctx) {
     meta.set('created', now)
     meta.set('updated', now)
   })
-  writeSummary(ctx.shared.doc, 'issues', id, { title: '', updated: now, status: 'open' })
+  writeSummary(ctx.shared.doc, 'issues', id, { ...boardFields(entry.doc), updated: now })
   release(entry)
   sessionStorage.setItem('tandem.focusTitle', id)
   return id
@@ -115,15 +128,21 @@ function board (main, ctx) {
     return { status, el, list, count }
   })
 
+  let query = ''
+  const search = searchBox('Issues', q => { query = q; render() })
+  const matches = row => !query || [row.title || 'Untitled issue', ...(Array.isArray(row.labels) ? row.labels : []),
+    ...(Array.isArray(row.assignees) ? row.assignees.map(sub => person(sub).name) : [])]
+    .some(text => String(text).toLowerCase().includes(query))
+
   const render = () => {
     const active = document.activeElement
     const refocus = active?.dataset?.issueSelect ? { id: active.dataset.issueSelect, kind: 'select' } : null
-    const rows = summaries(shared.doc, 'issues')
+    const rows = summaries(shared.doc, 'issues').filter(matches)
     for (const col of columns) {
       const mine = rows.filter(r => (STATUSES.some(s => s.value === r.status) ? r.status : 'open') === col.status.value)
       col.count.textContent = String(mine.length)
       col.list.replaceChildren(...mine.map(row => card(row)))
-      if (mine.length === 0) col.list.append(h('li', { class: 'column-empty' }, 'Drop issues here'))
+      if (mine.length === 0) col.list.append(h('li', { class: 'column-empty' }, query ? 'No matches' : 'Drop issues here'))
     }
     if (refocus) main.querySelector(`[data-issue-select="${CSS.escape(refocus.id)}"]`)?.focus()
   }
@@ -149,7 +168,30 @@ function board (main, ctx) {
       ondragend: e => e.currentTarget.classList.remove('dragging')
     },
     h('a', { class: 'card-title', href: `#/issues/${encodeURIComponent(row.id)}` }, title),
-    h('div', { class: 'card-foot' }, h('span', { class: 'muted' }, ago(row.updated)), select))
+    cardDetails(row),
+    h('div', { class: 'card-foot' }, h('span', { class: 'muted card-time' }, ago(row.updated)), select))
+  }
+
+  // Priority, labels and assignees, as the issue's index row has them (rows written before they
+  // were kept there show none until the issue is next edited or opened).
+  const cardDetails = row => {
+    const priority = PRIORITIES.find(p => p.value === row.priority)
+    const labels = Array.isArray(row.labels) ? row.labels.filter(l => typeof l === 'string') : []
+    const assignees = Array.isArray(row.assignees) ? row.assignees.filter(a => typeof a === 'string') : []
+    if (!priority && labels.length === 0 && assignees.length === 0) return null
+    return h('div', { class: 'card-details' },
+      priority ? h('span', { class: `priority priority-${priority.value}`, 'data-testid': 'card-priority' }, priority.label) : null,
+      labels.map(label => h('span', { class: 'card-label', 'data-testid': 'card-label' }, label)),
+      assignees.length
+        ? h('span', { class: 'avatars card-assignees', 'data-testid': 'card-assignees', 'aria-label': `Assigned to ${assignees.map(sub => person(sub).name).join(', ')}`, role: 'img' },
+          assignees.slice(0, 3).map((sub, i) => {
+            const a = avatar(person(sub), 'avatar-s')
+            a.removeAttribute('role')
+            a.removeAttribute('aria-label')
+            a.style.zIndex = String(3 - i)
+            return a
+          }))
+        : null)
   }
 
   const newButton = h('button', {
@@ -163,7 +205,7 @@ function board (main, ctx) {
     h('div', { class: 'board-head' },
       h('div', {}, h('h1', { class: 'board-title' }, 'Issues'),
         h('p', { class: 'muted' }, 'Drag a card to another column, or change its status with the card\'s menu.')),
-      newButton),
+      h('div', { class: 'board-actions' }, search, newButton)),
     h('div', { class: 'board' }, columns.map(c => c.el))))
 
   const observer = () => render()
@@ -194,7 +236,7 @@ function issueView (main, id, ctx) {
     onchange: () => {
       const now = Date.now()
       doc.transact(() => { meta.set('status', statusSelect.value); meta.set('updated', now) }, TOUCH)
-      writeSummary(shared.doc, 'issues', id, { title: title.toString(), status: statusSelect.value, updated: now })
+      writeSummary(shared.doc, 'issues', id, { ...boardFields(doc), updated: now })
     }
   }, STATUSES.map(s => h('option', { value: s.value }, s.label)))
   const prioritySelect = h('select', {
@@ -232,19 +274,30 @@ function issueView (main, id, ctx) {
 
   const stopTracking = trackUpdates(entry, now => {
     doc.transact(() => meta.set('updated', now), TOUCH)
-    writeSummary(shared.doc, 'issues', id, { title: title.toString(), updated: now, status: meta.get('status') || 'open' })
+    writeSummary(shared.doc, 'issues', id, { ...boardFields(doc), updated: now })
   }, { every: 800 })
   const heal = () => {
     if (!entry.synced || meta.size === 0) return
     const row = shared.doc.getMap('issues').get(id)
-    if (!(row instanceof Y.Map) || row.get('title') !== title.toString() || row.get('status') !== (meta.get('status') || 'open')) {
-      writeSummary(shared.doc, 'issues', id, { title: title.toString(), status: meta.get('status') || 'open', updated: meta.get('updated') || Date.now() })
-    }
+    const fields = boardFields(doc)
+    const stale = !(row instanceof Y.Map) || Object.entries(fields).some(([k, v]) => JSON.stringify(row.get(k)) !== JSON.stringify(v))
+    if (stale) writeSummary(shared.doc, 'issues', id, { ...fields, updated: meta.get('updated') || Date.now() })
   }
   entry.provider.on('sync', heal)
 
-  mount(main, h('div', { class: 'issue-screen' },
-    h('a', { class: 'back-link', href: '#/issues' }, '← Board'),
+  const remove = confirmButton({
+    label: 'Delete',
+    testid: 'delete',
+    question: 'Delete this issue for everyone?',
+    confirm: 'Delete issue',
+    run: async () => {
+      await deleteDocument(`issues/${encodeURIComponent(id)}`, 'issue')
+      forgetLocal(entry)
+      location.hash = '#/issues'
+    }
+  })
+  const screen = h('div', { class: 'issue-screen' },
+    h('div', { class: 'pane-head' }, h('a', { class: 'back-link', href: '#/issues' }, '← Board'), remove),
     h('article', { class: 'doc issue-doc', 'aria-label': 'Issue' },
       h('header', { class: 'doc-head' }, titleInput, metaLine),
       h('div', { class: 'issue-grid' },
@@ -256,13 +309,16 @@ function issueView (main, id, ctx) {
           h('label', { for: 'issue-status', class: 'field-label' }, 'Status'), statusSelect,
           h('label', { for: 'issue-priority', class: 'field-label' }, 'Priority'), prioritySelect,
           h('div', { class: 'field-label' }, 'Assignees'), assignees.el, assignMe,
-          h('div', { class: 'field-label' }, 'Labels'), labels.el)))))
+          h('div', { class: 'field-label' }, 'Labels'), labels.el))))
+  mount(main, screen)
+  const stopGuard = guardExistence(entry, () => meta.size > 0 || title.length > 0, screen)
   if (sessionStorage.getItem('tandem.focusTitle') === id) {
     sessionStorage.removeItem('tandem.focusTitle')
     titleInput.focus()
   }
 
   return () => {
+    stopGuard()
     stopTracking()
     entry.provider.off('sync', heal)
     unbindTitle()

@@ -4,7 +4,7 @@
 import './style.css'
 import { h, mount, avatar } from './ui.js'
 import { COLORS, slug, loadUser, saveUser, forgetUser, fetchSession, refresh, devToken, jwtClaims } from './session.js'
-import { openDoc, setUser, onChange, getFocus, connectionState, presence, SHARED_INDEX, privateIndex } from './sync.js'
+import { openDoc, setUser, onChange, getFocus, connectionState, viewers, pendingChanges, SHARED_INDEX, privateIndex } from './sync.js'
 import { notesScreen } from './notes.js'
 import { contactsScreen } from './contacts.js'
 import { issuesScreen } from './issues.js'
@@ -56,7 +56,7 @@ function signIn (session, error = '') {
       checked: c.value === color,
       onchange: () => { color = c.value; updatePreview() }
     }),
-    h('span', { class: 'swatch-dot', 'aria-hidden': 'true' }),
+    h('span', { class: 'swatch-dot', 'aria-hidden': 'true' }, h('span', { class: 'swatch-check' }, '✓')),
     h('span', { class: 'sr-only' }, c.name)))
   const tokenInput = needsToken
     ? h('textarea', { id: 'signin-token', class: 'input mono', rows: 3, required: true, placeholder: 'eyJhbGciOi…' })
@@ -137,6 +137,13 @@ function start (user) {
     ['notes', 'contacts', 'issues'].map(section => h('a', { href: `#/${section}`, class: 'tab', dataset: { section } },
       section[0].toUpperCase() + section.slice(1))))
   const main = h('main', { id: 'main', class: 'main', tabindex: '-1' })
+  // "Access refused" / "Not found": shown instead of the screen when the focused document is.
+  const blocked = h('section', { class: 'blocked', hidden: true, 'data-testid': 'blocked', 'aria-live': 'polite' })
+  const signOut = () => {
+    forgetUser()
+    location.hash = ''
+    location.reload()
+  }
   const header = h('header', { class: 'topbar' },
     h('a', { class: 'brand', href: '#/notes', 'aria-label': 'tandem home' }, logo(), 'tandem'),
     nav,
@@ -147,43 +154,67 @@ function start (user) {
       h('div', { class: 'me' },
         avatar(user),
         h('span', { class: 'me-name' }, user.name),
-        h('button', {
-          type: 'button',
-          class: 'btn btn-ghost btn-s',
-          onclick: () => {
-            forgetUser()
-            location.hash = ''
-            location.reload()
-          }
-        }, 'Sign out'))))
-  mount(app, header, main, h('div', { id: 'announcer', class: 'sr-only', 'aria-live': 'polite' }))
+        h('button', { type: 'button', class: 'btn btn-ghost btn-s', onclick: signOut }, 'Sign out'))))
+  mount(app, header, main, blocked, h('div', { id: 'announcer', class: 'sr-only', 'aria-live': 'polite' }))
 
   const renderStatus = () => {
     const focus = getFocus()
     const state = connectionState(focus)
-    const labels = { connected: 'Connected', reconnecting: 'Reconnecting…', offline: 'Offline', refused: 'Access refused' }
+    const waiting = pendingChanges()
+    const labels = { connected: 'Connected', reconnecting: 'Reconnecting…', offline: 'Offline', refused: 'Access refused', 'not-found': 'Not found' }
     const title = {
       connected: 'Live: edits are shared as you type',
       reconnecting: 'Trying to reach the server; edits are kept and sent when it answers',
       offline: 'No network: edits are saved in this browser and merge when you are back online',
-      refused: `The server refused this document${focus?.refused?.reason ? ': ' + focus.refused.reason : ''}`
+      refused: `The server refused this document${focus?.refused?.reason ? ': ' + focus.refused.reason : ''}`,
+      'not-found': 'There is no such document'
     }
     connEl.dataset.state = state
     connEl.title = title[state]
-    mount(connEl, h('span', { class: 'conn-dot', 'aria-hidden': 'true' }), h('span', { class: 'conn-label' }, labels[state]))
+    const unsynced = waiting > 0 && (state === 'offline' || state === 'reconnecting')
+    mount(connEl, h('span', { class: 'conn-dot', 'aria-hidden': 'true' }), h('span', { class: 'conn-label' }, labels[state]),
+      unsynced
+        ? h('span', { class: 'conn-pending', 'data-testid': 'pending', title: `${waiting} ${waiting === 1 ? 'change' : 'changes'} saved here, sent when the connection returns` },
+          ` · ${waiting} unsynced`)
+        : null)
+    renderBlocked(focus, state)
 
-    const rows = presence(focus)
-    const shown = rows.slice(0, 5)
+    const rows = viewers(focus)
+    const shown = rows.slice(0, 4)
     mount(presenceEl,
-      h('div', { class: 'avatars' }, shown.map(r => {
+      h('div', { class: 'avatars' }, shown.map((r, i) => {
         const a = avatar(r.user, r.self ? 'avatar-self' : '')
         a.dataset.name = r.user.name
-        if (r.self) a.title = `${r.user.name} (you)`
+        a.style.zIndex = String(shown.length - i) // each one above the next: initials stay whole
+        if (r.self) { a.title = `${r.user.name} (you)`; a.setAttribute('aria-label', a.title) }
         return a
       }), rows.length > shown.length ? h('span', { class: 'avatar avatar-more' }, `+${rows.length - shown.length}`) : null),
       h('span', { class: 'viewers', title: rows.map(r => r.user.name).join(', ') },
         h('span', { 'data-testid': 'viewer-count' }, String(rows.length)),
-        rows.length === 1 ? ' viewer' : ' viewers'))
+        h('span', { class: 'viewers-word' }, rows.length === 1 ? ' viewer' : ' viewers')))
+  }
+  const renderBlocked = (focus, state) => {
+    const kind = state === 'refused' || state === 'not-found' ? state : null
+    main.hidden = !!kind
+    blocked.hidden = !kind
+    if (!kind) { blocked.replaceChildren(); return }
+    if (blocked.dataset.kind === kind && blocked.childElementCount) return
+    blocked.dataset.kind = kind
+    const reason = focus?.refused?.reason
+    mount(blocked, kind === 'refused'
+      ? h('div', { class: 'empty-state' },
+        h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, '⛔'),
+        h('h1', {}, 'Access refused'),
+        h('p', { class: 'muted' }, 'The server did not accept your sign-in for this document',
+          reason ? `: ${reason}.` : '.', ' Sign in again, or ask an administrator for access.'),
+        h('div', { class: 'row gap-m center' },
+          h('a', { class: 'btn', href: '#/notes' }, 'Back to notes'),
+          h('button', { type: 'button', class: 'btn btn-primary', onclick: signOut }, 'Sign in again')))
+      : h('div', { class: 'empty-state' },
+        h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, '?'),
+        h('h1', {}, 'Not found'),
+        h('p', { class: 'muted' }, 'Nothing is here: it was deleted, the link is mistyped, or it is someone else\'s private note.'),
+        h('a', { class: 'btn', href: '#/notes' }, 'Back to notes')))
   }
   onChange(renderStatus)
   window.addEventListener('online', renderStatus)

@@ -4,13 +4,13 @@
 
 import * as Y from 'yjs'
 import { h, mount, newId, ago, announce } from './ui.js'
-import { openDoc, release, setFocus, writeSummary, person, currentUser } from './sync.js'
+import { openDoc, release, setFocus, writeSummary, person, currentUser, forgetLocal } from './sync.js'
 import { bindText } from './bind-text.js'
 import { createEditor } from './editor.js'
 import { createTiptapEditor } from './tiptap.js'
 import { createThread } from './thread.js'
 import { createChips } from './chips.js'
-import { splitLayout, indexList, trackUpdates, emptyPane, lockIcon, TOUCH } from './common.js'
+import { splitLayout, indexList, trackUpdates, emptyPane, lockIcon, TOUCH, guardExistence, confirmButton, deleteDocument } from './common.js'
 
 export function noteDocName (user, id, isPrivate) {
   return isPrivate ? `private/${user.sub}/notes/${id}` : `notes/${id}`
@@ -78,7 +78,7 @@ export function notesScreen (main, params, ctx) {
     pane = emptyPane('✎', 'Pick a note', 'Open a note from the list, or start a new one. Anyone who opens the same note edits it with you live.',
       h('button', { type: 'button', class: 'btn', onclick: () => actions.requestSubmit() }, 'Start a note'))
   }
-  mount(main, splitLayout({ title: 'Notes', actions, list: list.el, pane }))
+  mount(main, splitLayout({ title: 'Notes', actions, list, pane, back: params.id ? '#/notes' : null }))
   if (params.id && sessionStorage.getItem('tandem.focusTitle') === params.id) {
     sessionStorage.removeItem('tandem.focusTitle')
     main.querySelector('.title-input')?.focus()
@@ -105,6 +105,17 @@ function noteView (params, ctx) {
   const unbindTitle = bindText(titleInput, title)
 
   const metaLine = h('p', { class: 'doc-meta' })
+  const remove = confirmButton({
+    label: 'Delete',
+    testid: 'delete',
+    question: isPrivate ? 'Delete this private note?' : 'Delete this note for everyone?',
+    confirm: 'Delete note',
+    run: async () => {
+      await deleteDocument(`${isPrivate ? 'private/notes' : 'notes'}/${encodeURIComponent(params.id)}`, 'note')
+      forgetLocal(entry)
+      location.hash = '#/notes'
+    }
+  })
   const renderMeta = () => {
     const author = meta.get('author')
     const parts = []
@@ -112,7 +123,7 @@ function noteView (params, ctx) {
     if (meta.get('updated')) parts.push(`edited ${ago(meta.get('updated'))}`)
     mount(metaLine,
       isPrivate ? h('span', { class: 'badge badge-private' }, lockIcon(), 'Private · only you') : h('span', { class: 'badge' }, 'Shared with the workspace'),
-      h('span', {}, parts.join(' · ')))
+      h('span', {}, parts.join(' · ')), remove)
   }
   meta.observe(renderMeta)
   renderMeta()
@@ -152,10 +163,13 @@ function noteView (params, ctx) {
       h('header', { class: 'doc-head' }, titleInput, metaLine, tags.el),
       editorHost,
       thread.el))
+  const stopGuard = guardExistence(entry,
+    () => meta.size > 0 || title.length > 0 || doc.getXmlFragment('default').length > 0, el)
 
   return {
     el,
     destroy () {
+      stopGuard()
       stopTracking()
       entry.provider.off('sync', heal)
       unbindTitle()

@@ -10,14 +10,16 @@
 
 const USER_KEY = 'tandem.user'
 
+// Every colour reaches 4.5:1 against white (and white text on it), since it colours small text:
+// initials, caret labels, "typing…" (WCAG AA). Amber, emerald, sky and teal are the 700 shades.
 export const COLORS = [
   { name: 'Indigo', value: '#4f46e5' },
   { name: 'Rose', value: '#e11d48' },
-  { name: 'Emerald', value: '#059669' },
-  { name: 'Amber', value: '#d97706' },
-  { name: 'Sky', value: '#0284c7' },
+  { name: 'Emerald', value: '#047857' },
+  { name: 'Amber', value: '#b45309' },
+  { name: 'Sky', value: '#0369a1' },
   { name: 'Violet', value: '#7c3aed' },
-  { name: 'Teal', value: '#0d9488' },
+  { name: 'Teal', value: '#0f766e' },
   { name: 'Slate', value: '#475569' }
 ]
 

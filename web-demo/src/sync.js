@@ -89,7 +89,9 @@ export function openDoc (name) {
     status: provider.status || (navigator.onLine ? 'connecting' : 'disconnected'),
     synced: false,
     localLoaded: false,
-    refused: null
+    refused: null,
+    missing: false,
+    pending: 0
   }
   docs.set(name, entry)
   announceUser(entry)
@@ -98,12 +100,31 @@ export function openDoc (name) {
     if (status === 'connected') entry.refused = null
     changed(entry)
   })
-  provider.on('sync', synced => { entry.synced = synced; changed(entry) })
+  provider.on('sync', synced => {
+    entry.synced = synced
+    if (synced) { entry.pending = 0; notify() }
+    changed(entry)
+  })
   provider.on('closed', ({ code, reason }) => {
     // The server closed with a 44xx code (refused): y-websocket stops retrying. Hocuspocus says
     // the same of one document with PermissionDenied.
-    entry.refused = { code, reason }
+    entry.refused = { code, reason, kind: code === 4404 ? 'not-found' : 'refused' }
+    // Deleted on the server (4404): the copy in this browser must not bring it back.
+    if (code === 4404) forgetLocal(entry)
     changed(entry)
+    // Hocuspocus refuses a bad name and a bad token alike: the HTTP answer tells them apart.
+    if (dialect === 'hocuspocus') probe(entry, { force: true })
+  })
+  // A refused upgrade (HTTP 400/401/403) reaches a browser's websocket as a bare close (1006),
+  // the same as a network failure: y-websocket would retry forever. Ask the server over HTTP.
+  provider.on('connection-close', () => probe(entry))
+  // Edits made while not in sync with the server, shown as "changes waiting"; the sync
+  // handshake sends them all when the connection returns.
+  doc.on('update', (_update, _origin, _doc, tr) => {
+    if (!tr.local) return
+    if (entry.status === 'connected' && entry.synced && navigator.onLine) return
+    entry.pending++
+    notify()
   })
   provider.awareness.on('change', () => {
     learnPeople(entry.awareness)
@@ -111,6 +132,55 @@ export function openDoc (name) {
   })
   idb.whenSynced.then(() => { entry.localLoaded = true; changed(entry) }, () => {})
   return entry
+}
+
+/**
+ * Why the server refused the socket of `entry`, asked over HTTP (`GET /api/docs/<doc>/presence`
+ * takes the same token and role as the socket): 400 is a name the server never serves, 401 a
+ * token it does not accept, 403 a document this token may not read. At most every 5 s per
+ * document; a network failure (or a 2xx) leaves the provider retrying.
+ */
+async function probe (entry, { force = false } = {}) {
+  if (!navigator.onLine || entry.probing) return
+  if (!force && (entry.refused || Date.now() - (entry.probedAt || 0) < 5000)) return
+  entry.probing = true
+  entry.probedAt = Date.now()
+  try {
+    const path = entry.name.split('/').map(encodeURIComponent).join('/')
+    const res = await fetch(`./api/docs/${path}/presence`, {
+      headers: { accept: 'application/json', ...(user?.token ? { authorization: `Bearer ${user.token}` } : {}) }
+    })
+    if (![400, 401, 403, 404].includes(res.status)) return
+    let reason = ''
+    try { reason = (await res.json()).message || '' } catch { /* the status says enough */ }
+    entry.refused = { code: res.status, reason, kind: res.status === 400 || res.status === 404 ? 'not-found' : 'refused' }
+    entry.provider.disconnect()
+    changed(entry)
+  } catch { /* offline or unreachable: the provider keeps trying */ } finally {
+    entry.probing = false
+  }
+}
+
+/** Drops the browser's copy of a document deleted on the server. */
+export function forgetLocal (entry) {
+  if (entry.deleted) return
+  entry.deleted = true
+  if (entry.provider.stop) entry.provider.stop()
+  else entry.provider.disconnect()
+  entry.idb.clearData().catch(() => {})
+}
+
+/** A document that turned out not to exist (nothing there once in sync with the server). */
+export function markMissing (entry) {
+  entry.missing = true
+  changed(entry)
+}
+
+/** Edits in the open documents not yet shared with the server. */
+export function pendingChanges () {
+  let n = 0
+  for (const entry of docs.values()) n += entry.pending
+  return n
 }
 
 /** Lets go of a document opened with openDoc. */
@@ -121,7 +191,7 @@ export function release (entry) {
     docs.delete(entry.name)
     // destroy() tells the others this client left (awareness null) and closes the socket.
     entry.provider.destroy()
-    entry.idb.destroy().catch(() => {})
+    if (!entry.deleted) entry.idb.destroy().catch(() => {})
     entry.doc.destroy()
   }, CLOSE_AFTER_MS)
 }
@@ -150,11 +220,12 @@ function notify () {
   for (const fn of changeListeners) fn()
 }
 
-/** 'connected' | 'reconnecting' | 'offline' | 'refused' for a document entry. */
+/** 'connected' | 'reconnecting' | 'offline' | 'refused' | 'not-found' for a document entry. */
 export function connectionState (entry) {
   if (!navigator.onLine) return 'offline'
   if (!entry) return 'reconnecting'
-  if (entry.refused) return 'refused'
+  if (entry.refused) return entry.refused.kind || 'refused'
+  if (entry.missing) return 'not-found'
   if (entry.status === 'connected' && entry.synced) return 'connected'
   return 'reconnecting'
 }
@@ -171,6 +242,23 @@ export function presence (entry) {
   return rows
 }
 
+/**
+ * The people present in a document: one row per person (by `sub`, else name), however many
+ * clients they have there (two tabs; a reload whose old socket the server has not yet seen go).
+ */
+export function viewers (entry) {
+  const byPerson = new Map()
+  for (const row of presence(entry)) {
+    const key = row.user.sub || `name:${row.user.name}`
+    const known = byPerson.get(key)
+    if (!known) byPerson.set(key, { ...row, clients: 1 })
+    else { known.clients++; known.self = known.self || row.self }
+  }
+  const rows = Array.from(byPerson.values())
+  rows.sort((a, b) => (b.self - a.self) || a.user.name.localeCompare(b.user.name))
+  return rows
+}
+
 window.addEventListener('offline', () => {
   for (const entry of docs.values()) entry.provider.disconnect()
   hocuspocusOnline(false)
@@ -179,7 +267,9 @@ window.addEventListener('offline', () => {
 
 window.addEventListener('online', () => {
   for (const entry of docs.values()) {
+    if (entry.deleted) continue
     entry.refused = null
+    entry.probedAt = 0
     entry.provider.connect()
   }
   hocuspocusOnline(true)
@@ -200,7 +290,10 @@ export function writeSummary (indexDoc, mapName, id, fields) {
       map.set(id, row)
     }
     for (const [key, value] of Object.entries(fields)) {
-      if (row.get(key) !== value) row.set(key, value)
+      const same = value !== null && typeof value === 'object'
+        ? JSON.stringify(row.get(key)) === JSON.stringify(value)
+        : row.get(key) === value
+      if (!same) row.set(key, value)
     }
   })
 }

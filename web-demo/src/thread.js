@@ -30,7 +30,7 @@ export function createThread (array, { noun = 'reply', title = 'Replies' } = {})
   const form = h('form', {
     class: 'thread-form',
     onsubmit: e => { e.preventDefault(); submit() }
-  }, input, h('div', { class: 'thread-form-actions' }, h('span', { class: 'hint' }, 'Ctrl+Enter to send'), submitButton))
+  }, input, h('div', { class: 'thread-form-actions' }, h('span', { class: 'hint hint-keys' }, 'Ctrl+Enter to send'), submitButton))
 
   function submit () {
     const text = input.value.trim()

@@ -12,7 +12,7 @@ import CollaborationCaret from '@tiptap/extension-collaboration-caret'
 import { h } from './ui.js'
 import { mentionableEditor } from './people.js'
 import { createToolbar, BODY_PLACEHOLDER } from './toolbar.js'
-import { placeholder } from './editor.js'
+import { placeholder, caretElement } from './editor.js'
 
 const Placeholder = Extension.create({
   name: 'bodyPlaceholder',
@@ -62,6 +62,7 @@ export function createTiptapEditor (host, entry, user, { label = 'Note body' } =
       Collaboration.configure({ fragment: entry.doc.getXmlFragment('default') }),
       CollaborationCaret.configure({
         provider: entry.provider,
+        render: user => caretElement(user, { caret: 'collaboration-carets__caret', label: 'collaboration-carets__label' }),
         user: user ? { name: user.name, color: user.color, sub: user.sub } : { name: 'Someone', color: '#64748b' }
       }),
       Placeholder

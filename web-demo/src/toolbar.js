@@ -23,8 +23,11 @@ export function createToolbar (tools, focus) {
       onclick: () => {
         tool.run()
         focus()
-      }
-    }, tool.text)
+      },
+      // The glyph is drawn by CSS (`::before`): "1." as text would not be part of the
+      // accessible name "Numbered list", which WCAG's label-in-name wants.
+      'data-glyph': tool.text
+    })
     if (tool.active) button.setAttribute('aria-pressed', 'false')
     el.append(button)
     buttons.push({ button, tool })

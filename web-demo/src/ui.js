@@ -14,7 +14,12 @@ export function h (tag, attrs = {}, ...children) {
     } else if (key === 'class') {
       el.className = value
     } else if (key === 'style' && typeof value === 'object') {
-      Object.assign(el.style, value)
+      // setProperty, not Object.assign: assigning a custom property (`--swatch`) to the style
+      // object is silently dropped.
+      for (const [prop, v] of Object.entries(value)) {
+        if (prop.startsWith('--')) el.style.setProperty(prop, v)
+        else el.style[prop] = v
+      }
     } else if (key === 'dataset') {
       Object.assign(el.dataset, value)
     } else if (key in el && typeof value !== 'string') {
@@ -50,12 +55,45 @@ export function initials (name) {
   return (words[0][0] + words[words.length - 1][0]).toUpperCase()
 }
 
+/** Relative luminance of `#rrggbb` (WCAG 2). */
+function luminance (hex) {
+  const n = parseInt(hex.slice(1), 16)
+  const lin = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4 }
+  return 0.2126 * lin(n >> 16) + 0.7152 * lin((n >> 8) & 255) + 0.0722 * lin(n & 255)
+}
+
+/** WCAG contrast ratio of `#rrggbb` against white. */
+export function contrastOnWhite (hex) {
+  return 1.05 / (luminance(hex) + 0.05)
+}
+
+const inkCache = new Map()
+
+/**
+ * A user's colour made fit for small text: `color` itself when it reaches 4.5:1 against white
+ * (WCAG AA; so does white text on it), else the same hue darkened until it does. Colours come
+ * from other clients and the directory, so they are never trusted to be readable.
+ */
+export function ink (color) {
+  if (typeof color !== 'string' || !/^#[0-9a-f]{6}$/i.test(color)) return '#475569'
+  let out = inkCache.get(color)
+  if (out) return out
+  let [r, g, b] = [1, 3, 5].map(i => parseInt(color.slice(i, i + 2), 16))
+  out = color.toLowerCase()
+  for (let i = 0; i < 40 && contrastOnWhite(out) < 4.6; i++) {
+    [r, g, b] = [r, g, b].map(c => Math.floor(c * 0.93))
+    out = '#' + [r, g, b].map(c => c.toString(16).padStart(2, '0')).join('')
+  }
+  inkCache.set(color, out)
+  return out
+}
+
 /** A round avatar with initials on the user's colour. */
 export function avatar (user, extraClass = '') {
   const name = user?.name || 'Anonymous'
   return h('span', {
     class: `avatar ${extraClass}`.trim(),
-    style: { background: user?.color || '#64748b' },
+    style: { background: ink(user?.color || '#64748b') },
     title: name,
     'aria-label': name,
     role: 'img'

@@ -7,7 +7,7 @@ fn entry(id: &str, text: &str) -> Entry {
         id: id.into(),
         author: "whoever-the-client-wrote".into(),
         text: text.into(),
-        time: 1.0,
+        time: 1,
         edited: false,
     }
 }
@@ -16,7 +16,7 @@ fn issue(title: &str, status: &str, assignees: &[&str], comments: Vec<Entry>) ->
     Typed::Issue(Issue {
         title: title.into(),
         status: status.into(),
-        created: 1.0,
+        created: 1,
         assignees: assignees.iter().map(|s| s.to_string()).collect(),
         comments,
         ..Issue::default()
@@ -27,7 +27,7 @@ fn note(body: &str, replies: Vec<Entry>) -> Typed {
     Typed::Note(Note {
         title: "Plan".into(),
         body: body.into(),
-        created: 1.0,
+        created: 1,
         replies,
         ..Note::default()
     })

@@ -55,6 +55,8 @@ pub(super) struct Conn {
     pub(super) v4: bool,
     /// A document has been authenticated on this socket.
     pub(super) authenticated_once: bool,
+    /// A document on this socket published presence: its pings come every `presence_ping`.
+    presence: bool,
     sink: Sink,
 }
 
@@ -84,6 +86,7 @@ pub(super) async fn serve(
         user_slots: HashMap::new(),
         v4: false,
         authenticated_once: false,
+        presence: false,
         sink,
     };
     let end = conn.run(&mut stream, &mut opened_rx).await;
@@ -123,11 +126,22 @@ impl Conn {
         // Every half ping interval an app-level ping (to 4.x providers, which drop a socket
         // they heard nothing on for 30 s, presence or not); every full one a websocket ping,
         // and a peer that sent nothing since the previous one is closed.
-        let half = (timing.ping_interval / 2).max(Duration::from_millis(10));
-        let mut tick = tokio::time::interval_at(opened_at + half, half);
+        // Once a document publishes presence, at the presence period: a vanished network
+        // takes its people out of the others' lists within seconds.
+        let half_of = |every: Duration| (every / 2).max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval_at(
+            opened_at + half_of(timing.ping_interval),
+            half_of(timing.ping_interval),
+        );
+        let mut presence_pinged = false;
         let mut full = false;
         let mut heard = true;
         loop {
+            if self.presence && !presence_pinged {
+                presence_pinged = true;
+                let half = half_of(timing.presence_ping());
+                tick = tokio::time::interval_at(Instant::now() + half, half);
+            }
             let mut deadline = self.docs.next_deadline(timing.preauth_wait_max);
             if !self.authenticated_once {
                 let auth_by = opened_at + timing.preauth_wait_max;
@@ -281,7 +295,10 @@ impl Conn {
         let (member, room) = (attached.member, attached.room.clone());
         let inbound = match hocuspocus::decode_message(message_type, body, &attached.decoding) {
             Ok(ClientMessage::Sync(message)) => message,
-            Ok(ClientMessage::Awareness(update)) => Inbound::Awareness(update),
+            Ok(ClientMessage::Awareness(update)) => {
+                self.presence = true;
+                Inbound::Awareness(update)
+            }
             Ok(ClientMessage::QueryAwareness) => Inbound::QueryAwareness,
             Ok(ClientMessage::Stateless(payload)) => Inbound::Stateless(payload),
             // The token of an attached document is not checked again; its expiry stands.

@@ -1,6 +1,6 @@
 //! The endpoints outside the typed REST table, described for the OpenAPI document: HTTP sync,
 //! history, past states, restore and delete of any document; who is online; notifications; the
-//! people directory; health, stats, session and dev tokens; the websocket endpoints and
+//! people directory; the webhook admin API; health, stats, session and dev tokens; the websocket endpoints and
 //! `/metrics`. Their JSON bodies are the types the handlers serialize (schemars), so they cannot
 //! drift; the paths and statuses are written here, beside the handlers they describe.
 
@@ -11,6 +11,7 @@ use crate::api::{DocDeleted, History, Past, Restored};
 use crate::http::{DevLogin, DevToken, Health, Session, Stats};
 use crate::people::http::{MarkReadBody, NotificationPage, PeoplePage, PresenceList, Unread};
 use crate::people::online::DocPresence;
+use crate::webhooks::admin::{Requeued, WebhookList};
 
 /// What the descriptions share: the generator of schemas and the JSON error answer.
 pub(super) struct Describe<'a> {
@@ -239,6 +240,34 @@ pub(super) fn add(paths: &mut Map<String, Value>, d: &mut Describe<'_>) {
         vec![query("limit", "people per page", json!({ "type": "integer", "minimum": 1, "maximum": crate::config::Limits::default().people_page_max })),
              query("after", "the next_after of the previous page", json!({ "type": "string" }))],
         people) }));
+
+    // The webhook admin API.
+    let forbidden = "the token does not administer every document (\"**\": \"admin\")";
+    let mut hooks = responses(vec![
+        (
+            200,
+            d.json::<WebhookList>("every endpoint with its outbox, counts and last error"),
+        ),
+        (403, d.error(forbidden)),
+        (503, d.error("storage unavailable; retry")),
+    ]);
+    d.refusals(&mut hooks);
+    paths.insert("/api/admin/webhooks".into(), json!({ "get": op(
+        "Webhook endpoints: waiting, delivered, failed and dead events", "get_admin_webhooks", vec![], hooks) }));
+    let mut retry = responses(vec![
+        (
+            200,
+            d.json::<Requeued>("how many dead events went back to the outbox"),
+        ),
+        (403, d.error(forbidden)),
+        (404, d.error("no endpoint has this id")),
+        (503, d.error("storage unavailable; retry")),
+    ]);
+    d.refusals(&mut retry);
+    let id = json!({ "name": "id", "in": "path", "required": true, "description": "the endpoint's id, as listed",
+        "schema": { "type": "string", "maxLength": 64 } });
+    paths.insert("/api/admin/webhooks/{id}/retry".into(), json!({ "post": op(
+        "Put an endpoint's dead events back in its outbox", "post_admin_webhook_retry", vec![id], retry) }));
 
     // The server.
     let health = d.schema::<Health>();

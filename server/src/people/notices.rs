@@ -84,7 +84,7 @@ mod tests {
         Typed::Note(Note {
             title: "Plan".into(),
             body: body.into(),
-            created: 1.0,
+            created: 1,
             ..Note::default()
         })
     }

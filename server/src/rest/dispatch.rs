@@ -158,6 +158,16 @@ fn param(value: Option<&str>) -> Result<&str, ApiError> {
 /// The caller's role on `doc` if it is at least `needed`.
 fn require(principal: &Principal, doc: &str, needed: Role) -> Result<Role, ApiError> {
     let role = role_on(principal, doc)?;
+    if role == Role::Read && needed > Role::Read {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            format!(
+                "read-only: the token's role on this document is read, and this needs {}",
+                format!("{needed:?}").to_lowercase()
+            ),
+        ));
+    }
     if role < needed {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use tandem_crdt_model::index::{self, Row};
+use tandem_crdt_model::index::{self, Card, Row};
 use yrs::Doc;
 
 use super::edits::edit_in_room;
@@ -39,6 +39,12 @@ pub(super) async fn update_index(
         // Contacts keep no time of their own.
         updated: item["updated"].as_f64().unwrap_or_else(now_ms_f64),
         status: item["status"].as_str().map(str::to_string),
+        // An issue's answer carries its priority: its card shows that, assignees and labels.
+        card: item["priority"].as_str().map(|priority| Card {
+            priority: priority.to_string(),
+            assignees: strings(&item["assignees"]),
+            labels: strings(&item["labels"]),
+        }),
         private: scope.private,
     });
     let (kind, id) = (scope.kind, id.to_string());
@@ -49,4 +55,17 @@ pub(super) async fn update_index(
     if let Err(e) = edit_in_room(app, &index, &principal.sub, edit).await {
         tracing::debug!(index = %index, error = %e.message, "index row not updated");
     }
+}
+
+/// The strings of a JSON array (nothing for anything else).
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }

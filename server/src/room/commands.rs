@@ -11,6 +11,12 @@ use yrs::{Doc, StateVector};
 use super::mailbox::Mailbox;
 use crate::authorship::Authors;
 
+/// The reason a read-only member (and an HTTP sync with a read-only token) is given when its
+/// edit is refused: stock providers show it to their user (y-websocket logs "Permission denied
+/// to access <url>" and this), so it says why, not only that.
+pub const READ_ONLY: &str =
+    "read-only: the token's role on this document is read, so its edits are refused";
+
 /// One attachment of a connection to a document. A y-websocket socket holds one; a connection
 /// of a multiplexing dialect may hold several, each its own member.
 pub type MemberId = u64;

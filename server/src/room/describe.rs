@@ -6,13 +6,15 @@
 //! batch. Updates from other nodes form segments of their own: the feed describes them, but their
 //! notifications were derived, and delivered, by the node that accepted them.
 //!
-//! Segments close before the group commit, so a batch's notifications go to the store in the
-//! same commit as its updates, and its feed events are published once that commit is durable.
+//! Segments close before the group commit, so a batch's notifications and webhook events go to
+//! the store in the same commit as its updates, and its feed events are published once that
+//! commit is durable. Webhook events, like notifications, are queued by the node that accepted
+//! the change only: each event enters the (shared) outbox once.
 
 use std::sync::Arc;
 
 use tandem_crdt_model::typed::{self, Change};
-use tandem_storage::NewNotification;
+use tandem_storage::{NewHookEvent, NewNotification};
 
 use super::Room;
 use crate::clock::now_ms;
@@ -33,6 +35,8 @@ pub(super) struct Described {
     pub feed: Vec<(Vec<String>, Vec<Change>)>,
     /// Inbox entries, committed with the batch.
     pub notifications: Vec<NewNotification>,
+    /// Webhook outbox entries, committed with the batch.
+    pub hooks: Vec<NewHookEvent>,
 }
 
 impl Room {
@@ -94,12 +98,57 @@ impl Room {
                     now_ms(),
                 );
                 self.described.notifications.extend(found);
-                vec![author.to_string()]
+                let by = vec![author.to_string()];
+                let hooks = self.app.webhooks.entries(&self.name, &by, &changes, None);
+                self.described.hooks.extend(hooks);
+                by
             }
             Segment::Remote(authors) => authors.clone(),
         };
         self.described.feed.push((by, changes));
         *before = after;
+    }
+
+    /// With `--webhook-document-updates`: the batch's own updates (not other nodes') as one
+    /// `document.updated` event, with the state vector after them, queued before the typed
+    /// events the same updates make.
+    pub(super) fn describe_updates(&mut self) {
+        if !self.app.webhooks.wants_document_updates() || self.pending.is_empty() {
+            return;
+        }
+        let mut by: Vec<String> = Vec::new();
+        for a in &self.pending {
+            if !by.iter().any(|b| **b == *a.author) {
+                by.push(a.author.to_string());
+            }
+        }
+        let update = if self.pending.len() == 1 {
+            self.pending[0].update.to_vec()
+        } else {
+            let updates: Vec<&[u8]> = self.pending.iter().map(|a| &a.update[..]).collect();
+            match yrs::merge_updates_v1(&updates) {
+                Ok(merged) => merged,
+                Err(e) => {
+                    tracing::error!(doc = %self.name, cause = %e, "merging a batch for a webhook failed");
+                    return;
+                }
+            }
+        };
+        let state_vector = {
+            use yrs::updates::encoder::Encode;
+            use yrs::{ReadTxn, Transact};
+            self.doc.transact().state_vector().encode_v1()
+        };
+        let yjs = crate::webhooks::DocumentUpdate {
+            update: &update,
+            state_vector: &state_vector,
+        };
+        let change = Change::new("document.updated");
+        let hooks = self
+            .app
+            .webhooks
+            .entries(&self.name, &by, &[change], Some(yjs));
+        self.described.hooks.splice(0..0, hooks);
     }
 
     /// The batch is durable: its feed events go out.

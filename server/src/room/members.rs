@@ -11,10 +11,7 @@ use yrs::updates::encoder::Encode;
 use yrs::{ReadTxn, Transact};
 
 use super::outgoing::{Dest, Outbox};
-use super::{Attached, Detach, Member, MemberId, Outgoing, Room};
-
-/// What a reader hears when it tries to edit.
-pub(super) const READ_ONLY: &str = "permission denied";
+use super::{Attached, Detach, Member, MemberId, Outgoing, Room, READ_ONLY};
 
 impl Room {
     pub(super) fn join(&mut self, member: Member, out: &mut Outbox) {

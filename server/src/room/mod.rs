@@ -48,7 +48,7 @@ use yrs::{Doc, StateVector};
 
 pub use commands::{
     Edit, EditError, EditFn, HttpSync, HttpSyncError, HttpSyncReply, Member, MemberId, Receives,
-    RoomCmd, RoomError,
+    RoomCmd, RoomError, READ_ONLY,
 };
 pub use mailbox::{mailbox, Delivery, Full, Mailbox, MailboxReader};
 pub use outgoing::{Detach, Message, Outgoing, DIALECTS};
@@ -322,18 +322,22 @@ impl Room {
     /// are durable.
     async fn commit(&mut self) -> Result<(), String> {
         self.close_segment();
+        self.describe_updates();
         let notifications = std::mem::take(&mut self.described.notifications);
-        if self.pending.is_empty() && notifications.is_empty() {
+        let hooks = std::mem::take(&mut self.described.hooks);
+        if self.pending.is_empty() && notifications.is_empty() && hooks.is_empty() {
             return Ok(());
         }
         let appends = std::mem::take(&mut self.pending);
         let count = u64::try_from(appends.len()).unwrap_or(u64::MAX);
+        let woken: Vec<String> = hooks.iter().map(|h| h.endpoint.clone()).collect();
         self.app
             .durability
-            .commit(appends, notifications.clone())
+            .commit(appends, notifications.clone(), hooks)
             .await?;
         self.app.metrics.updates_persisted.fetch_add(count, Relaxed);
         self.app.notifier.delivered(&notifications);
+        self.app.webhooks.wake(&woken);
         Ok(())
     }
 

@@ -143,16 +143,25 @@ impl Room {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-        self.app.durability.flush().await?;
+        // Its webhook event is durable with the deletion (the flush after it), before the
+        // caller hears of it.
+        let by = vec![by.to_string()];
+        let deleted = vec![Change::new("document.deleted")];
+        let hooks = match existed {
+            true => self.app.webhooks.entries(&self.name, &by, &deleted, None),
+            false => Vec::new(),
+        };
+        let woken: Vec<String> = hooks.iter().map(|h| h.endpoint.clone()).collect();
+        self.app
+            .durability
+            .commit(Vec::new(), Vec::new(), hooks)
+            .await?;
+        self.app.webhooks.wake(&woken);
         if let Some(cluster) = &self.app.cluster {
             cluster.publish_deleted(&self.name);
         }
         if existed {
-            self.app.feed.publish(
-                &self.name,
-                vec![by.to_string()],
-                vec![Change::new("document.deleted")],
-            );
+            self.app.feed.publish(&self.name, by, deleted);
         }
         Ok(existed)
     }

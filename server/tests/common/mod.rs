@@ -4,7 +4,8 @@
 
 pub mod hocuspocus;
 
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tandem::auth::{mint_hs256, Claims, Role, Verifier};
@@ -272,4 +273,82 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// A presence frame of one client ID with `json` as its state.
+pub fn presence(client: u64, clock: u32, json: &str) -> Vec<u8> {
+    let entry = yrs::sync::awareness::AwarenessUpdateEntry {
+        clock,
+        json: json.into(),
+    };
+    let update = yrs::sync::awareness::AwarenessUpdate {
+        clients: [(yrs::block::ClientID::new(client), entry)]
+            .into_iter()
+            .collect(),
+    };
+    protocol::encode_awareness(&update)
+}
+
+/// Reads `ws` until a presence frame says `pred` of client `client`'s state; returns when.
+pub async fn presence_of(
+    ws: &mut Ws,
+    client: u64,
+    pred: impl Fn(&str) -> bool,
+) -> tokio::time::Instant {
+    loop {
+        let frame = recv_with(ws, &[protocol::MSG_AWARENESS]).await;
+        use yrs::encoding::read::Read;
+        use yrs::updates::decoder::Decode;
+        let mut cursor = yrs::encoding::read::Cursor::new(&frame[1..]);
+        let body = cursor.read_buf().expect("framed");
+        let update =
+            yrs::sync::awareness::AwarenessUpdate::decode_v1(body).expect("presence decodes");
+        if update
+            .clients
+            .get(&yrs::block::ClientID::new(client))
+            .is_some_and(|e| pred(&e.json))
+        {
+            return tokio::time::Instant::now();
+        }
+    }
+}
+
+/// A `redis-server` with its AOF in `dir`, on `port`, ready to answer.
+pub fn redis_server(port: u16, dir: &std::path::Path) -> Child {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (Debian package redis-server)");
+    let url = format!("redis://127.0.0.1:{port}/");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection())
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// A `redis-server` child, killed when dropped.
+pub struct Redis(pub Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -415,6 +415,59 @@ fn an_inbox_survives_reopening_and_its_ids_keep_growing() {
     assert!(second > first, "{second} > {first}");
 }
 
+#[path = "../../tests/contract/outbox.rs"]
+mod outbox_contract;
+
+use crate::{NewHookEvent, Outbox, OutboxCounts};
+
+fn outbox_config() -> StoreConfig {
+    StoreConfig {
+        outbox_len_max: outbox_contract::LEN_MAX,
+        ..StoreConfig::default()
+    }
+}
+
+#[test]
+fn outbox_contract_sled_and_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled = SledStore::open(&dir.path().join("db"), outbox_config()).expect("opens");
+    outbox_contract::check(&sled, "a1b2c3");
+    outbox_contract::check(&memory::MemStore::new(outbox_config()), "a1b2c3");
+}
+
+/// Queued events are durable after a flush, counted right after reopening (the lengths are
+/// counted again), and ids after a restart sort after the ones before it.
+#[test]
+fn an_outbox_survives_reopening_and_its_ids_keep_growing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let event = NewHookEvent {
+        endpoint: "e1".into(),
+        event: "note.created".into(),
+        time_ms: 5,
+        body: b"{}".to_vec(),
+    };
+    let first = {
+        let store = SledStore::open(&dir.path().join("db"), outbox_config()).expect("opens");
+        store
+            .enqueue(&[event.clone(), event.clone()])
+            .expect("enqueues");
+        store.flush().expect("flushes");
+        store.pending("e1", 10).expect("reads")[1].id
+    };
+    let store = SledStore::open(&dir.path().join("db"), outbox_config()).expect("reopens");
+    assert_eq!(
+        store.outbox_counts("e1").expect("counts"),
+        OutboxCounts {
+            pending: 2,
+            dead: 0
+        }
+    );
+    store.enqueue(&[event]).expect("enqueues");
+    let pending = store.pending("e1", 10).expect("reads");
+    assert_eq!(pending.len(), 3);
+    assert!(pending[2].id > first, "{} > {first}", pending[2].id);
+}
+
 #[path = "../../tests/contract/directory.rs"]
 mod directory_contract;
 
@@ -423,4 +476,19 @@ fn directory_contract_sled_and_memory() {
     let (_dir, sled) = store();
     directory_contract::check(&sled);
     directory_contract::check(&memory::MemStore::new(StoreConfig::default()));
+}
+
+// A second opener of a store that is open is told it is held by another, not given sled's lock
+// error; once the first lets go, it opens.
+#[test]
+fn a_second_opener_is_told_the_store_is_held() {
+    let (dir, first) = store();
+    let path = dir.path().join("db");
+    match SledStore::open(&path, StoreConfig::default()) {
+        Err(StoreError::Locked(held)) => assert_eq!(held, path),
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("opened a held store"),
+    }
+    drop(first);
+    SledStore::open(&path, StoreConfig::default()).expect("opens once released");
 }
