@@ -423,3 +423,38 @@ fn garbage_is_an_error_not_a_panic() {
         assert!(required_state(bytes).is_err(), "{bytes:?}");
     }
 }
+
+/// The one-walk coverage check agrees with yrs' own `subset_of` (quadratic, but long trusted)
+/// on sets of every shape: gaps, touching and overlapping ranges, ranges given out of order.
+#[test]
+fn covered_agrees_with_subset_of() {
+    let mut seed = 0x2545_f491_u64;
+    let mut next = move |n: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        u32::try_from(seed % u64::from(n)).unwrap_or(0)
+    };
+    let client = ClientID::new(7);
+    let (mut agreed, mut covered_count) = (0, 0);
+    for _ in 0..2_000 {
+        let mut known = IdSet::new();
+        for _ in 0..next(8) {
+            known.insert(ID::new(client, next(60)), 1 + next(10));
+        }
+        let mut mine = IdSet::new();
+        for _ in 0..next(4) {
+            mine.insert(ID::new(client, next(60)), 1 + next(6));
+        }
+        let (Some(m), Some(k)) = (mine.get(&client), known.get(&client)) else {
+            continue;
+        };
+        let expected = m.subset_of(k);
+        let got = covered(m.iter().map(|(r, ())| r), k.iter().map(|(r, ())| r));
+        assert_eq!(got, expected, "mine {mine:?} known {known:?}");
+        agreed += 1;
+        covered_count += usize::from(got);
+    }
+    // Both outcomes were exercised, many times.
+    assert!(agreed > 1_000 && covered_count > 50 && agreed - covered_count > 50);
+}
