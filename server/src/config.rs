@@ -376,7 +376,7 @@ impl Default for Timing {
     }
 }
 
-/// Cluster mode's timers and bounds (used only with `--redis`).
+/// Cluster mode's timers and bounds (used only with `--redis` or `--redis-cluster`).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Cluster mode")]
 pub struct ClusterConfig {
@@ -453,6 +453,13 @@ pub struct StoreFlags {
     /// About 400 bytes each: 10,000 are ~4 MB per endpoint, a busy workspace's hour of events.
     #[arg(long, env = "TANDEM_WEBHOOK_OUTBOX_LEN_MAX", default_value_t = StoreConfig::default().outbox_len_max, value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_outbox_len_max: u64,
+    /// Cluster mode: entries kept in Redis' cluster-wide change stream (`tandem:{changes}`),
+    /// trimmed approximately; how far a node may fall behind before it catches a document up
+    /// only at the document's next change.
+    ///
+    /// About 100 bytes each: 100,000 are ~10 MB, 100 s of a cluster taking 1,000 updates a second.
+    #[arg(long, env = "TANDEM_CLUSTER_CHANGES_LEN_MAX", default_value_t = StoreConfig::default().changes_len_max, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cluster_changes_len_max: u64,
 }
 
 impl From<StoreFlags> for StoreConfig {
@@ -463,6 +470,7 @@ impl From<StoreFlags> for StoreConfig {
             history_keep_updates: flags.history_keep_updates,
             inbox_len_max: flags.inbox_len_max,
             outbox_len_max: flags.webhook_outbox_len_max,
+            changes_len_max: flags.cluster_changes_len_max,
         }
     }
 }
@@ -484,8 +492,9 @@ pub struct Config {
     pub dev_login_secret: Option<Vec<u8>>,
     /// A directory served at `/` instead of the web demo embedded in the binary (`None`).
     pub static_dir: Option<PathBuf>,
-    /// Cluster mode: documents live in this Redis and nodes share them (`None`: sled, one node).
-    pub redis_url: Option<String>,
+    /// Cluster mode: documents live in this Redis or Redis Cluster and nodes share them
+    /// (`None`: sled, one node).
+    pub redis: Option<tandem_storage::redis_store::RedisTarget>,
 }
 
 impl Config {
@@ -501,7 +510,7 @@ impl Config {
             webhooks: Default::default(),
             auth: None,
             dev_login_secret: None,
-            redis_url: None,
+            redis: None,
             static_dir: None,
         }
     }

@@ -78,7 +78,9 @@ async fn health_follows_redis_through_a_restart() {
     let mut redis = Redis(redis_server(port, dir.path()));
     let url = format!("redis://127.0.0.1:{port}/");
     let mut s = start(|c| {
-        c.redis_url = Some(url.clone());
+        c.redis = Some(tandem_storage::redis_store::RedisTarget::Single(
+            url.clone(),
+        ));
         c.cluster.heartbeat_interval = Duration::from_millis(200);
         c.cluster.node_lease = Duration::from_secs(1);
         c.timing.store_probe_interval = Duration::from_millis(200);

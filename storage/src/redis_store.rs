@@ -10,8 +10,19 @@
 //! | `tandem:{<doc>}:lease` | string | the node compacting the document (`SET NX PX`) |
 //! | `tandem:{<doc>}:authors` | hash | `c` the creator; `b:<client>:<start>` the author of each binding (`HSETNX`: the first wins) |
 //! | `tandem:docs` | set | every document name (listings) |
+//! | `tandem:{changes}` | stream | one entry per update of any document: `d` document, `q` seq, `n` node (capped near `changes_len_max`) |
 //!
-//! The inboxes of notifications: [`inbox`]; the people directory: [`directory`].
+//! The inboxes of notifications: [`inbox`]; the people directory: [`directory`]; one Redis or a
+//! Redis Cluster: [`conn`].
+//!
+//! **On a Redis Cluster** every command, script and pipeline names keys of one hash slot: a
+//! document's keys share `{<doc>}`, each global key is alone in its command (or shares a tag
+//! with the keys it is used with, like `{people}`). A node follows other nodes' updates with one
+//! blocking read of `tandem:{changes}` (cluster-wide, so one read whatever the shard count),
+//! then reads the named documents' own streams from their seq. An append is two writes: the
+//! entry into the document's stream (the durable one) and its small pointer into `{changes}`.
+//! If a node dies between the two, the pointer is missing; the seq gap is caught up at the
+//! document's next change, since a reader always reads the document's stream from its own seq.
 //!
 //! An append returns once Redis has executed it; how durable that is depends on Redis'
 //! persistence (`appendonly yes` with `appendfsync always` makes it survive a Redis crash), so
@@ -23,8 +34,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
-use redis::{Commands, Connection};
+use redis::Commands;
 
+pub mod conn;
 mod directory;
 mod inbox;
 mod outbox;
@@ -60,10 +72,21 @@ pub struct StreamEntry {
     pub record: UpdateRecord,
 }
 
+/// A pointer into a document's stream, read from `tandem:{changes}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub doc: String,
+    pub seq: u64,
+    pub node: String,
+}
+
+pub use conn::{RedisConn, RedisTarget};
+
 pub struct RedisStore {
-    client: redis::Client,
+    target: RedisTarget,
+    client: conn::Client,
     /// Idle connections; a call takes one (or opens one) and puts it back.
-    pool: Mutex<Vec<Connection>>,
+    pool: Mutex<Vec<RedisConn>>,
     node: String,
     config: StoreConfig,
     append: redis::Script,
@@ -77,18 +100,33 @@ fn key(doc: &str, what: &str) -> String {
 }
 
 const REGISTRY: &str = "tandem:docs";
+/// Every update's pointer, cluster-wide (one hash tag, so one shard holds the whole stream).
+const CHANGES: &str = "tandem:{changes}";
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("redis: {e}"))
 }
 
 impl RedisStore {
-    /// Connects (and checks the connection) for node `node`.
+    /// Connects to one Redis (and checks the connection) for node `node`.
     pub fn open(url: &str, node: &str, config: StoreConfig) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(io)?;
-        let mut conn = client.get_connection().map_err(io)?;
+        Self::open_target(RedisTarget::Single(url.to_string()), node, config)
+    }
+
+    /// Connects to one Redis or a Redis Cluster (and checks the connection) for node `node`.
+    pub fn open_target(
+        target: RedisTarget,
+        node: &str,
+        config: StoreConfig,
+    ) -> Result<Self, StoreError> {
+        let client = target.client().map_err(io)?;
+        let mut conn = client.connection().map_err(io)?;
         redis::cmd("PING").query::<String>(&mut conn).map_err(io)?;
+        if matches!(target, RedisTarget::Single(_)) {
+            directory::migrate(&mut conn).map_err(io)?;
+        }
         Ok(RedisStore {
+            target,
             client,
             pool: Mutex::new(vec![conn]),
             node: node.to_string(),
@@ -104,14 +142,19 @@ impl RedisStore {
         &self.node
     }
 
-    /// A dedicated connection (for blocking reads and pub/sub).
-    pub fn connection(&self) -> Result<Connection, StoreError> {
-        self.client.get_connection().map_err(io)
+    /// A dedicated connection (for blocking reads).
+    pub fn connection(&self) -> Result<RedisConn, StoreError> {
+        self.client.connection().map_err(io)
+    }
+
+    /// A dedicated connection for pub/sub (see [`conn`]).
+    pub fn pubsub_connection(&self) -> Result<redis::Connection, StoreError> {
+        self.target.pubsub_connection().map_err(io)
     }
 
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut RedisConn) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         let pooled = self
             .pool
@@ -137,46 +180,57 @@ impl RedisStore {
         result.map_err(io)
     }
 
-    /// Entries of several documents' streams after the given seqs, waiting up to `block` for
-    /// the first one. Uses `conn`, which it blocks.
-    pub fn read_after(
-        conn: &mut Connection,
-        docs: &[(String, u64)],
+    /// The id of the newest change (`0-0` if none): where a tailer that starts now begins.
+    pub fn changes_head(&self) -> Result<String, StoreError> {
+        let newest: StreamRangeReply = self.with(|c| c.xrevrange_count(CHANGES, "+", "-", 1))?;
+        Ok(newest
+            .ids
+            .first()
+            .map_or_else(|| "0-0".to_string(), |id| id.id.clone()))
+    }
+
+    /// Changes after stream id `cursor`, waiting up to `block` for the first one; returns them
+    /// with the id to read after next. Uses `conn`, which it blocks.
+    pub fn changes_after(
+        conn: &mut RedisConn,
+        cursor: &str,
         block: Duration,
         count: usize,
-    ) -> Result<Vec<(String, Vec<StreamEntry>)>, StoreError> {
-        if docs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT")
+    ) -> Result<(Vec<Change>, String), StoreError> {
+        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
             .arg(count)
             .arg("BLOCK")
             .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX))
-            .arg("STREAMS");
-        for (doc, _) in docs {
-            cmd.arg(key(doc, "log"));
-        }
-        for (_, seq) in docs {
-            cmd.arg(format!("{seq}-0"));
-        }
-        let reply: Option<StreamReadReply> = cmd.query(conn).map_err(io)?;
+            .arg("STREAMS")
+            .arg(CHANGES)
+            .arg(cursor)
+            .query(conn)
+            .map_err(io)?;
+        let mut next = cursor.to_string();
         let mut out = Vec::new();
-        for stream in reply.map(|r| r.keys).unwrap_or_default() {
-            let doc = stream
-                .key
-                .strip_prefix("tandem:{")
-                .and_then(|k| k.strip_suffix("}:log"))
-                .unwrap_or_default()
-                .to_string();
-            let entries = stream
-                .ids
-                .iter()
-                .map(|id| entry_of(&doc, id))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.push((doc, entries));
+        for id in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            let text = |name: &str| field(&id, name).and_then(|v| String::from_utf8(v).ok());
+            if let (Some(doc), Some(seq)) = (text("d"), text("q").and_then(|q| q.parse().ok())) {
+                out.push(Change {
+                    doc,
+                    seq,
+                    node: text("n").unwrap_or_default(),
+                });
+            }
+            next = id.id;
         }
-        Ok(out)
+        Ok((out, next))
+    }
+
+    /// The entries of `doc`'s stream after seq `after`, at most `count`.
+    pub fn entries_after(
+        &self,
+        doc: &str,
+        after: u64,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        self.entries(doc, after, Some(count))
     }
 
     /// Publishes `payload` on a channel (cross-node awareness).
@@ -294,6 +348,24 @@ impl DocStore for RedisStore {
                 .arg(update)
                 .arg(u64::from(crc32fast::hash(update)))
                 .invoke(c)
+        })?;
+        // The pointer other nodes follow. Its own command: `{changes}` is another slot than the
+        // document's keys. A failure here leaves the update durable; readers catch the gap up
+        // at the document's next change.
+        self.with(|c| {
+            redis::cmd("XADD")
+                .arg(CHANGES)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.config.changes_len_max)
+                .arg("*")
+                .arg("d")
+                .arg(doc)
+                .arg("q")
+                .arg(seq)
+                .arg("n")
+                .arg(&self.node)
+                .query::<()>(c)
         })?;
         if seq == 1 {
             self.with(|c| c.sadd::<_, _, ()>(REGISTRY, doc))?;
@@ -517,11 +589,14 @@ impl RedisStore {
         )?;
         let crc = u64::from(crc32fast::hash(&state));
         self.with(|c| {
-            redis::pipe()
-                .atomic()
-                .hset(key(doc, "snap"), "s", state.as_slice())
-                .hset(key(doc, "snap"), "q", upto)
-                .hset(key(doc, "snap"), "c", crc)
+            redis::cmd("HSET")
+                .arg(key(doc, "snap"))
+                .arg("s")
+                .arg(state.as_slice())
+                .arg("q")
+                .arg(upto)
+                .arg("c")
+                .arg(crc)
                 .query::<()>(c)
         })?;
         // Entries merged into the snapshot and older than the history window go. Entries
