@@ -32,6 +32,8 @@ use tokio::sync::mpsc;
 use crate::config::ClusterConfig;
 use crate::room::RoomCmd;
 
+mod feed;
+
 /// What travels on a document's awareness channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -54,6 +56,11 @@ pub struct ClusterMetrics {
     pub node_lease_ok: AtomicBool,
     pub nodes_expired: AtomicU64,
     pub redis_errors: AtomicU64,
+    /// Feed events written to the cluster's stream, read from it, and dropped because the queue
+    /// to the stream was full.
+    pub feed_out: AtomicU64,
+    pub feed_in: AtomicU64,
+    pub feed_dropped: AtomicU64,
 }
 
 struct Tail {
@@ -536,7 +543,14 @@ impl Cluster {
              tandem_cluster_nodes_expired_total {}\n\
              # HELP tandem_cluster_redis_errors_total Failed Redis calls of the cluster threads.\n\
              # TYPE tandem_cluster_redis_errors_total counter\n\
-             tandem_cluster_redis_errors_total {}\n",
+             tandem_cluster_redis_errors_total {}\n\
+             # HELP tandem_cluster_feed_events_total Feed events written to and read from the cluster's stream.\n\
+             # TYPE tandem_cluster_feed_events_total counter\n\
+             tandem_cluster_feed_events_total{{direction=\"out\"}} {}\n\
+             tandem_cluster_feed_events_total{{direction=\"in\"}} {}\n\
+             # HELP tandem_cluster_feed_events_dropped_total Feed events dropped: the queue to Redis was full.\n\
+             # TYPE tandem_cluster_feed_events_dropped_total counter\n\
+             tandem_cluster_feed_events_dropped_total {}\n",
             m.remote_updates.load(Relaxed),
             m.awareness_in.load(Relaxed),
             m.awareness_out.load(Relaxed),
@@ -545,6 +559,9 @@ impl Cluster {
             open,
             m.nodes_expired.load(Relaxed),
             m.redis_errors.load(Relaxed),
+            m.feed_out.load(Relaxed),
+            m.feed_in.load(Relaxed),
+            m.feed_dropped.load(Relaxed),
         )
     }
 

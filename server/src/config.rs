@@ -408,12 +408,22 @@ pub struct ClusterConfig {
     /// up over several reads without one reply growing without bound.
     #[arg(long = "cluster-read-len-max", env = "TANDEM_CLUSTER_READ_LEN_MAX", default_value_t = ClusterConfig::default().read_len_max, value_parser = at_least_one::<usize>())]
     pub read_len_max: usize,
-    /// Presence messages waiting to be published to other nodes; beyond it they are dropped.
+    /// Presence messages waiting to be published to other nodes; beyond it they are dropped. As
+    /// many feed events may wait to go to the cluster's feed stream (also dropped beyond).
     ///
     /// Clients renew their presence every 15 s, so a dropped message only delays it; 4096 covers
-    /// a burst of every socket of a busy node moving its cursor at once.
+    /// a burst of every socket of a busy node moving its cursor at once, and of feed events
+    /// minutes of a busy node's typed changes while Redis is briefly away.
     #[arg(long = "cluster-publish-queue-len-max", env = "TANDEM_CLUSTER_PUBLISH_QUEUE_LEN_MAX", default_value_t = ClusterConfig::default().publish_queue_len_max, value_parser = at_least_one::<usize>())]
     pub publish_queue_len_max: usize,
+    /// Events kept in the cluster's change feed in Redis (`tandem:{events}`, trimmed
+    /// approximately); every node's `/api/events` reads it, and a node that starts takes the
+    /// newest `--feed-events-kept` of it, so a stream resumes on any node.
+    ///
+    /// About 300 bytes each: 50,000 are ~15 MB, more than a node keeps in memory (10,000), so a
+    /// resuming client finds its id on every node.
+    #[arg(long = "cluster-events-len-max", env = "TANDEM_CLUSTER_EVENTS_LEN_MAX", default_value_t = ClusterConfig::default().events_len_max, value_parser = clap::value_parser!(u64).range(1..))]
+    pub events_len_max: u64,
 }
 
 impl Default for ClusterConfig {
@@ -424,6 +434,7 @@ impl Default for ClusterConfig {
             read_block: Duration::from_millis(250),
             read_len_max: 512,
             publish_queue_len_max: 4096,
+            events_len_max: 50_000,
         }
     }
 }

@@ -409,6 +409,7 @@ mod tests {
             "cluster-read-block-ms",
             "cluster-read-len-max",
             "cluster-publish-queue-len-max",
+            "cluster-events-len-max",
             "compact-after-updates",
             "compact-after-bytes",
             "webhook-outbox-len-max",

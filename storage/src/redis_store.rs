@@ -10,6 +10,7 @@
 //! | `tandem:{<doc>}:lease` | string | the node compacting the document (`SET NX PX`) |
 //! | `tandem:{<doc>}:authors` | hash | `c` the creator; `b:<client>:<start>` the author of each binding (`HSETNX`: the first wins) |
 //! | `tandem:docs` | set | every document name (listings) |
+//! | `tandem:{events}` | stream | the cluster's change feed: `e` one event (the server's JSON), capped near the server's `--cluster-events-len-max` |
 //! | `tandem:{changes}` | stream | one entry per update of any document: `d` document, `q` seq, `n` node (capped near `changes_len_max`) |
 //!
 //! The inboxes of notifications: [`inbox`]; the people directory: [`directory`]; one Redis or a
@@ -33,11 +34,14 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
+use redis::streams::{StreamId, StreamRangeReply};
 use redis::Commands;
 
 pub mod conn;
 mod directory;
+mod feeds;
+
+pub use feeds::{Change, StreamEvent};
 mod inbox;
 mod outbox;
 
@@ -72,14 +76,6 @@ pub struct StreamEntry {
     pub record: UpdateRecord,
 }
 
-/// A pointer into a document's stream, read from `tandem:{changes}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub doc: String,
-    pub seq: u64,
-    pub node: String,
-}
-
 pub use conn::{RedisConn, RedisTarget};
 
 pub struct RedisStore {
@@ -100,8 +96,6 @@ fn key(doc: &str, what: &str) -> String {
 }
 
 const REGISTRY: &str = "tandem:docs";
-/// Every update's pointer, cluster-wide (one hash tag, so one shard holds the whole stream).
-const CHANGES: &str = "tandem:{changes}";
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("redis: {e}"))
@@ -178,49 +172,6 @@ impl RedisStore {
         }
         drop(pool);
         result.map_err(io)
-    }
-
-    /// The id of the newest change (`0-0` if none): where a tailer that starts now begins.
-    pub fn changes_head(&self) -> Result<String, StoreError> {
-        let newest: StreamRangeReply = self.with(|c| c.xrevrange_count(CHANGES, "+", "-", 1))?;
-        Ok(newest
-            .ids
-            .first()
-            .map_or_else(|| "0-0".to_string(), |id| id.id.clone()))
-    }
-
-    /// Changes after stream id `cursor`, waiting up to `block` for the first one; returns them
-    /// with the id to read after next. Uses `conn`, which it blocks.
-    pub fn changes_after(
-        conn: &mut RedisConn,
-        cursor: &str,
-        block: Duration,
-        count: usize,
-    ) -> Result<(Vec<Change>, String), StoreError> {
-        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX))
-            .arg("STREAMS")
-            .arg(CHANGES)
-            .arg(cursor)
-            .query(conn)
-            .map_err(io)?;
-        let mut next = cursor.to_string();
-        let mut out = Vec::new();
-        for id in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            let text = |name: &str| field(&id, name).and_then(|v| String::from_utf8(v).ok());
-            if let (Some(doc), Some(seq)) = (text("d"), text("q").and_then(|q| q.parse().ok())) {
-                out.push(Change {
-                    doc,
-                    seq,
-                    node: text("n").unwrap_or_default(),
-                });
-            }
-            next = id.id;
-        }
-        Ok((out, next))
     }
 
     /// The entries of `doc`'s stream after seq `after`, at most `count`.
@@ -354,7 +305,7 @@ impl DocStore for RedisStore {
         // at the document's next change.
         self.with(|c| {
             redis::cmd("XADD")
-                .arg(CHANGES)
+                .arg(feeds::CHANGES)
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(self.config.changes_len_max)

@@ -70,6 +70,11 @@ pub fn spawn_redis(port: u16, dir: &Path, extra: &[&str]) -> Child {
         .expect("redis-server must be installed (Debian package redis-server)")
 }
 
+/// Waits (at most 20 s) until the `redis-server` on `port` answers.
+pub fn wait_ready(port: u16) {
+    wait_until("redis-server did not start", || ping(port));
+}
+
 fn ping(port: u16) -> bool {
     redis::Client::open(format!("redis://127.0.0.1:{port}/"))
         .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
@@ -90,7 +95,7 @@ impl TestRedis {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let child = spawn_redis(port, dir.path(), &[]);
-        wait_until("redis-server did not start", || ping(port));
+        wait_ready(port);
         TestRedis {
             children: vec![child],
             ports: vec![port],
@@ -123,7 +128,7 @@ impl TestRedis {
             _dir: dir,
         };
         for &port in &redis.ports {
-            wait_until("redis-server did not start", || ping(port));
+            wait_ready(port);
         }
         let status = Command::new("redis-cli")
             .args(["--cluster", "create"])

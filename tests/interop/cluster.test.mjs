@@ -10,7 +10,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { startServer, connectClient, waitFor, sleep } from './harness.mjs'
+import { startServer, connectClient, waitFor, sleep, readEvents } from './harness.mjs'
 
 const REDIS = process.env.REDIS_SERVER || '/usr/bin/redis-server'
 const REDIS_CLI = process.env.REDIS_CLI || '/usr/bin/redis-cli'
@@ -230,6 +230,41 @@ test('compaction racing with appends from two nodes loses nothing', async () => 
   assert.equal(stats.cluster.node_lease_ok, true)
 })
 
+
+test('every node\'s /api/events carries the whole cluster\'s events, once, in one order, resumable on any node', async () => {
+  const a = await node()
+  const b = await node()
+  const onA = readEvents(`${a.http}/api/events?docs=notes/feed-*`)
+  const onB = readEvents(`${b.http}/api/events?docs=notes/feed-*`)
+  await sleep(300)
+  const post = (n, method, path, body) => fetch(`${n.http}${path}`, {
+    method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body)
+  })
+  // Only node B opens the document (a REST write); node A never does.
+  assert.equal((await post(b, 'POST', '/api/notes', { id: 'feed-1', title: 'From B' })).status, 201)
+  const created = (s) => s.events.filter((e) => e.event === 'note.created' && e.data.doc === 'notes/feed-1')
+  await waitFor(() => created(onA).length === 1 && created(onB).length === 1, 5000, 'note.created on both nodes')
+  assert.equal(created(onA)[0].id, created(onB)[0].id, 'one id for one event, on every node')
+  // A client on node A misses an edit made on node B while it is away, then resumes on A.
+  onA.close()
+  const last = created(onA)[0].id
+  assert.equal((await post(b, 'PATCH', '/api/notes/feed-1', { title: 'From B, edited' })).status, 200)
+  assert.equal((await post(a, 'POST', '/api/notes', { id: 'feed-2', title: 'From A' })).status, 201)
+  await waitFor(() => onB.events.length >= 3, 5000, 'both later events on B')
+  const resumedA = readEvents(`${a.http}/api/events?docs=notes/feed-*`, { 'last-event-id': last })
+  const resumedB = readEvents(`${b.http}/api/events?docs=notes/feed-*`, { 'last-event-id': last })
+  try {
+    await waitFor(() => resumedA.events.length >= 2 && resumedB.events.length >= 2, 5000, 'resumed streams replay')
+    const told = (s) => s.events.map((e) => `${e.id} ${e.event} ${e.data.doc}`)
+    assert.deepEqual(told(resumedA), told(onB).slice(1), 'node A replays what it missed, in the order B saw it')
+    assert.deepEqual(told(resumedB), told(resumedA), 'the same on every node')
+    assert.deepEqual(resumedA.events.map((e) => e.event), ['note.updated', 'note.created'])
+    await sleep(300)
+    assert.equal(onB.events.length, 3, 'each event once, not again by the node applying it')
+  } finally {
+    for (const s of [onB, resumedA, resumedB]) s.close()
+  }
+})
 
 test('a Redis restart: /health recovers by itself, two nodes keep editing, nothing acknowledged is lost', async () => {
   // Two nodes with the default timers, as deployed; stock clients on each.
