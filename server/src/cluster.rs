@@ -180,6 +180,11 @@ impl Cluster {
         (self.config.heartbeat_interval + self.config.read_block) * 2
     }
 
+    /// How long a room retries a commit Redis failed (`--cluster-outage-grace-s`).
+    pub fn outage_grace(&self) -> std::time::Duration {
+        self.config.outage_grace
+    }
+
     /// Whether [`Cluster::stop`] has joined every thread (tests).
     pub fn stopped(&self) -> bool {
         self.stop.load(Relaxed)

@@ -424,6 +424,15 @@ pub struct ClusterConfig {
     /// resuming client finds its id on every node.
     #[arg(long = "cluster-events-len-max", env = "TANDEM_CLUSTER_EVENTS_LEN_MAX", default_value_t = ClusterConfig::default().events_len_max, value_parser = clap::value_parser!(u64).range(1..))]
     pub events_len_max: u64,
+    /// Seconds a room keeps retrying a commit that Redis failed before it gives up and closes its
+    /// sockets (1011); 0 gives up at once.
+    ///
+    /// Meanwhile nothing of the room's is acknowledged (no echo, no broadcast), its sockets stay
+    /// open, `/health` says 503, and when Redis answers again the held edits are written and
+    /// acknowledged. 20 s rides out a Redis restart or failover, and stays under the 30 s after
+    /// which a stock y-websocket client closes a silent socket itself.
+    #[arg(long = "cluster-outage-grace-s", value_name = "S", env = "TANDEM_CLUSTER_OUTAGE_GRACE_S", value_parser = seconds, default_value = seconds_text(ClusterConfig::default().outage_grace))]
+    pub outage_grace: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -435,6 +444,7 @@ impl Default for ClusterConfig {
             read_len_max: 512,
             publish_queue_len_max: 4096,
             events_len_max: 50_000,
+            outage_grace: Duration::from_secs(20),
         }
     }
 }
