@@ -416,9 +416,9 @@ pub struct ClusterConfig {
     /// minutes of a busy node's typed changes while Redis is briefly away.
     #[arg(long = "cluster-publish-queue-len-max", env = "TANDEM_CLUSTER_PUBLISH_QUEUE_LEN_MAX", default_value_t = ClusterConfig::default().publish_queue_len_max, value_parser = at_least_one::<usize>())]
     pub publish_queue_len_max: usize,
-    /// Events kept in the cluster's change feed in Redis (`tandem:{events}`, trimmed
-    /// approximately); every node's `/api/events` reads it, and a node that starts takes the
-    /// newest `--feed-events-kept` of it, so a stream resumes on any node.
+    /// Events kept in the cluster's change feed in Redis (`tandem:{events}`); every node's
+    /// `/api/events` reads it, and a node that starts takes the newest `--feed-events-kept` of
+    /// it, so a stream resumes on any node.
     ///
     /// About 300 bytes each: 50,000 are ~15 MB, more than a node keeps in memory (10,000), so a
     /// resuming client finds its id on every node.
@@ -474,9 +474,9 @@ pub struct StoreFlags {
     /// About 400 bytes each: 10,000 are ~4 MB per endpoint, a busy workspace's hour of events.
     #[arg(long, env = "TANDEM_WEBHOOK_OUTBOX_LEN_MAX", default_value_t = StoreConfig::default().outbox_len_max, value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_outbox_len_max: u64,
-    /// Cluster mode: entries kept in Redis' cluster-wide change stream (`tandem:{changes}`),
-    /// trimmed approximately; how far a node may fall behind before it catches a document up
-    /// only at the document's next change.
+    /// Cluster mode: entries kept in Redis' cluster-wide change stream (`tandem:{changes}`);
+    /// how far a node may fall behind before it catches a document up only at the document's
+    /// next change.
     ///
     /// About 100 bytes each: 100,000 are ~10 MB, 100 s of a cluster taking 1,000 updates a second.
     #[arg(long, env = "TANDEM_CLUSTER_CHANGES_LEN_MAX", default_value_t = StoreConfig::default().changes_len_max, value_parser = clap::value_parser!(u64).range(1..))]

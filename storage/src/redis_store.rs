@@ -10,8 +10,8 @@
 //! | `tandem:{<doc>}:lease` | string | the node compacting the document (`SET NX PX`) |
 //! | `tandem:{<doc>}:authors` | hash | `c` the creator; `b:<client>:<start>` the author of each binding (`HSETNX`: the first wins) |
 //! | `tandem:docs` | set | every document name (listings) |
-//! | `tandem:{events}` | stream | the cluster's change feed: `e` one event (the server's JSON), capped near the server's `--cluster-events-len-max` |
-//! | `tandem:{changes}` | stream | one entry per update of any document: `d` document, `q` seq, `n` node (capped near `changes_len_max`) |
+//! | `tandem:{events}` | stream | the cluster's change feed: `e` one event (the server's JSON), the newest `--cluster-events-len-max` |
+//! | `tandem:{changes}` | stream | one entry per update of any document: `d` document, `q` seq, `n` node (the newest `changes_len_max`) |
 //!
 //! The inboxes of notifications: [`inbox`]; the people directory: [`directory`]; one Redis or a
 //! Redis Cluster: [`conn`].
@@ -307,7 +307,6 @@ impl DocStore for RedisStore {
             redis::cmd("XADD")
                 .arg(feeds::CHANGES)
                 .arg("MAXLEN")
-                .arg("~")
                 .arg(self.config.changes_len_max)
                 .arg("*")
                 .arg("d")

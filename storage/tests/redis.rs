@@ -279,3 +279,40 @@ fn change_stream_spans_every_shard_on(r: &TestRedis) {
     assert_eq!(tail.len(), 1);
     assert_eq!((tail[0].record.seq, tail[0].node.as_str()), (2, "node-b"));
 }
+
+// The two cluster-wide streams keep exactly their bound: the newest `changes_len_max` pointers
+// and the newest `len_max` events, on both deployments.
+#[test]
+fn cluster_streams_keep_their_bounds() {
+    for deployment in Deployment::ALL {
+        cluster_streams_keep_their_bounds_on(&deployment.start());
+    }
+}
+
+fn cluster_streams_keep_their_bounds_on(r: &TestRedis) {
+    let config = StoreConfig {
+        changes_len_max: 5,
+        ..StoreConfig::default()
+    };
+    let store = RedisStore::open_target(r.target(), "node-a", config).expect("opens");
+    for i in 0..8 {
+        store
+            .append("bounded", "ada", 1, &insert(1 + i, "x"))
+            .expect("appends");
+    }
+    let mut conn = store.connection().expect("connects");
+    let (changes, _) =
+        RedisStore::changes_after(&mut conn, "0-0", Duration::from_millis(50), 100).expect("reads");
+    let seqs: Vec<u64> = changes.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [4, 5, 6, 7, 8], "the newest five pointers");
+    for i in 0..4u8 {
+        store.add_event(&[i], 3).expect("adds");
+    }
+    let events = store.newest_events(10).expect("reads");
+    let payloads: Vec<Vec<u8>> = events.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(
+        payloads,
+        [vec![1], vec![2], vec![3]],
+        "the newest three events"
+    );
+}

@@ -100,7 +100,6 @@ impl RedisStore {
             redis::cmd("XADD")
                 .arg(EVENTS)
                 .arg("MAXLEN")
-                .arg("~")
                 .arg(len_max)
                 .arg("*")
                 .arg("e")
