@@ -187,6 +187,17 @@ impl Writer {
         self.len += u32::try_from(tag.len()).unwrap_or(0);
         protocol::encode_update(&txn.encode_update_v1())
     }
+
+    /// Everything written so far as one update: what a reconnecting client sends so the server
+    /// has whatever the old one never acknowledged.
+    pub fn state(&self) -> Vec<u8> {
+        use yrs::ReadTxn;
+        let update = self
+            .doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        protocol::encode_update(&update)
+    }
 }
 
 /// Send times of edits, shared between a writer and its readers.

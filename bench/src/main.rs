@@ -6,6 +6,7 @@
 
 mod burst;
 mod client;
+mod cluster;
 mod peers;
 mod report;
 mod scenarios;
@@ -43,7 +44,9 @@ struct Args {
     /// Where results are written.
     #[arg(long, default_value = "bench/results")]
     out_dir: PathBuf,
-    /// Only these scenarios (comma-separated names), for profiling one at a time.
+    /// Only these scenarios (comma-separated names), for profiling one at a time. `cluster` (or
+    /// `cluster_fanout`, `cluster_docs`, `cluster_kill`) runs the cluster group, which is not
+    /// part of the default run (it starts real redis-servers and takes minutes).
     #[arg(long)]
     only: Option<String>,
 }
@@ -140,6 +143,37 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let cpu_start = peers::cpu_seconds(std::process::id());
     let mut run = Run::new(args.quick);
+    let cluster_wanted = |name: &str| {
+        args.only
+            .as_deref()
+            .is_some_and(|o| o.split(',').any(|x| x == "cluster" || x == name))
+    };
+    if ["cluster_fanout", "cluster_docs", "cluster_kill"]
+        .iter()
+        .any(|n| cluster_wanted(n))
+    {
+        let sizes = cluster::Sizes::new(args.quick);
+        let table = cluster::run(&paths, &sizes, cluster_wanted).await?;
+        let path = args.out_dir.join(format!("{}-cluster.md", run.date));
+        std::fs::create_dir_all(&args.out_dir)?;
+        std::fs::write(
+            &path,
+            format!(
+                "# Cluster benchmark, {}\n\n{} readers, {} edits at {}/s (latency), {} edits flooded; {} documents for {} s; {} writers on the killed node.\n\n{table}",
+                run.date,
+                sizes.readers,
+                sizes.latency_edits,
+                sizes.rate,
+                sizes.flood_edits,
+                sizes.docs,
+                sizes.docs_duration.as_secs(),
+                sizes.kill_writers
+            ),
+        )?;
+        println!("results: {}", path.display());
+        println!("{table}");
+        return Ok(());
+    }
 
     for round in 0..plan.rounds {
         for kind in SERVERS {

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tokio::task::JoinSet;
 
 use crate::client::{markers, Client, Clock, Writer};
-use crate::peers::{cpu_seconds, memory, Running};
+use crate::peers::{cpu_seconds, memory, Running, Target};
 
 pub type Figures = BTreeMap<String, f64>;
 
@@ -40,13 +40,18 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 pub async fn connect_many(server: &Running, docs: &[String]) -> anyhow::Result<Vec<Client>> {
+    connect_spread(&[server.clone_target()], docs).await
+}
+
+/// One client per entry of `docs`, the i-th on `targets[i % targets.len()]` (several nodes).
+pub async fn connect_spread(targets: &[Target], docs: &[String]) -> anyhow::Result<Vec<Client>> {
     let mut out = Vec::with_capacity(docs.len());
     // A few at a time: a connection storm measures accept queues, not the server.
-    for chunk in docs.chunks(64) {
+    for (c, chunk) in docs.chunks(64).enumerate() {
         let mut set = JoinSet::new();
-        for doc in chunk {
+        for (i, doc) in chunk.iter().enumerate() {
             let url_doc = doc.clone();
-            let target = server.clone_target();
+            let target = targets[(c * 64 + i) % targets.len()].clone();
             set.spawn(async move { Client::connect(&target, &url_doc).await });
         }
         while let Some(r) = set.join_next().await {
@@ -64,9 +69,36 @@ pub async fn fanout_latency(
     edits: u32,
     rate: u32,
 ) -> anyhow::Result<Figures> {
+    let target = [server.clone_target()];
+    let all = fanout_latencies(&target[0], &target, readers, edits, rate).await?;
+    let (_, peak) = memory(server.pid);
+    Ok(Figures::from([
+        ("p50_ms".into(), percentile(&all, 0.5) / 1000.0),
+        ("p99_ms".into(), percentile(&all, 0.99) / 1000.0),
+        ("peak_rss_mib".into(), mib(peak)),
+    ]))
+}
+
+/// p50 and p99 of sorted latencies in µs, in ms.
+pub fn p50_p99_ms(sorted_us: &[u64]) -> (f64, f64) {
+    (
+        percentile(sorted_us, 0.5) / 1000.0,
+        percentile(sorted_us, 0.99) / 1000.0,
+    )
+}
+
+/// [`fanout_latency`]'s workload with the writer on `writer` and the readers spread over
+/// `readers`: every delivery's latency in µs, sorted.
+pub async fn fanout_latencies(
+    writer: &Target,
+    targets: &[Target],
+    readers: usize,
+    edits: u32,
+    rate: u32,
+) -> anyhow::Result<Vec<u64>> {
     let doc = "bench/fanout".to_string();
-    let clients = connect_many(server, &vec![doc.clone(); readers]).await?;
-    let mut writer = Client::connect(&server.clone_target(), &doc).await?;
+    let clients = connect_spread(targets, &vec![doc.clone(); readers]).await?;
+    let mut writer = Client::connect(writer, &doc).await?;
     let clock = Clock::new(edits as usize);
     let mut set = JoinSet::new();
     for mut reader in clients {
@@ -108,12 +140,7 @@ pub async fn fanout_latency(
         all.extend(r??);
     }
     all.sort_unstable();
-    let (_, peak) = memory(server.pid);
-    Ok(Figures::from([
-        ("p50_ms".into(), percentile(&all, 0.5) / 1000.0),
-        ("p99_ms".into(), percentile(&all, 0.99) / 1000.0),
-        ("peak_rss_mib".into(), mib(peak)),
-    ]))
+    Ok(all)
 }
 
 /// 1 writer sending `edits` edits as fast as the server takes them, `readers` readers: every
@@ -123,9 +150,30 @@ pub async fn fanout_throughput(
     readers: usize,
     edits: u32,
 ) -> anyhow::Result<Figures> {
+    let cpu_before = cpu_seconds(server.pid);
+    let target = [server.clone_target()];
+    let elapsed = fanout_flood(&target[0], &target, readers, edits).await?;
+    let (_, peak) = memory(server.pid);
+    #[allow(clippy::cast_precision_loss)]
+    let deliveries = f64::from(edits) * readers as f64;
+    Ok(Figures::from([
+        ("deliveries_per_s".into(), deliveries / elapsed),
+        ("server_cpu_s".into(), cpu_seconds(server.pid) - cpu_before),
+        ("peak_rss_mib".into(), mib(peak)),
+    ]))
+}
+
+/// [`fanout_throughput`]'s workload with the writer on `writer` and the readers spread over
+/// `targets`: seconds until every reader has every edit.
+pub async fn fanout_flood(
+    writer: &Target,
+    targets: &[Target],
+    readers: usize,
+    edits: u32,
+) -> anyhow::Result<f64> {
     let doc = "bench/throughput".to_string();
-    let clients = connect_many(server, &vec![doc.clone(); readers]).await?;
-    let mut writer = Client::connect(&server.clone_target(), &doc).await?;
+    let clients = connect_spread(targets, &vec![doc.clone(); readers]).await?;
+    let mut writer = Client::connect(writer, &doc).await?;
     let start = Instant::now();
     let mut set = JoinSet::new();
     for mut reader in clients {
@@ -142,7 +190,6 @@ pub async fn fanout_throughput(
         });
     }
     let mut w = Writer::new();
-    let cpu_before = cpu_seconds(server.pid);
     for seq in 0..edits {
         writer.send(w.edit(seq)).await?;
     }
@@ -153,15 +200,7 @@ pub async fn fanout_throughput(
     {
         r??;
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let (_, peak) = memory(server.pid);
-    #[allow(clippy::cast_precision_loss)]
-    let deliveries = f64::from(edits) * readers as f64;
-    Ok(Figures::from([
-        ("deliveries_per_s".into(), deliveries / elapsed),
-        ("server_cpu_s".into(), cpu_seconds(server.pid) - cpu_before),
-        ("peak_rss_mib".into(), mib(peak)),
-    ]))
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// `docs` documents × `per_doc` clients, each client editing every `every`: memory per
@@ -181,6 +220,31 @@ pub async fn many_documents(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (loaded_rss, _) = memory(server.pid);
     let cpu_before = cpu_seconds(server.pid);
+    let updates = edit_every(clients, every, duration).await?;
+    let cpu = cpu_seconds(server.pid) - cpu_before;
+    let grown = loaded_rss.saturating_sub(base_rss);
+    #[allow(clippy::cast_precision_loss)]
+    let per = |n: usize| grown as f64 / n as f64 / 1024.0;
+    let (_, peak) = memory(server.pid);
+    Ok(Figures::from([
+        ("rss_per_connection_kib".into(), per(docs * per_doc)),
+        ("rss_per_document_kib".into(), per(docs)),
+        (
+            "cpu_ms_per_1000_updates".into(),
+            cpu * 1000.0 / updates * 1000.0,
+        ),
+        ("updates".into(), updates),
+        ("peak_rss_mib".into(), mib(peak)),
+    ]))
+}
+
+/// Every client edits every `every` for `duration`, reading what arrives meanwhile: the count of
+/// updates sent.
+pub async fn edit_every(
+    clients: Vec<Client>,
+    every: Duration,
+    duration: Duration,
+) -> anyhow::Result<f64> {
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut set = JoinSet::new();
     for (i, mut client) in clients.into_iter().enumerate() {
@@ -213,23 +277,9 @@ pub async fn many_documents(
     while let Some(r) = set.join_next().await {
         r??;
     }
-    let cpu = cpu_seconds(server.pid) - cpu_before;
     #[allow(clippy::cast_precision_loss)]
     let updates = sent.load(std::sync::atomic::Ordering::Relaxed) as f64;
-    let grown = loaded_rss.saturating_sub(base_rss);
-    #[allow(clippy::cast_precision_loss)]
-    let per = |n: usize| grown as f64 / n as f64 / 1024.0;
-    let (_, peak) = memory(server.pid);
-    Ok(Figures::from([
-        ("rss_per_connection_kib".into(), per(docs * per_doc)),
-        ("rss_per_document_kib".into(), per(docs)),
-        (
-            "cpu_ms_per_1000_updates".into(),
-            cpu * 1000.0 / updates * 1000.0,
-        ),
-        ("updates".into(), updates),
-        ("peak_rss_mib".into(), mib(peak)),
-    ]))
+    Ok(updates)
 }
 
 /// `n` idle sockets over 100 documents: memory per socket, and sockets per GiB.

@@ -100,6 +100,11 @@ impl App {
             auth_failures: WindowLimiter::new(config.limits.auth_failures_per_ip_per_min, minute),
         };
         let feed = Arc::new(Feed::new(config.limits.feed_events_kept));
+        if let Some(cluster) = &cluster {
+            if let Err(e) = cluster.attach_feed(&feed) {
+                tracing::error!(error = %e, "starting the cluster feed threads failed");
+            }
+        }
         let people = crate::people::Names::default();
         people.load(store.as_ref());
         let health = Arc::new(Health::default());

@@ -1,11 +1,18 @@
-//! Cluster mode: several nodes serving the same documents through Redis (`--redis`).
+//! Cluster mode: several nodes serving the same documents through one Redis (`--redis`) or a
+//! Redis Cluster (`--redis-cluster`); the code is the same for both.
 //!
-//! - Updates: every node appends to the document's Redis stream (`RedisStore`). One tailer
-//!   thread per node reads the streams of the documents it has open (`XREAD BLOCK`, by seq, so
-//!   nothing is missed when a node is slow) and hands what other nodes wrote to the rooms, which
-//!   apply it (idempotent: a CRDT update applied twice changes nothing) and broadcast it.
+//! - Updates: every node appends to the document's Redis stream and a pointer to the
+//!   cluster-wide change stream (`RedisStore`). One tailer thread per node follows the change
+//!   stream (one `XREAD BLOCK`, whatever the number of documents or shards); for a document it
+//!   has open that another node changed, it reads the document's stream from the seq it holds
+//!   (so nothing is missed when a node is slow or a pointer is lost) and hands the entries to
+//!   the room, which applies them (idempotent: a CRDT update applied twice changes nothing) and
+//!   broadcasts them. A newly opened room is caught up from the seq it loaded.
 //! - Awareness: rooms publish their sockets' presence on `tandem:{<doc>}:aw`; one subscriber
-//!   thread receives every node's (pattern subscription) and hands it to the open rooms. Each
+//!   thread receives every node's (pattern subscription; on a Redis Cluster a classic `PUBLISH`
+//!   reaches every shard's subscribers, so one subscription on one seed node hears them all:
+//!   presence is small and best effort, so the broadcast costs little) and hands it to the open
+//!   rooms. Each
 //!   node keeps a liveness key (`tandem:node:<id>`, refreshed every second, 5 s TTL); presence
 //!   that came from a node whose key expired is removed.
 //! - Deletes and a room's "who is here?" on opening travel on the same channel.
@@ -18,12 +25,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use tandem_storage::redis_store::RedisStore;
+use tandem_storage::redis_store::{RedisConn, RedisStore};
 use tandem_storage::UpdateRecord;
 use tokio::sync::mpsc;
 
 use crate::config::ClusterConfig;
 use crate::room::RoomCmd;
+
+mod feed;
 
 /// What travels on a document's awareness channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +56,20 @@ pub struct ClusterMetrics {
     pub node_lease_ok: AtomicBool,
     pub nodes_expired: AtomicU64,
     pub redis_errors: AtomicU64,
+    /// Feed events written to the cluster's stream, read from it, and dropped because the queue
+    /// to the stream was full.
+    pub feed_out: AtomicU64,
+    pub feed_in: AtomicU64,
+    pub feed_dropped: AtomicU64,
 }
 
 struct Tail {
+    /// The last seq of the document's stream the room holds.
     after: u64,
     inbox: mpsc::WeakSender<RoomCmd>,
+    /// The document's stream must be read from `after` whatever the change stream says: the
+    /// room just opened, or a read failed.
+    catch_up: bool,
 }
 
 pub struct Cluster {
@@ -119,7 +137,7 @@ impl Cluster {
         cluster.store.heartbeat(cluster.config.node_lease)?;
         cluster.metrics.node_lease_ok.store(true, Relaxed);
         let mut tail_conn = cluster.store.connection()?;
-        let mut sub_conn = cluster.store.connection()?;
+        let mut sub_conn = cluster.store.pubsub_connection()?;
         sub_conn.set_read_timeout(Some(cluster.config.heartbeat_interval))?;
         let c = Arc::clone(&cluster);
         let tail = std::thread::Builder::new()
@@ -162,6 +180,11 @@ impl Cluster {
         (self.config.heartbeat_interval + self.config.read_block) * 2
     }
 
+    /// How long a room retries a commit Redis failed (`--cluster-outage-grace-s`).
+    pub fn outage_grace(&self) -> std::time::Duration {
+        self.config.outage_grace
+    }
+
     /// Whether [`Cluster::stop`] has joined every thread (tests).
     pub fn stopped(&self) -> bool {
         self.stop.load(Relaxed)
@@ -178,7 +201,14 @@ impl Cluster {
         self.tails
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(Arc::clone(doc), Tail { after, inbox });
+            .insert(
+                Arc::clone(doc),
+                Tail {
+                    after,
+                    inbox,
+                    catch_up: true,
+                },
+            );
         self.enqueue(doc, Kind::Hello, &[]);
     }
 
@@ -210,66 +240,148 @@ impl Cluster {
         tails.get(doc)?.inbox.upgrade()
     }
 
-    fn tail_loop(&self, conn: &mut redis::Connection) {
+    fn tail_loop(&self, conn: &mut RedisConn) {
+        // Read block plus a margin: the reply of a blocking read is late by design.
+        let read_timeout =
+            self.config.read_block + tandem_storage::redis_store::conn::RESPONSE_TIMEOUT;
+        let _ = conn.set_read_timeout(read_timeout);
+        let mut cursor = None;
         while !self.stop.load(Relaxed) {
-            let docs: Vec<(String, u64)> = {
-                let tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
-                tails
-                    .iter()
-                    .map(|(d, t)| (d.to_string(), t.after))
-                    .collect()
+            let from = match &cursor {
+                Some(c) => Ok(String::clone(c)),
+                None => self.store.changes_head(),
             };
-            if docs.is_empty() {
-                std::thread::sleep(self.config.read_block);
-                continue;
-            }
-            let read = RedisStore::read_after(
-                conn,
-                &docs,
-                self.config.read_block,
-                self.config.read_len_max,
-            );
-            let streams = match read {
-                Ok(s) => s,
+            let read = from.and_then(|from| {
+                self.catch_up_marked();
+                RedisStore::changes_after(
+                    conn,
+                    &from,
+                    self.config.read_block,
+                    self.config.read_len_max,
+                )
+            });
+            let (changes, next) = match read {
+                Ok(read) => read,
                 Err(e) => {
                     self.metrics.redis_errors.fetch_add(1, Relaxed);
-                    tracing::warn!(error = %e, "reading document streams failed; retrying");
+                    tracing::warn!(error = %e, "reading the change stream failed; retrying");
                     std::thread::sleep(self.config.read_block);
                     if let Ok(fresh) = self.store.connection() {
+                        let _ = fresh.set_read_timeout(read_timeout);
                         *conn = fresh;
                     }
+                    // Whatever happened while Redis was away, every open room catches up.
+                    self.mark_all();
                     continue;
                 }
             };
-            for (doc, entries) in streams {
-                let Some(last) = entries.last().map(|e| e.record.seq) else {
-                    continue;
-                };
-                let remote: Vec<UpdateRecord> = entries
-                    .into_iter()
-                    .filter(|e| e.node != self.node)
-                    .map(|e| e.record)
-                    .collect();
-                if let Some(newest) = remote.last() {
-                    let now = crate::clock::now_ms();
-                    self.metrics
-                        .stream_lag_ms
-                        .store(now.saturating_sub(newest.time_ms), Relaxed);
-                    self.metrics
-                        .remote_updates
-                        .fetch_add(u64::try_from(remote.len()).unwrap_or(0), Relaxed);
-                }
-                let room = self.room(&doc);
-                if !remote.is_empty() {
-                    // The room's inbox is bounded: waiting here slows the tail, never drops.
-                    if let Some(room) = &room {
-                        let _ = room.blocking_send(RoomCmd::Remote(remote));
+            cursor = Some(next);
+            let mut changed = HashSet::new();
+            {
+                let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+                for change in changes {
+                    let Some(tail) = tails.get_mut(change.doc.as_str()) else {
+                        continue;
+                    };
+                    if change.node == self.node && change.seq == tail.after + 1 {
+                        // Our own append, next in line: nothing to read for it.
+                        tail.after = change.seq;
+                    } else if change.seq > tail.after {
+                        changed.insert(change.doc);
                     }
                 }
-                let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(tail) = tails.get_mut(doc.as_str()) {
-                    tail.after = tail.after.max(last);
+            }
+            for doc in changed {
+                self.catch_up(&doc);
+            }
+        }
+    }
+
+    fn mark_all(&self) {
+        let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+        for tail in tails.values_mut() {
+            tail.catch_up = true;
+        }
+    }
+
+    /// Catches up the rooms marked for it (opened, or a read failed).
+    fn catch_up_marked(&self) {
+        let marked: Vec<String> = {
+            let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+            tails
+                .iter_mut()
+                .filter(|(_, t)| t.catch_up)
+                .map(|(d, t)| {
+                    t.catch_up = false;
+                    d.to_string()
+                })
+                .collect()
+        };
+        for doc in marked {
+            self.catch_up(&doc);
+        }
+    }
+
+    /// Reads `doc`'s stream from the seq its room holds to the end and hands the room what other
+    /// nodes wrote. A failed read marks the room to try again at the next turn.
+    fn catch_up(&self, doc: &str) {
+        loop {
+            let Some(after) = self
+                .tails
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(doc)
+                .map(|t| t.after)
+            else {
+                return;
+            };
+            let entries = match self
+                .store
+                .entries_after(doc, after, self.config.read_len_max)
+            {
+                Ok(entries) => entries,
+                Err(e) => {
+                    self.metrics.redis_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(doc = %doc, error = %e, "reading a document stream failed; retrying");
+                    if let Some(tail) = self
+                        .tails
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_mut(doc)
+                    {
+                        tail.catch_up = true;
+                    }
+                    return;
                 }
+            };
+            let Some(last) = entries.last().map(|e| e.record.seq) else {
+                return;
+            };
+            let full = entries.len() >= self.config.read_len_max;
+            let remote: Vec<UpdateRecord> = entries
+                .into_iter()
+                .filter(|e| e.node != self.node)
+                .map(|e| e.record)
+                .collect();
+            if let Some(newest) = remote.last() {
+                let now = crate::clock::now_ms();
+                self.metrics
+                    .stream_lag_ms
+                    .store(now.saturating_sub(newest.time_ms), Relaxed);
+                self.metrics
+                    .remote_updates
+                    .fetch_add(u64::try_from(remote.len()).unwrap_or(0), Relaxed);
+                // The room's inbox is bounded: waiting here slows the tail, never drops.
+                if let Some(room) = self.room(doc) {
+                    let _ = room.blocking_send(RoomCmd::Remote(remote));
+                }
+            }
+            let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(tail) = tails.get_mut(doc) {
+                tail.after = tail.after.max(last);
+            }
+            if !full {
+                return;
             }
         }
     }
@@ -299,7 +411,7 @@ impl Cluster {
                     self.check_nodes();
                 }
                 std::thread::sleep(self.config.heartbeat_interval);
-                if let Ok(fresh) = self.store.connection() {
+                if let Ok(fresh) = self.store.pubsub_connection() {
                     let _ = fresh.set_read_timeout(Some(self.config.heartbeat_interval));
                     *conn = fresh;
                 }
@@ -436,7 +548,14 @@ impl Cluster {
              tandem_cluster_nodes_expired_total {}\n\
              # HELP tandem_cluster_redis_errors_total Failed Redis calls of the cluster threads.\n\
              # TYPE tandem_cluster_redis_errors_total counter\n\
-             tandem_cluster_redis_errors_total {}\n",
+             tandem_cluster_redis_errors_total {}\n\
+             # HELP tandem_cluster_feed_events_total Feed events written to and read from the cluster's stream.\n\
+             # TYPE tandem_cluster_feed_events_total counter\n\
+             tandem_cluster_feed_events_total{{direction=\"out\"}} {}\n\
+             tandem_cluster_feed_events_total{{direction=\"in\"}} {}\n\
+             # HELP tandem_cluster_feed_events_dropped_total Feed events dropped: the queue to Redis was full.\n\
+             # TYPE tandem_cluster_feed_events_dropped_total counter\n\
+             tandem_cluster_feed_events_dropped_total {}\n",
             m.remote_updates.load(Relaxed),
             m.awareness_in.load(Relaxed),
             m.awareness_out.load(Relaxed),
@@ -445,6 +564,9 @@ impl Cluster {
             open,
             m.nodes_expired.load(Relaxed),
             m.redis_errors.load(Relaxed),
+            m.feed_out.load(Relaxed),
+            m.feed_in.load(Relaxed),
+            m.feed_dropped.load(Relaxed),
         )
     }
 

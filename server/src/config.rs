@@ -376,7 +376,7 @@ impl Default for Timing {
     }
 }
 
-/// Cluster mode's timers and bounds (used only with `--redis`).
+/// Cluster mode's timers and bounds (used only with `--redis` or `--redis-cluster`).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Cluster mode")]
 pub struct ClusterConfig {
@@ -408,12 +408,31 @@ pub struct ClusterConfig {
     /// up over several reads without one reply growing without bound.
     #[arg(long = "cluster-read-len-max", env = "TANDEM_CLUSTER_READ_LEN_MAX", default_value_t = ClusterConfig::default().read_len_max, value_parser = at_least_one::<usize>())]
     pub read_len_max: usize,
-    /// Presence messages waiting to be published to other nodes; beyond it they are dropped.
+    /// Presence messages waiting to be published to other nodes; beyond it they are dropped. As
+    /// many feed events may wait to go to the cluster's feed stream (also dropped beyond).
     ///
     /// Clients renew their presence every 15 s, so a dropped message only delays it; 4096 covers
-    /// a burst of every socket of a busy node moving its cursor at once.
+    /// a burst of every socket of a busy node moving its cursor at once, and of feed events
+    /// minutes of a busy node's typed changes while Redis is briefly away.
     #[arg(long = "cluster-publish-queue-len-max", env = "TANDEM_CLUSTER_PUBLISH_QUEUE_LEN_MAX", default_value_t = ClusterConfig::default().publish_queue_len_max, value_parser = at_least_one::<usize>())]
     pub publish_queue_len_max: usize,
+    /// Events kept in the cluster's change feed in Redis (`tandem:{events}`); every node's
+    /// `/api/events` reads it, and a node that starts takes the newest `--feed-events-kept` of
+    /// it, so a stream resumes on any node.
+    ///
+    /// About 300 bytes each: 50,000 are ~15 MB, more than a node keeps in memory (10,000), so a
+    /// resuming client finds its id on every node.
+    #[arg(long = "cluster-events-len-max", env = "TANDEM_CLUSTER_EVENTS_LEN_MAX", default_value_t = ClusterConfig::default().events_len_max, value_parser = clap::value_parser!(u64).range(1..))]
+    pub events_len_max: u64,
+    /// Seconds a room keeps retrying a commit that Redis failed before it gives up and closes its
+    /// sockets (1011); 0 gives up at once.
+    ///
+    /// Meanwhile nothing of the room's is acknowledged (no echo, no broadcast), its sockets stay
+    /// open, `/health` says 503, and when Redis answers again the held edits are written and
+    /// acknowledged. 20 s rides out a Redis restart or failover, and stays under the 30 s after
+    /// which a stock y-websocket client closes a silent socket itself.
+    #[arg(long = "cluster-outage-grace-s", value_name = "S", env = "TANDEM_CLUSTER_OUTAGE_GRACE_S", value_parser = seconds, default_value = seconds_text(ClusterConfig::default().outage_grace))]
+    pub outage_grace: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -424,6 +443,8 @@ impl Default for ClusterConfig {
             read_block: Duration::from_millis(250),
             read_len_max: 512,
             publish_queue_len_max: 4096,
+            events_len_max: 50_000,
+            outage_grace: Duration::from_secs(20),
         }
     }
 }
@@ -453,6 +474,13 @@ pub struct StoreFlags {
     /// About 400 bytes each: 10,000 are ~4 MB per endpoint, a busy workspace's hour of events.
     #[arg(long, env = "TANDEM_WEBHOOK_OUTBOX_LEN_MAX", default_value_t = StoreConfig::default().outbox_len_max, value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_outbox_len_max: u64,
+    /// Cluster mode: entries kept in Redis' cluster-wide change stream (`tandem:{changes}`);
+    /// how far a node may fall behind before it catches a document up only at the document's
+    /// next change.
+    ///
+    /// About 100 bytes each: 100,000 are ~10 MB, 100 s of a cluster taking 1,000 updates a second.
+    #[arg(long, env = "TANDEM_CLUSTER_CHANGES_LEN_MAX", default_value_t = StoreConfig::default().changes_len_max, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cluster_changes_len_max: u64,
 }
 
 impl From<StoreFlags> for StoreConfig {
@@ -463,6 +491,7 @@ impl From<StoreFlags> for StoreConfig {
             history_keep_updates: flags.history_keep_updates,
             inbox_len_max: flags.inbox_len_max,
             outbox_len_max: flags.webhook_outbox_len_max,
+            changes_len_max: flags.cluster_changes_len_max,
         }
     }
 }
@@ -484,8 +513,9 @@ pub struct Config {
     pub dev_login_secret: Option<Vec<u8>>,
     /// A directory served at `/` instead of the web demo embedded in the binary (`None`).
     pub static_dir: Option<PathBuf>,
-    /// Cluster mode: documents live in this Redis and nodes share them (`None`: sled, one node).
-    pub redis_url: Option<String>,
+    /// Cluster mode: documents live in this Redis or Redis Cluster and nodes share them
+    /// (`None`: sled, one node).
+    pub redis: Option<tandem_storage::redis_store::RedisTarget>,
 }
 
 impl Config {
@@ -501,7 +531,7 @@ impl Config {
             webhooks: Default::default(),
             auth: None,
             dev_login_secret: None,
-            redis_url: None,
+            redis: None,
             static_dir: None,
         }
     }

@@ -5,13 +5,18 @@
 //! Ids are strictly increasing, also across restarts: the first id of a process is its start time
 //! in milliseconds × 1000, so an id from before a restart is older than every id kept now and the
 //! client is told to `reset` rather than silently missing events.
+//!
+//! In cluster mode a node does not stamp its events: it forwards them ([`Feed::forward_to`]) to
+//! the cluster's event stream in Redis, and every node's feed takes the stream's events back in
+//! ([`Feed::insert`]) with ids made from the stream ids: one order and one set of ids on every
+//! node, so a stream resumes on any node.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tandem_crdt_model::typed::{Change, DocKind};
 use tokio::sync::broadcast;
 
@@ -54,6 +59,76 @@ pub struct Feed {
     ring: Mutex<Ring>,
     live: broadcast::Sender<Arc<FeedEvent>>,
     kept: usize,
+    /// Cluster mode: where unstamped events go instead of the ring.
+    forward: OnceLock<Forward>,
+}
+
+/// Takes one unstamped event (its [`FeedEvent::to_wire`] bytes) to the cluster.
+pub type Forward = Box<dyn Fn(Vec<u8>) + Send + Sync>;
+
+/// An event as it travels between nodes: everything but its id (the stream gives it).
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    doc: String,
+    by: Vec<String>,
+    time_ms: u64,
+    event: String,
+    #[serde(default)]
+    fields: Vec<String>,
+    entry: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl FeedEvent {
+    fn new(id: u64, doc: &Arc<str>, by: Vec<String>, change: Change, time_ms: u64) -> FeedEvent {
+        let located = tandem_crdt_model::typed::locate(doc);
+        FeedEvent {
+            id,
+            change,
+            doc: Arc::clone(doc),
+            kind: located.as_ref().map(|l| l.kind),
+            item: located.as_ref().map(|l| l.id.to_string()),
+            by,
+            time_ms,
+        }
+    }
+
+    /// The event without its id, for the cluster's event stream.
+    pub fn to_wire(&self) -> Vec<u8> {
+        let c = &self.change;
+        serde_json::to_vec(&Wire {
+            doc: self.doc.to_string(),
+            by: self.by.clone(),
+            time_ms: self.time_ms,
+            event: c.event.clone(),
+            fields: c.fields.clone(),
+            entry: c.entry.clone(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// An event read back from the cluster's stream, with the id the stream gave it; `None`
+    /// for bytes that are not one (never written by tandem).
+    pub fn from_wire(id: u64, bytes: &[u8]) -> Option<FeedEvent> {
+        let w: Wire = serde_json::from_slice(bytes).ok()?;
+        let change = Change {
+            event: w.event,
+            fields: w.fields,
+            entry: w.entry,
+            from: w.from,
+            to: w.to,
+        };
+        Some(FeedEvent::new(
+            id,
+            &Arc::from(w.doc),
+            w.by,
+            change,
+            w.time_ms,
+        ))
+    }
 }
 
 struct Ring {
@@ -77,7 +152,38 @@ impl Feed {
             // resuming from too far back.
             live: broadcast::channel(kept.min(4096)).0,
             kept,
+            forward: OnceLock::new(),
         }
+    }
+
+    /// How many events the ring keeps.
+    pub fn kept(&self) -> usize {
+        self.kept
+    }
+
+    /// Cluster mode: from now on events go to `forward`, and come back through [`Feed::insert`].
+    pub fn forward_to(&self, forward: Forward) {
+        let _ = self.forward.set(forward);
+    }
+
+    /// Takes in an event stamped elsewhere (the cluster's stream); one not newer than the last
+    /// taken is a repeat and is ignored.
+    pub fn insert(&self, event: FeedEvent) {
+        let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        if ring.events.back().is_some_and(|last| event.id <= last.id) {
+            return;
+        }
+        ring.next_id = event.id.saturating_add(1);
+        self.push(&mut ring, Arc::new(event));
+    }
+
+    fn push(&self, ring: &mut Ring, event: Arc<FeedEvent>) {
+        if ring.events.len() == self.kept {
+            ring.events.pop_front();
+        }
+        ring.events.push_back(Arc::clone(&event));
+        // Sent under the lock, so a subscriber taken with `resume` sees each event once.
+        let _ = self.live.send(event);
     }
 
     /// Stamps and publishes the changes of one document.
@@ -85,26 +191,18 @@ impl Feed {
         if changes.is_empty() {
             return;
         }
-        let located = tandem_crdt_model::typed::locate(doc);
         let time_ms = crate::clock::now_ms();
+        if let Some(forward) = self.forward.get() {
+            for change in changes {
+                forward(FeedEvent::new(0, doc, by.clone(), change, time_ms).to_wire());
+            }
+            return;
+        }
         let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
         for change in changes {
-            let event = Arc::new(FeedEvent {
-                id: ring.next_id,
-                change,
-                doc: Arc::clone(doc),
-                kind: located.as_ref().map(|l| l.kind),
-                item: located.as_ref().map(|l| l.id.to_string()),
-                by: by.clone(),
-                time_ms,
-            });
+            let event = FeedEvent::new(ring.next_id, doc, by.clone(), change, time_ms);
             ring.next_id += 1;
-            if ring.events.len() == self.kept {
-                ring.events.pop_front();
-            }
-            ring.events.push_back(Arc::clone(&event));
-            // Sent under the lock, so a subscriber taken with `resume` sees each event once.
-            let _ = self.live.send(event);
+            self.push(&mut ring, Arc::new(event));
         }
     }
 

@@ -97,12 +97,19 @@ impl Server {
     /// Opens the store under `config.data_dir` and starts serving on `config.addr`.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         config.check().map_err(anyhow::Error::msg)?;
-        if let Some(url) = config.redis_url.clone() {
-            // Cluster mode: Redis holds every document; sled is not used.
+        if let Some(target) = config.redis.clone() {
+            // Cluster mode: Redis (one server or a Redis Cluster) holds every document; sled is
+            // not used.
             let node = crate::cluster::new_node_id();
             let store = tokio::task::spawn_blocking({
                 let store_config = config.store.clone();
-                move || tandem_storage::redis_store::RedisStore::open(&url, &node, store_config)
+                move || {
+                    tandem_storage::redis_store::RedisStore::open_target(
+                        target,
+                        &node,
+                        store_config,
+                    )
+                }
             })
             .await?
             .context("connecting to Redis")?;

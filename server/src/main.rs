@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use tandem::auth::{Claims, Role, Verifier};
 use tandem::config::{ClusterConfig, Config, Limits, StoreFlags, Timing};
 use tandem::logging::LogFormat;
+use tandem_storage::redis_store::RedisTarget;
 
 #[derive(Parser)]
 #[command(name = "tandem", version, about = "A Yjs sync server")]
@@ -133,8 +134,17 @@ struct ServeArgs {
     static_dir: Option<PathBuf>,
     /// Cluster mode: keep documents in this Redis (`redis://127.0.0.1:6379`) and serve them
     /// together with every other node pointed at it. `--data-dir` is then unused.
-    #[arg(long = "redis", env = "TANDEM_REDIS_URL")]
+    #[arg(
+        long = "redis",
+        env = "TANDEM_REDIS_URL",
+        conflicts_with = "redis_cluster"
+    )]
     redis_url: Option<String>,
+    /// Cluster mode on a Redis Cluster: its seed nodes, comma-separated
+    /// (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`); the other shards are discovered. Each
+    /// document lives on the shard of its hash slot.
+    #[arg(long = "redis-cluster", env = "TANDEM_REDIS_CLUSTER_URLS", value_name = "URL[,URL...]", value_delimiter = ',', num_args = 1..)]
+    redis_cluster: Vec<String>,
     // Every limit and timer: their flags are declared with them, in `tandem::config`.
     #[command(flatten)]
     limits: Limits,
@@ -169,7 +179,11 @@ impl ServeArgs {
                 })?;
             config.dev_login_secret = Some(secret.into_bytes());
         }
-        config.redis_url = self.redis_url;
+        config.redis = match (self.redis_url, self.redis_cluster) {
+            (Some(url), _) => Some(RedisTarget::Single(url)),
+            (None, seeds) if !seeds.is_empty() => Some(RedisTarget::Cluster(seeds)),
+            (None, _) => None,
+        };
         // Without it, the demo embedded in the binary (`tandem::site`).
         config.static_dir = self.static_dir;
         Ok(config)
@@ -395,9 +409,11 @@ mod tests {
             "cluster-read-block-ms",
             "cluster-read-len-max",
             "cluster-publish-queue-len-max",
+            "cluster-events-len-max",
             "compact-after-updates",
             "compact-after-bytes",
             "webhook-outbox-len-max",
+            "cluster-changes-len-max",
             "webhook-timeout-s",
             "webhook-age-max-s",
             "webhook-backoff-first-ms",
@@ -409,6 +425,34 @@ mod tests {
             config(&[&format!("--{flag}"), "1"]).expect(flag);
         }
         config(&["--room-idle-grace-s", "0", "--shutdown-drain-max-s", "0"]).expect("zero is fine");
+    }
+
+    // `--redis-cluster` takes comma-separated seed nodes; with `--redis` it is refused, since
+    // the two name different stores.
+    #[test]
+    fn redis_and_redis_cluster_exclude_each_other() {
+        let seeds = "redis://127.0.0.1:7000,redis://127.0.0.1:7001";
+        let parsed = config(&["--redis-cluster", seeds]).expect("seeds");
+        assert_eq!(
+            parsed.redis,
+            Some(super::RedisTarget::Cluster(vec![
+                "redis://127.0.0.1:7000".into(),
+                "redis://127.0.0.1:7001".into()
+            ]))
+        );
+        let single = config(&["--redis", "redis://127.0.0.1:6379"]).expect("one");
+        assert_eq!(
+            single.redis,
+            Some(super::RedisTarget::Single("redis://127.0.0.1:6379".into()))
+        );
+        let refused = config(&[
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--redis-cluster",
+            seeds,
+        ])
+        .expect_err("both");
+        assert!(refused.contains("--redis-cluster"), "{refused}");
     }
 
     // A heartbeat as long as the lease would let a live node's key expire between refreshes.

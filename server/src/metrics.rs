@@ -133,6 +133,8 @@ pub struct Metrics {
     pub slow_consumers_closed: AtomicU64,
     pub flushes: AtomicU64,
     pub flush_failures: AtomicU64,
+    /// Commits retried by a room while Redis was unreachable (`--cluster-outage-grace-s`).
+    pub commit_retries: AtomicU64,
     pub compactions: AtomicU64,
     pub auth_failures: AtomicU64,
     pub rate_limited: AtomicU64,
@@ -255,6 +257,12 @@ impl Metrics {
             "tandem_flush_failures_total",
             "Store flushes that failed.",
             &self.flush_failures,
+        );
+        counter(
+            &mut out,
+            "tandem_commit_retries_total",
+            "Commits a room retried, holding its batch, while Redis was unreachable.",
+            &self.commit_retries,
         );
         counter(
             &mut out,

@@ -1,7 +1,7 @@
 //! Cluster mode against a real `redis-server` (Debian's, started on a free loopback port by
 //! `common::redis_server`, `appendonly yes` + `appendfsync always`): `/health` follows Redis
-//! through a restart, nothing acknowledged is lost across it, and shutdown stops the cluster
-//! threads.
+//! through a restart, edits made while it is away are held and written when it is back, nothing
+//! acknowledged is lost across it, and shutdown stops the cluster threads.
 
 mod common;
 
@@ -64,9 +64,10 @@ fn stored_text(url: &str, doc: &str) -> String {
     s
 }
 
-// Redis restarts under a node (SIGTERM, then a new redis-server on the same port and AOF):
-// `/health` turns 503 while it is away and back to 200 by itself within 10 s of its return;
-// an edit acknowledged before the restart and one made after it are both in Redis; and
+// Redis restarts under a node (SIGTERM, then a new redis-server on the same port and AOF), with
+// no outage grace (`--cluster-outage-grace-s 0`): `/health` turns 503 while it is away and back
+// to 200 by itself within 10 s of its return; an edit while it is away is refused at once
+// (1011); an edit acknowledged before the restart and one made after it are both in Redis; and
 // shutdown joins the cluster threads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_follows_redis_through_a_restart() {
@@ -78,10 +79,13 @@ async fn health_follows_redis_through_a_restart() {
     let mut redis = Redis(redis_server(port, dir.path()));
     let url = format!("redis://127.0.0.1:{port}/");
     let mut s = start(|c| {
-        c.redis_url = Some(url.clone());
+        c.redis = Some(tandem_storage::redis_store::RedisTarget::Single(
+            url.clone(),
+        ));
         c.cluster.heartbeat_interval = Duration::from_millis(200);
         c.cluster.node_lease = Duration::from_secs(1);
         c.timing.store_probe_interval = Duration::from_millis(200);
+        c.cluster.outage_grace = Duration::ZERO;
     })
     .await;
     let addr = s.addr();
@@ -118,4 +122,56 @@ async fn health_follows_redis_through_a_restart() {
     assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
     let cluster = app.cluster.as_ref().expect("cluster mode");
     assert!(cluster.stopped(), "the cluster threads were joined");
+}
+
+// Redis goes away (SIGTERM) while a client edits, and comes back (a new redis-server on the same
+// port and AOF) within the outage grace: the edit is not acknowledged while Redis is away (no
+// echo) and its socket stays open; `/health` says 503 with the cause; once Redis is back the
+// held edit is written and echoed on the same socket, without a reconnect or a restart, and it
+// is in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_made_while_redis_is_away_are_held_then_written() {
+    let port = tandem_storage::redis_testing::free_port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut redis = Redis(redis_server(port, dir.path()));
+    let url = format!("redis://127.0.0.1:{port}/");
+    let s = start(|c| {
+        c.redis = Some(tandem_storage::redis_store::RedisTarget::Single(
+            url.clone(),
+        ));
+        c.cluster.heartbeat_interval = Duration::from_millis(200);
+        c.cluster.node_lease = Duration::from_secs(1);
+        c.timing.store_probe_interval = Duration::from_millis(200);
+        c.cluster.outage_grace = Duration::from_secs(30);
+    })
+    .await;
+    let addr = s.addr();
+    let mut ws = connect_ok(addr, "cluster/held").await;
+    acknowledged(&mut ws, edit(1, "before ")).await;
+
+    terminate(&mut redis.0);
+    let held = edit(2, "held ");
+    send(&mut ws, held.clone()).await;
+    wait_health(addr, 503, Duration::from_secs(10)).await;
+    let (_, body) = health(addr).await;
+    assert!(body.contains("redis"), "/health names the cause: {body}");
+    // Nothing comes back for the held edit while Redis is away, and the socket stays open.
+    let silent = tokio::time::timeout(Duration::from_secs(1), recv_with(&mut ws, &[0, 2])).await;
+    assert!(silent.is_err(), "no echo while Redis is away: {silent:?}");
+
+    redis.0 = redis_server(port, dir.path());
+    let echoed = tokio::time::timeout(Duration::from_secs(15), async {
+        while recv_with(&mut ws, &[0, 2]).await != held {}
+    })
+    .await;
+    assert!(
+        echoed.is_ok(),
+        "the held edit is acknowledged once Redis is back"
+    );
+    wait_health(addr, 200, Duration::from_secs(10)).await;
+    let text = stored_text(&url, "cluster/held");
+    assert!(
+        text.contains("before ") && text.contains("held "),
+        "stored: {text:?}"
+    );
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{redis_server, Redis};
 use receiver::{create_note, created, flags, Answer, Receiver, Tandem, WITHIN};
+use tandem_storage::redis_testing::Deployment;
 
 /// A `redis-server` on a free port, and its URL.
 fn redis(dir: &std::path::Path) -> (Redis, String) {
@@ -24,19 +25,27 @@ fn redis(dir: &std::path::Path) -> (Redis, String) {
     )
 }
 
-// Cluster mode: two nodes on one real redis-server, the same endpoint on both, changes made on
-// both; the receiver gets each event once (one node holds the endpoint's lease), in the order
+// Cluster mode: two nodes on one real redis-server, and on a 3-shard Redis Cluster, the same
+// endpoint on both, changes made on both; the receiver gets each event once (derived by the node
+// that accepted the change, sent by the one node holding the endpoint's lease), in the order
 // they were made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_mode_delivers_each_event_once_per_endpoint() {
-    let redis_dir = tempfile::tempdir().expect("dir");
-    let (_redis, url) = redis(redis_dir.path());
+    for deployment in Deployment::ALL {
+        delivers_each_event_once_on(deployment).await;
+    }
+}
+
+async fn delivers_each_event_once_on(deployment: Deployment) {
+    let redis = deployment.start();
     let r = Receiver::start(|_| Answer::Status(200)).await;
     let dirs = [
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
     ];
-    let args = flags(&[r.url("/")], &["--redis", &url]);
+    let redis_flags = redis.flags();
+    let redis_flags: Vec<&str> = redis_flags.iter().map(String::as_str).collect();
+    let args = flags(&[r.url("/")], &redis_flags);
     let nodes: Vec<Tandem> = dirs
         .iter()
         .map(|d| Tandem::start(d.path(), &args))

@@ -24,6 +24,8 @@ pub mod memory;
 pub mod outbox;
 pub mod record;
 pub mod redis_store;
+#[cfg(feature = "redis-testing")]
+pub mod redis_testing;
 pub mod sled_store;
 
 pub use authorship::{Authorship, Binding};
@@ -136,6 +138,11 @@ pub struct StoreConfig {
     /// waiting one is parked as dead. An event is about 400 bytes, so 10,000 are ~4 MB per
     /// endpoint: at a busy workspace's few events a second, a receiver down for an hour.
     pub outbox_len_max: u64,
+    /// Entries kept in the cluster-wide change stream (Redis only). It is
+    /// how far a node may fall behind before it misses a pointer; a missed one is caught up at
+    /// the document's next change. An entry is about 100 bytes in Redis, so 100,000 are ~10 MB:
+    /// 100 s of a cluster taking 1,000 updates a second.
+    pub changes_len_max: u64,
 }
 
 impl Default for StoreConfig {
@@ -146,6 +153,7 @@ impl Default for StoreConfig {
             history_keep_updates: 10_000,
             inbox_len_max: 1_000,
             outbox_len_max: 10_000,
+            changes_len_max: 100_000,
         }
     }
 }

@@ -10,8 +10,20 @@
 //! | `tandem:{<doc>}:lease` | string | the node compacting the document (`SET NX PX`) |
 //! | `tandem:{<doc>}:authors` | hash | `c` the creator; `b:<client>:<start>` the author of each binding (`HSETNX`: the first wins) |
 //! | `tandem:docs` | set | every document name (listings) |
+//! | `tandem:{events}` | stream | the cluster's change feed: `e` one event (the server's JSON), the newest `--cluster-events-len-max` |
+//! | `tandem:{changes}` | stream | one entry per update of any document: `d` document, `q` seq, `n` node (the newest `changes_len_max`) |
 //!
-//! The inboxes of notifications: [`inbox`]; the people directory: [`directory`].
+//! The inboxes of notifications: [`inbox`]; the people directory: [`directory`]; one Redis or a
+//! Redis Cluster: [`conn`].
+//!
+//! **On a Redis Cluster** every command, script and pipeline names keys of one hash slot: a
+//! document's keys share `{<doc>}`, each global key is alone in its command (or shares a tag
+//! with the keys it is used with, like `{people}`). A node follows other nodes' updates with one
+//! blocking read of `tandem:{changes}` (cluster-wide, so one read whatever the shard count),
+//! then reads the named documents' own streams from their seq. An append is two writes: the
+//! entry into the document's stream (the durable one) and its small pointer into `{changes}`.
+//! If a node dies between the two, the pointer is missing; the seq gap is caught up at the
+//! document's next change, since a reader always reads the document's stream from its own seq.
 //!
 //! An append returns once Redis has executed it; how durable that is depends on Redis'
 //! persistence (`appendonly yes` with `appendfsync always` makes it survive a Redis crash), so
@@ -22,10 +34,14 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
-use redis::{Commands, Connection};
+use redis::streams::{StreamId, StreamRangeReply};
+use redis::Commands;
 
+pub mod conn;
 mod directory;
+mod feeds;
+
+pub use feeds::{Change, StreamEvent};
 mod inbox;
 mod outbox;
 
@@ -60,10 +76,13 @@ pub struct StreamEntry {
     pub record: UpdateRecord,
 }
 
+pub use conn::{RedisConn, RedisTarget};
+
 pub struct RedisStore {
-    client: redis::Client,
+    target: RedisTarget,
+    client: conn::Client,
     /// Idle connections; a call takes one (or opens one) and puts it back.
-    pool: Mutex<Vec<Connection>>,
+    pool: Mutex<Vec<RedisConn>>,
     node: String,
     config: StoreConfig,
     append: redis::Script,
@@ -83,12 +102,25 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl RedisStore {
-    /// Connects (and checks the connection) for node `node`.
+    /// Connects to one Redis (and checks the connection) for node `node`.
     pub fn open(url: &str, node: &str, config: StoreConfig) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(io)?;
-        let mut conn = client.get_connection().map_err(io)?;
+        Self::open_target(RedisTarget::Single(url.to_string()), node, config)
+    }
+
+    /// Connects to one Redis or a Redis Cluster (and checks the connection) for node `node`.
+    pub fn open_target(
+        target: RedisTarget,
+        node: &str,
+        config: StoreConfig,
+    ) -> Result<Self, StoreError> {
+        let client = target.client().map_err(io)?;
+        let mut conn = client.connection().map_err(io)?;
         redis::cmd("PING").query::<String>(&mut conn).map_err(io)?;
+        if matches!(target, RedisTarget::Single(_)) {
+            directory::migrate(&mut conn).map_err(io)?;
+        }
         Ok(RedisStore {
+            target,
             client,
             pool: Mutex::new(vec![conn]),
             node: node.to_string(),
@@ -104,14 +136,19 @@ impl RedisStore {
         &self.node
     }
 
-    /// A dedicated connection (for blocking reads and pub/sub).
-    pub fn connection(&self) -> Result<Connection, StoreError> {
-        self.client.get_connection().map_err(io)
+    /// A dedicated connection (for blocking reads).
+    pub fn connection(&self) -> Result<RedisConn, StoreError> {
+        self.client.connection().map_err(io)
+    }
+
+    /// A dedicated connection for pub/sub (see [`conn`]).
+    pub fn pubsub_connection(&self) -> Result<redis::Connection, StoreError> {
+        self.target.pubsub_connection().map_err(io)
     }
 
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut RedisConn) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         let pooled = self
             .pool
@@ -137,46 +174,14 @@ impl RedisStore {
         result.map_err(io)
     }
 
-    /// Entries of several documents' streams after the given seqs, waiting up to `block` for
-    /// the first one. Uses `conn`, which it blocks.
-    pub fn read_after(
-        conn: &mut Connection,
-        docs: &[(String, u64)],
-        block: Duration,
+    /// The entries of `doc`'s stream after seq `after`, at most `count`.
+    pub fn entries_after(
+        &self,
+        doc: &str,
+        after: u64,
         count: usize,
-    ) -> Result<Vec<(String, Vec<StreamEntry>)>, StoreError> {
-        if docs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX))
-            .arg("STREAMS");
-        for (doc, _) in docs {
-            cmd.arg(key(doc, "log"));
-        }
-        for (_, seq) in docs {
-            cmd.arg(format!("{seq}-0"));
-        }
-        let reply: Option<StreamReadReply> = cmd.query(conn).map_err(io)?;
-        let mut out = Vec::new();
-        for stream in reply.map(|r| r.keys).unwrap_or_default() {
-            let doc = stream
-                .key
-                .strip_prefix("tandem:{")
-                .and_then(|k| k.strip_suffix("}:log"))
-                .unwrap_or_default()
-                .to_string();
-            let entries = stream
-                .ids
-                .iter()
-                .map(|id| entry_of(&doc, id))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.push((doc, entries));
-        }
-        Ok(out)
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        self.entries(doc, after, Some(count))
     }
 
     /// Publishes `payload` on a channel (cross-node awareness).
@@ -294,6 +299,23 @@ impl DocStore for RedisStore {
                 .arg(update)
                 .arg(u64::from(crc32fast::hash(update)))
                 .invoke(c)
+        })?;
+        // The pointer other nodes follow. Its own command: `{changes}` is another slot than the
+        // document's keys. A failure here leaves the update durable; readers catch the gap up
+        // at the document's next change.
+        self.with(|c| {
+            redis::cmd("XADD")
+                .arg(feeds::CHANGES)
+                .arg("MAXLEN")
+                .arg(self.config.changes_len_max)
+                .arg("*")
+                .arg("d")
+                .arg(doc)
+                .arg("q")
+                .arg(seq)
+                .arg("n")
+                .arg(&self.node)
+                .query::<()>(c)
         })?;
         if seq == 1 {
             self.with(|c| c.sadd::<_, _, ()>(REGISTRY, doc))?;
@@ -517,11 +539,14 @@ impl RedisStore {
         )?;
         let crc = u64::from(crc32fast::hash(&state));
         self.with(|c| {
-            redis::pipe()
-                .atomic()
-                .hset(key(doc, "snap"), "s", state.as_slice())
-                .hset(key(doc, "snap"), "q", upto)
-                .hset(key(doc, "snap"), "c", crc)
+            redis::cmd("HSET")
+                .arg(key(doc, "snap"))
+                .arg("s")
+                .arg(state.as_slice())
+                .arg("q")
+                .arg(upto)
+                .arg("c")
+                .arg(crc)
                 .query::<()>(c)
         })?;
         // Entries merged into the snapshot and older than the history window go. Entries

@@ -1,66 +1,17 @@
-//! `RedisStore` against a real `redis-server` (Debian's), started on a free loopback port.
-
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+//! `RedisStore` against real `redis-server`s (Debian's) on free loopback ports: every case runs
+//! on one server and on a 3-shard Redis Cluster (`Deployment::ALL`).
 
 use redis::Commands;
+use std::time::Duration;
 use tandem_storage::redis_store::RedisStore;
+use tandem_storage::redis_testing::{Deployment, TestRedis};
 use tandem_storage::{
     Authorship, DocStore, InboxQuery, InboxRange, MarkRead, NewHookEvent, NewNotification, Outbox,
     OutboxCounts, StoreConfig, StoreError,
 };
+
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Text, Transact, Update};
-
-struct Redis {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn redis() -> Redis {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (Debian package redis-server)");
-    let url = format!("redis://127.0.0.1:{port}/");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while redis::Client::open(url.as_str())
-        .and_then(|c| c.get_connection())
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Redis {
-        child,
-        url,
-        _dir: dir,
-    }
-}
 
 fn insert(client: u64, text: &str) -> Vec<u8> {
     let doc = Doc::with_client_id(client);
@@ -87,14 +38,19 @@ fn text_of(store: &RedisStore, name: &str) -> String {
 // made during it stay in the stream; history keeps authors; a fresh store reads it all back.
 #[test]
 fn append_compact_load_across_nodes() {
-    let r = redis();
+    for deployment in Deployment::ALL {
+        append_compact_load_across_nodes_on(&deployment.start());
+    }
+}
+
+fn append_compact_load_across_nodes_on(r: &TestRedis) {
     let config = StoreConfig {
         compact_after_updates: 3,
         history_keep_updates: 2,
         ..StoreConfig::default()
     };
-    let a = RedisStore::open(&r.url, "node-a", config.clone()).expect("connects");
-    let b = RedisStore::open(&r.url, "node-b", config).expect("connects");
+    let a = RedisStore::open_target(r.target(), "node-a", config.clone()).expect("connects");
+    let b = RedisStore::open_target(r.target(), "node-b", config).expect("connects");
     assert!(a.load("d").expect("loads").is_none());
     let s1 = a.append("d", "ada", 1, &insert(1, "a")).expect("appends");
     let s2 = b.append("d", "bob", 2, &insert(2, "b")).expect("appends");
@@ -128,14 +84,18 @@ fn append_compact_load_across_nodes() {
 // A stored record whose checksum does not match fails the load with the document named.
 #[test]
 fn corrupt_record_fails_loudly() {
-    let r = redis();
-    let store = RedisStore::open(&r.url, "node-a", StoreConfig::default()).expect("connects");
+    for deployment in Deployment::ALL {
+        corrupt_record_fails_loudly_on(&deployment.start());
+    }
+}
+
+fn corrupt_record_fails_loudly_on(r: &TestRedis) {
+    let store =
+        RedisStore::open_target(r.target(), "node-a", StoreConfig::default()).expect("connects");
     store
         .append("notes/x", "ada", 1, &insert(1, "hello"))
         .expect("appends");
-    let mut conn = redis::Client::open(r.url.as_str())
-        .and_then(|c| c.get_connection())
-        .expect("connects");
+    let mut conn = r.connect();
     let _: String = redis::cmd("XADD")
         .arg("tandem:{notes/x}:log")
         .arg("2-0")
@@ -166,8 +126,14 @@ mod authorship_contract;
 
 #[test]
 fn authorship_contract() {
-    let redis = redis();
-    let store = RedisStore::open(&redis.url, "node-a", StoreConfig::default()).expect("opens");
+    for deployment in Deployment::ALL {
+        authorship_contract_on(&deployment.start());
+    }
+}
+
+fn authorship_contract_on(r: &TestRedis) {
+    let store =
+        RedisStore::open_target(r.target(), "node-a", StoreConfig::default()).expect("opens");
     authorship_contract::check(&store, "notes/authors");
 }
 
@@ -176,12 +142,17 @@ mod inbox_contract;
 
 #[test]
 fn inbox_contract() {
-    let redis = redis();
+    for deployment in Deployment::ALL {
+        inbox_contract_on(&deployment.start());
+    }
+}
+
+fn inbox_contract_on(r: &TestRedis) {
     let config = StoreConfig {
         inbox_len_max: inbox_contract::LEN_MAX,
         ..StoreConfig::default()
     };
-    let store = RedisStore::open(&redis.url, "node-a", config).expect("opens");
+    let store = RedisStore::open_target(r.target(), "node-a", config).expect("opens");
     inbox_contract::check(&store, "ada");
     inbox_contract::check(&store, "auth0|42 {ålice}");
 }
@@ -191,8 +162,14 @@ mod directory_contract;
 
 #[test]
 fn directory_contract() {
-    let redis = redis();
-    let store = RedisStore::open(&redis.url, "node-a", StoreConfig::default()).expect("opens");
+    for deployment in Deployment::ALL {
+        directory_contract_on(&deployment.start());
+    }
+}
+
+fn directory_contract_on(r: &TestRedis) {
+    let store =
+        RedisStore::open_target(r.target(), "node-a", StoreConfig::default()).expect("opens");
     directory_contract::check(&store);
 }
 
@@ -203,13 +180,18 @@ mod outbox_contract;
 /// lease is one node's at a time until it expires.
 #[test]
 fn outbox_contract_and_one_lease_across_nodes() {
-    let redis = redis();
+    for deployment in Deployment::ALL {
+        outbox_contract_and_one_lease_across_nodes_on(&deployment.start());
+    }
+}
+
+fn outbox_contract_and_one_lease_across_nodes_on(r: &TestRedis) {
     let config = StoreConfig {
         outbox_len_max: outbox_contract::LEN_MAX,
         ..StoreConfig::default()
     };
-    let a = RedisStore::open(&redis.url, "node-a", config.clone()).expect("opens");
-    let b = RedisStore::open(&redis.url, "node-b", config).expect("opens");
+    let a = RedisStore::open_target(r.target(), "node-a", config.clone()).expect("opens");
+    let b = RedisStore::open_target(r.target(), "node-b", config).expect("opens");
     outbox_contract::check(&a, "e0f1a2");
     let queued = NewHookEvent {
         endpoint: "shared".into(),
@@ -238,4 +220,99 @@ fn outbox_contract_and_one_lease_across_nodes() {
         "expired: b takes it"
     );
     assert!(!a.outbox_lease("shared", 300).expect("asks"));
+}
+
+// One blocking read of the change stream names every append of every node, whatever shard
+// each document lives on (many names spread over the slots), in append order per document; a
+// reader starting at the head sees only what came after it, and each document's stream reads
+// back from a seq.
+#[test]
+fn change_stream_spans_every_shard() {
+    for deployment in Deployment::ALL {
+        change_stream_spans_every_shard_on(&deployment.start());
+    }
+}
+
+fn change_stream_spans_every_shard_on(r: &TestRedis) {
+    let a = RedisStore::open_target(r.target(), "node-a", StoreConfig::default()).expect("opens");
+    let b = RedisStore::open_target(r.target(), "node-b", StoreConfig::default()).expect("opens");
+    a.append("before", "ada", 1, &insert(1, "x"))
+        .expect("appends");
+    let head = b.changes_head().expect("head");
+    let docs: Vec<String> = (0..20).map(|i| format!("notes/{i}")).collect();
+    for (i, doc) in docs.iter().enumerate() {
+        let (store, client) = if i % 2 == 0 { (&a, 10) } else { (&b, 20) };
+        store
+            .append(doc, "ada", 1, &insert(client, "a"))
+            .expect("appends");
+        store
+            .append(doc, "ada", 2, &insert(client + 1, "b"))
+            .expect("appends");
+    }
+    let mut conn = b.connection().expect("connects");
+    let (changes, next) =
+        RedisStore::changes_after(&mut conn, &head, Duration::from_millis(100), 1000)
+            .expect("reads");
+    assert_eq!(
+        changes.len(),
+        40,
+        "two per document, none from before the head"
+    );
+    for (i, doc) in docs.iter().enumerate() {
+        let seqs: Vec<u64> = changes
+            .iter()
+            .filter(|c| &c.doc == doc)
+            .map(|c| c.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2], "{doc}");
+        let node = if i % 2 == 0 { "node-a" } else { "node-b" };
+        assert!(changes
+            .iter()
+            .filter(|c| &c.doc == doc)
+            .all(|c| c.node == node));
+    }
+    let (none, same) = RedisStore::changes_after(&mut conn, &next, Duration::from_millis(50), 1000)
+        .expect("reads");
+    assert!(none.is_empty(), "nothing after the last read");
+    assert_eq!(same, next);
+    let tail = a.entries_after("notes/3", 1, 10).expect("reads");
+    assert_eq!(tail.len(), 1);
+    assert_eq!((tail[0].record.seq, tail[0].node.as_str()), (2, "node-b"));
+}
+
+// The two cluster-wide streams keep exactly their bound: the newest `changes_len_max` pointers
+// and the newest `len_max` events, on both deployments.
+#[test]
+fn cluster_streams_keep_their_bounds() {
+    for deployment in Deployment::ALL {
+        cluster_streams_keep_their_bounds_on(&deployment.start());
+    }
+}
+
+fn cluster_streams_keep_their_bounds_on(r: &TestRedis) {
+    let config = StoreConfig {
+        changes_len_max: 5,
+        ..StoreConfig::default()
+    };
+    let store = RedisStore::open_target(r.target(), "node-a", config).expect("opens");
+    for i in 0..8 {
+        store
+            .append("bounded", "ada", 1, &insert(1 + i, "x"))
+            .expect("appends");
+    }
+    let mut conn = store.connection().expect("connects");
+    let (changes, _) =
+        RedisStore::changes_after(&mut conn, "0-0", Duration::from_millis(50), 100).expect("reads");
+    let seqs: Vec<u64> = changes.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [4, 5, 6, 7, 8], "the newest five pointers");
+    for i in 0..4u8 {
+        store.add_event(&[i], 3).expect("adds");
+    }
+    let events = store.newest_events(10).expect("reads");
+    let payloads: Vec<Vec<u8>> = events.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(
+        payloads,
+        [vec![1], vec![2], vec![3]],
+        "the newest three events"
+    );
 }

@@ -165,3 +165,30 @@ export function readFrame (bytes) {
 }
 
 export { Y, WebSocket }
+
+/**
+ * Reads a Server-Sent Events stream (`/api/events`, `/api/me/events`) at `url`: `events` fills
+ * with `{ event, id, data }` (data parsed as JSON) as they come; `close()` ends it.
+ */
+export function readEvents (url, headers = {}) {
+  const controller = new AbortController()
+  const events = []
+  const done = (async () => {
+    const res = await fetch(url, { headers, signal: controller.signal })
+    if (res.status !== 200) throw new Error(`${url}: ${res.status}`)
+    const decoder = new TextDecoder()
+    let buffer = ''
+    for await (const chunk of res.body) {
+      buffer += decoder.decode(chunk, { stream: true })
+      let end
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end)
+        buffer = buffer.slice(end + 2)
+        const fields = Object.fromEntries(block.split('\n').filter((l) => l && !l.startsWith(':'))
+          .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trimStart()]))
+        if (fields.event) events.push({ event: fields.event, id: fields.id, data: JSON.parse(fields.data) })
+      }
+    }
+  })().catch(() => {})
+  return { events, close: () => controller.abort(), done }
+}

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { startServer, connectClient, waitFor, sleep, syncStep1, syncUpdate, BIN, Y } from './harness.mjs'
+import { startServer, connectClient, waitFor, sleep, syncStep1, syncUpdate, readEvents, BIN, Y } from './harness.mjs'
 import { pageSocket, openDocument } from './hocuspocus.mjs'
 
 const SECRET = 'interop-people-secret'
@@ -37,29 +37,13 @@ after(async () => {
   await server.cleanup()
 })
 
-/** Reads Server-Sent Events from a fetch body; resolves each `notification` in order. */
+/** `sub`'s notification stream: `events` holds each `notification`'s data, in order. */
 function notificationStream (sub) {
-  const controller = new AbortController()
-  const events = []
-  const done = fetch(`${server.http}/api/me/events`, {
-    headers: { authorization: `Bearer ${mint(sub)}` },
-    signal: controller.signal
-  }).then(async (res) => {
-    assert.equal(res.status, 200)
-    const decoder = new TextDecoder()
-    let buffer = ''
-    for await (const chunk of res.body) {
-      buffer += decoder.decode(chunk, { stream: true })
-      let end
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end)
-        buffer = buffer.slice(end + 2)
-        const data = block.split('\n').find((l) => l.startsWith('data:'))
-        if (block.includes('event:notification') && data) events.push(JSON.parse(data.slice(5)))
-      }
-    }
-  }).catch(() => {})
-  return { events, close: () => { controller.abort(); return done } }
+  const stream = readEvents(`${server.http}/api/me/events`, { authorization: `Bearer ${mint(sub)}` })
+  return {
+    get events () { return stream.events.filter((e) => e.event === 'notification').map((e) => e.data) },
+    close: () => { stream.close(); return stream.done }
+  }
 }
 
 test('a stock client assigning someone notifies them live, within a second', async () => {

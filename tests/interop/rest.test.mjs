@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { startServer, connectClient, waitFor, BIN } from './harness.mjs'
+import { startServer, connectClient, waitFor, readEvents, BIN } from './harness.mjs'
 
 const SECRET = 'rest-test-secret'
 const mint = (sub, docs) =>
@@ -35,28 +35,7 @@ async function api (method, path, token, body) {
 
 /** Reads `/api/events` as a stream of parsed events. */
 function subscribe (token, query = '', headers = {}) {
-  const controller = new AbortController()
-  const events = []
-  const done = (async () => {
-    const res = await fetch(`${server.http}/api/events${query}`, {
-      headers: { authorization: `Bearer ${token}`, ...headers }, signal: controller.signal
-    })
-    assert.equal(res.status, 200)
-    const decoder = new TextDecoder()
-    let buffer = ''
-    for await (const chunk of res.body) {
-      buffer += decoder.decode(chunk, { stream: true })
-      let end
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end)
-        buffer = buffer.slice(end + 2)
-        const fields = Object.fromEntries(block.split('\n').filter((l) => l && !l.startsWith(':'))
-          .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trimStart()]))
-        if (fields.event) events.push({ event: fields.event, id: fields.id, data: JSON.parse(fields.data) })
-      }
-    }
-  })().catch(() => {})
-  const s = { events, close: () => controller.abort(), done }
+  const s = readEvents(`${server.http}/api/events${query}`, { authorization: `Bearer ${token}`, ...headers })
   streams.push(s)
   return s
 }

@@ -3,8 +3,9 @@
 //! A batch may hold edits of several people. The room reads the document before each run of one
 //! person's edits (a *segment*), so each typed change is told in the name of the one who made it,
 //! and a person is never notified of their own change because someone else's landed in the same
-//! batch. Updates from other nodes form segments of their own: the feed describes them, but their
-//! notifications were derived, and delivered, by the node that accepted them.
+//! batch. Updates from other nodes form segments of their own, which derive nothing: their feed
+//! events, notifications and webhook events were derived, and written, by the node that
+//! accepted them (the feed through the cluster's event stream, `cluster::feed`).
 //!
 //! Segments close before the group commit, so a batch's notifications and webhook events go to
 //! the store in the same commit as its updates, and its feed events are published once that
@@ -87,7 +88,7 @@ impl Room {
             *before = after;
             return;
         }
-        let by = match &segment {
+        match &segment {
             Segment::Local(author) => {
                 let found = crate::people::notices::derive(
                     &self.name,
@@ -101,11 +102,12 @@ impl Room {
                 let by = vec![author.to_string()];
                 let hooks = self.app.webhooks.entries(&self.name, &by, &changes, None);
                 self.described.hooks.extend(hooks);
-                by
+                self.described.feed.push((by, changes));
             }
-            Segment::Remote(authors) => authors.clone(),
-        };
-        self.described.feed.push((by, changes));
+            // The node that accepted these updates published their events to the cluster's
+            // feed, which every node's feed carries: describing them here too would repeat them.
+            Segment::Remote(_) => {}
+        }
         *before = after;
     }
 

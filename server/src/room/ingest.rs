@@ -345,20 +345,26 @@ impl Room {
         if clients.is_empty() {
             return Ok(Vec::new());
         }
-        let (store, doc, who) = (
-            Arc::clone(&self.app.store),
-            self.name.to_string(),
-            author.to_string(),
-        );
-        tokio::task::spawn_blocking(move || {
-            clients
-                .into_iter()
-                .map(|c| store.bind(&doc, c, start, &who).map(|o| (c, Arc::from(o))))
-                .collect::<Result<Vec<_>, _>>()
+        super::outage::hold(&self.app, &self.name, || {
+            let (store, doc, who, clients) = (
+                Arc::clone(&self.app.store),
+                self.name.to_string(),
+                author.to_string(),
+                clients.clone(),
+            );
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    clients
+                        .into_iter()
+                        .map(|c| store.bind(&doc, c, start, &who).map(|o| (c, Arc::from(o))))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+            }
         })
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
     }
 
     /// Re-reads the authorship record (another node may have added to it), off the room's task.
@@ -366,11 +372,16 @@ impl Room {
         if !self.authors_stale {
             return Ok(());
         }
-        let (store, doc) = (Arc::clone(&self.app.store), self.name.to_string());
-        let record = tokio::task::spawn_blocking(move || store.authorship(&doc))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let record = super::outage::hold(&self.app, &self.name, || {
+            let (store, doc) = (Arc::clone(&self.app.store), self.name.to_string());
+            async move {
+                tokio::task::spawn_blocking(move || store.authorship(&doc))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await?;
         self.authors = Authors::from_record(record);
         self.authors_stale = false;
         Ok(())

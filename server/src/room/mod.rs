@@ -32,6 +32,7 @@ mod describe;
 mod ingest;
 mod mailbox;
 mod members;
+mod outage;
 mod outgoing;
 mod remote;
 mod upkeep;
@@ -331,10 +332,13 @@ impl Room {
         let appends = std::mem::take(&mut self.pending);
         let count = u64::try_from(appends.len()).unwrap_or(u64::MAX);
         let woken: Vec<String> = hooks.iter().map(|h| h.endpoint.clone()).collect();
-        self.app
-            .durability
-            .commit(appends, notifications.clone(), hooks)
-            .await?;
+        // A retry may append again an update a failed attempt had written: applying it twice
+        // changes nothing.
+        let durability = &self.app.durability;
+        outage::hold(&self.app, &self.name, || {
+            durability.commit(appends.clone(), notifications.clone(), hooks.clone())
+        })
+        .await?;
         self.app.metrics.updates_persisted.fetch_add(count, Relaxed);
         self.app.notifier.delivered(&notifications);
         self.app.webhooks.wake(&woken);

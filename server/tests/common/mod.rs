@@ -4,8 +4,8 @@
 
 pub mod hocuspocus;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tandem::auth::{mint_hs256, Claims, Role, Verifier};
@@ -315,31 +315,8 @@ pub async fn presence_of(
 
 /// A `redis-server` with its AOF in `dir`, on `port`, ready to answer.
 pub fn redis_server(port: u16, dir: &std::path::Path) -> Child {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes", "--appendfsync", "always"])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (Debian package redis-server)");
-    let url = format!("redis://127.0.0.1:{port}/");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while redis::Client::open(url.as_str())
-        .and_then(|c| c.get_connection())
-        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = tandem_storage::redis_testing::spawn_redis(port, dir, &[]);
+    tandem_storage::redis_testing::wait_ready(port);
     child
 }
 

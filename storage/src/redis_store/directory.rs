@@ -1,5 +1,6 @@
-//! The people directory in Redis: `tandem:people:subs` (sorted set, every score 0, so it lists
-//! in `sub` order with `ZRANGEBYLEX`) and `tandem:people:names` (hash, `sub` → name).
+//! The people directory in Redis: `tandem:{people}:subs` (sorted set, every score 0, so it
+//! lists in `sub` order with `ZRANGEBYLEX`) and `tandem:{people}:names` (hash, `sub` → name).
+//! The shared `{people}` tag puts both in one Redis Cluster slot, so one pipeline writes both.
 
 use redis::Commands;
 
@@ -7,8 +8,19 @@ use super::RedisStore;
 use crate::directory::{Directory, Person};
 use crate::StoreError;
 
-const SUBS: &str = "tandem:people:subs";
-const NAMES: &str = "tandem:people:names";
+const SUBS: &str = "tandem:{people}:subs";
+const NAMES: &str = "tandem:{people}:names";
+
+/// Renames the keys of versions before the `{people}` tag (one Redis only; a cluster never had
+/// them). `RENAMENX` leaves a directory already under the new names alone.
+pub(super) fn migrate(conn: &mut super::RedisConn) -> redis::RedisResult<()> {
+    for (old, new) in [("tandem:people:subs", SUBS), ("tandem:people:names", NAMES)] {
+        if conn.exists::<_, bool>(old)? {
+            conn.rename_nx::<_, _, ()>(old, new)?;
+        }
+    }
+    Ok(())
+}
 
 impl Directory for RedisStore {
     fn remember(&self, sub: &str, name: &str) -> Result<bool, StoreError> {
