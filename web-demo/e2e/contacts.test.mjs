@@ -1,19 +1,12 @@
 // Contact fields are Y.Texts bound to inputs: typing in one context shows "… is typing…" next to
 // that field in the other (from awareness), the text arrives there, and the mark clears by itself.
 
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, launchBrowser, signedIn, screenshot, eventually, WAIT } from './harness.mjs'
+import { serveAndBrowse, signedIn, screenshot, eventually, WAIT } from './harness.mjs'
 
 let server, browser
-before(async () => {
-  server = await startServer()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+serveAndBrowse((s, b) => { server = s; browser = b })
 
 test('typing in a contact field shows the typing indicator in the other context', async () => {
   const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#7c3aed')

@@ -2,6 +2,7 @@
 // Debian's Chromium through playwright-core. Everything listens on 127.0.0.1; every wait is bounded.
 
 import { spawn } from 'node:child_process'
+import { before, after } from 'node:test'
 import { mkdtemp, mkdir, rm } from 'node:fs/promises'
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -55,6 +56,23 @@ export async function startServer (extraArgs = []) {
       await rm(dataDir, { recursive: true, force: true })
     }
   }
+}
+
+/**
+ * One demo server and one browser for a test file: started before its tests, stopped after them;
+ * `use(server, browser)` receives them once started.
+ */
+export function serveAndBrowse (use) {
+  let server, browser
+  before(async () => {
+    server = await startServer()
+    browser = await launchBrowser()
+    use(server, browser)
+  })
+  after(async () => {
+    await browser?.close()
+    await server?.stop()
+  })
 }
 
 export async function launchBrowser () {

@@ -1,19 +1,12 @@
 // The issues board: a status change (select or drag and drop) in one context moves the card in the
 // other; comments on an issue reach the other side.
 
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, launchBrowser, signedIn, screenshot, eventually, WAIT } from './harness.mjs'
+import { serveAndBrowse, signedIn, screenshot, eventually, WAIT } from './harness.mjs'
 
 let server, browser
-before(async () => {
-  server = await startServer()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+serveAndBrowse((s, b) => { server = s; browser = b })
 
 const column = (page, status) => page.locator(`.column[data-status="${status}"]`)
 

@@ -3,19 +3,12 @@
 // labels and assignees; Markdown shortcuts format the note body; and axe-core finds no serious
 // or critical accessibility violation on any screen, on the desktop or on the phone.
 
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, launchBrowser, signedIn, together, screenshot, eventually, axeProblems, overflowX, WAIT } from './harness.mjs'
+import { serveAndBrowse, signedIn, together, screenshot, eventually, axeProblems, overflowX, WAIT } from './harness.mjs'
 
 let server, browser
-before(async () => {
-  server = await startServer()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+serveAndBrowse((s, b) => { server = s; browser = b })
 
 const PHONE = { width: 390, height: 844 }
 

@@ -1,19 +1,12 @@
 // Two people on the same note: concurrent typing in the rich-text body converges to one text with
 // both edits; each sees the other's avatar, the viewer count and a caret in the other's colour.
 
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, launchBrowser, signedIn, screenshot, eventually, bodyText, WAIT } from './harness.mjs'
+import { serveAndBrowse, signedIn, screenshot, eventually, bodyText, WAIT } from './harness.mjs'
 
 let server, browser
-before(async () => {
-  server = await startServer()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+serveAndBrowse((s, b) => { server = s; browser = b })
 
 test('two contexts type concurrently in a note body and converge', async () => {
   const ada = await signedIn(browser, server.url, 'Ada Lovelace', '#e11d48')

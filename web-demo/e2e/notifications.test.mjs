@@ -2,19 +2,12 @@
 // the issue, and an `@` in a comment offers the people of the workspace and notifies the one
 // picked. The server runs in its default open mode: the demo's dev tokens tell Ada and Bob apart.
 
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, launchBrowser, signedIn, screenshot, eventually, WAIT } from './harness.mjs'
+import { serveAndBrowse, signedIn, screenshot, eventually, WAIT } from './harness.mjs'
 
 let server, browser
-before(async () => {
-  server = await startServer()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+serveAndBrowse((s, b) => { server = s; browser = b })
 
 const count = async page => {
   const badge = page.getByTestId('bell-count')

@@ -3,19 +3,12 @@
 // both converge once the network is back. A reload while offline keeps the edits (IndexedDB for
 // the documents, the service worker's cache for the page).
 
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, launchBrowser, signedIn, screenshot, eventually, bodyText, WAIT } from './harness.mjs'
+import { serveAndBrowse, signedIn, screenshot, eventually, bodyText, WAIT } from './harness.mjs'
 
 let server, browser
-before(async () => {
-  server = await startServer()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+serveAndBrowse((s, b) => { server = s; browser = b })
 
 async function sharedNote (ada, bob) {
   await ada.page.getByTestId('new-note').click()

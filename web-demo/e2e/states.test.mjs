@@ -3,20 +3,13 @@
 // the others' presence within 5 s and a person with two tabs counts once; deleting asks first;
 // offline edits show how many wait to sync.
 
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
-import { startServer, launchBrowser, signedIn, together, screenshot, eventually, axeProblems, WAIT } from './harness.mjs'
+import { serveAndBrowse, startServer, signedIn, together, screenshot, eventually, axeProblems, WAIT } from './harness.mjs'
 
 let server, browser
-before(async () => {
-  server = await startServer()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+serveAndBrowse((s, b) => { server = s; browser = b })
 
 const state = page => page.getByTestId('connection').getAttribute('data-state')
 const viewerCount = async page => Number(await page.getByTestId('viewer-count').innerText())

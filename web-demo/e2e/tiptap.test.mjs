@@ -4,19 +4,12 @@
 // ProseMirror editor over y-websocket (`?notes=y-websocket`) is the same document: text, carets and
 // presence cross between the two dialects.
 
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, launchBrowser, signedIn, screenshot, eventually, bodyText, WAIT } from './harness.mjs'
+import { serveAndBrowse, signedIn, screenshot, eventually, bodyText, WAIT } from './harness.mjs'
 
 let server, browser
-before(async () => {
-  server = await startServer()
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+serveAndBrowse((s, b) => { server = s; browser = b })
 
 /** Records the page's websockets by path (`/sync/<document>`, `/hocuspocus`). */
 function watchSockets (page) {
