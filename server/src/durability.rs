@@ -72,6 +72,8 @@ impl Durability {
             .name("tandem-committer".into())
             .spawn(move || {
                 commit_loop(&*store, &metrics, rx);
+                // Let go of the store before saying so: whoever awaits the end may reopen it.
+                drop(store);
                 let _ = ended.send(());
             });
         if let Err(e) = spawned {

@@ -90,8 +90,17 @@ async fn graceful_shutdown_closes_with_1012_and_keeps_data() {
     still_syncs(&mut ws, 4).await;
     let server = s.server.take().expect("running");
     let stopping = tokio::spawn(server.shutdown());
+    let asked = std::time::Instant::now();
     assert_eq!(close_code(&mut ws).await, 1012);
+    // Polled once more, the client sends its close reply, as browsers do at once; the server
+    // then has nothing left to wait for.
+    assert!(ws.next().await.is_none(), "the socket ends after the close");
     stopping.await.expect("joins").expect("clean shutdown");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "a shutdown with answering clients does not wait out a timeout: {:?}",
+        asked.elapsed()
+    );
     let s = start_in(s.dir, |_| {}).await;
     let mut ws = connect_ok(s.addr(), "notes/1").await;
     send(
