@@ -2,6 +2,8 @@
 //!
 //! - [`bounded_alloc`]: the global allocator bound that makes length-prefix bombs fail fast.
 //! - [`doc`]: a server's document: built from stored updates, changed under guard, read as diffs.
+//! - [`deleted`]: a document's delete set kept current, so a reader's frame is checked without a
+//!   walk of the whole document.
 //! - [`history`]: restoring a past version as a new forward edit.
 //! - [`shape`]: what an update is, read without integrating it or recursing: what it needs from
 //!   a document, what it brings and deletes, how deep it nests.
@@ -26,6 +28,7 @@
 
 pub mod bounded_alloc;
 pub mod contact;
+pub mod deleted;
 pub mod doc;
 pub mod history;
 pub mod hocuspocus;

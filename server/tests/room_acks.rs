@@ -252,6 +252,65 @@ async fn a_readers_edits_are_refused_and_its_repeats_acknowledged() {
     );
 }
 
+// The room keeps its delete set current rather than walking the document for each reader's
+// frame: a reader's deletion is an edit (refused) until a writer makes the same deletion, and
+// known (acknowledged, nothing sent) after it.
+#[tokio::test]
+async fn a_readers_deletion_is_known_once_a_writer_made_it() {
+    let h = harness();
+    let room = h.app.rooms.open(&h.app, "deletions").await.expect("opens");
+    let mut writer = join(&room, 1, "ada", true, HOCUSPOCUS).await;
+    let mut reader = join(&room, 2, "bob", false, HOCUSPOCUS).await;
+    let (doc, update) = typed(10, &Doc::new(), "hello");
+    let as_update = |u: &[u8], may_write| decoded(&protocol::encode_update(u), may_write);
+    send(&room, &writer, as_update(&update, true)).await;
+    assert_eq!(writer.acks().await, vec![true]);
+    reader.settle().await;
+    // "he" deleted, as an update from a copy of the document.
+    let deletion = {
+        let before = doc.transact().state_vector();
+        doc.get_or_insert_text("t")
+            .remove_range(&mut doc.transact_mut(), 0, 2);
+        doc.transact().encode_state_as_update_v1(&before)
+    };
+    send(&room, &reader, as_update(&deletion, false)).await;
+    assert_eq!(
+        reader.acks().await,
+        vec![false],
+        "a new deletion is an edit"
+    );
+    send(&room, &writer, as_update(&deletion, true)).await;
+    assert_eq!(writer.acks().await, vec![true]);
+    reader.settle().await;
+    send(&room, &reader, as_update(&deletion, false)).await;
+    let got = reader.settle().await;
+    assert_eq!(
+        got,
+        vec![Outgoing::Ack { applied: true }],
+        "known now: {got:?}"
+    );
+    // A writer's later deletion of the rest is tracked too.
+    let rest = {
+        let before = doc.transact().state_vector();
+        doc.get_or_insert_text("t")
+            .remove_range(&mut doc.transact_mut(), 0, 3);
+        doc.transact().encode_state_as_update_v1(&before)
+    };
+    send(&room, &writer, as_update(&rest, true)).await;
+    assert_eq!(writer.acks().await, vec![true]);
+    reader.settle().await;
+    let state = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    send(
+        &room,
+        &reader,
+        decoded(&protocol::encode_sync_step2(&state), false),
+    )
+    .await;
+    assert_eq!(reader.acks().await, vec![true], "the whole state is known");
+}
+
 // A member that did not ask (a y-websocket member) never gets acks or stateless messages;
 // stateless messages go to every other member that takes them, never back to their sender.
 #[tokio::test]

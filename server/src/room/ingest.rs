@@ -80,11 +80,7 @@ pub(super) fn refuse_pending(http: Vec<PendingHttpReply>, edits: Vec<PendingEdit
 impl Room {
     /// True when applying an update of this shape would change the document.
     pub(super) fn would_change(&self, shape: &UpdateShape) -> bool {
-        if shape.is_empty() {
-            return false;
-        }
-        let have = self.doc.transact().snapshot();
-        !shape.is_known(&have.state_map, &have.delete_set)
+        !self.deleted.knows(&self.doc, shape)
     }
 
     /// A member's update; true when it changed the document.

@@ -41,6 +41,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use tandem_crdt_model::deleted::Deleted;
 use tandem_crdt_model::doc::encode_state;
 use tandem_crdt_model::typed::{self, DocKind, Typed};
 use tokio::sync::{mpsc, oneshot};
@@ -82,6 +83,9 @@ pub struct Room {
     generation: u64,
     app: Arc<App>,
     doc: Doc,
+    /// What `doc` has deleted, kept current: a reader's frame is checked against it without a
+    /// walk of the document (`would_change`).
+    deleted: Deleted,
     /// Presence, kept apart from `doc` so a reload can replace `doc` alone.
     presence: Presence,
     members: HashMap<MemberId, Attached>,
@@ -161,6 +165,7 @@ impl Room {
             generation,
             app,
             doc: loaded.doc,
+            deleted: loaded.deleted,
             presence,
             members: HashMap::new(),
             doc_bytes: loaded.bytes,

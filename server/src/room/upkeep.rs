@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};
 
+use tandem_crdt_model::deleted::Deleted;
 use tandem_crdt_model::typed::Change;
 use tandem_storage::{CompactionReport, StoreError, StoredDoc};
 use yrs::Doc;
@@ -16,6 +17,7 @@ use crate::authorship::Authors;
 /// A document as loaded from the store.
 pub(super) struct Loaded {
     pub(super) doc: Doc,
+    pub(super) deleted: Deleted,
     /// Its stored size (snapshot plus log).
     pub(super) bytes: u64,
     /// The last seq it includes (cluster mode tails the stream from there).
@@ -39,6 +41,7 @@ pub(super) async fn load(app: &Arc<App>, name: &Arc<str>) -> Result<Loaded, Room
             .map_err(|e| e.to_string())?
             .unwrap_or_default();
         let (doc, bytes) = tandem_crdt_model::doc::build(stored.updates())?;
+        let deleted = Deleted::track(&doc)?;
         let record = store.authorship(&key).map_err(|e| e.to_string())?;
         let mut authors = Authors::from_record(record);
         authors
@@ -46,6 +49,7 @@ pub(super) async fn load(app: &Arc<App>, name: &Arc<str>) -> Result<Loaded, Room
             .map_err(|e| e.to_string())?;
         Ok(Loaded {
             doc,
+            deleted,
             bytes,
             last_seq: last_seq_of(&stored),
             authors,
@@ -75,6 +79,7 @@ impl Room {
             .await
             .map_err(|e| e.to_string())?;
         self.doc = loaded.doc;
+        self.deleted = loaded.deleted;
         self.doc_bytes = loaded.bytes;
         self.tail = loaded.tail;
         self.authors = loaded.authors;
