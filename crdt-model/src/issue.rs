@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use yrs::{Doc, GetString, Map, Transact};
 
-use crate::schema::{as_string, as_time_ms, field, strings, Kind, SchemaIssue};
+use crate::schema::{strings, Fields, SchemaIssue};
 use crate::text::{replace_minimal, replace_strings};
 use crate::thread::{self, Entry};
 
@@ -73,39 +73,23 @@ pub fn read(doc: &Doc) -> (Issue, Vec<SchemaIssue>) {
     let comments = doc.get_or_insert_array(COMMENTS);
     let txn = doc.transact();
     let mut issues = Vec::new();
-    let i = &mut issues;
+    let mut f = Fields {
+        map: &meta,
+        txn: &txn,
+        path: "meta",
+        issues: &mut issues,
+    };
     let mut out = Issue {
         title: title.get_string(&txn),
         description: description.get_string(&txn),
-        status: as_string(field(&meta, &txn, "status", Kind::String, "meta.status", i)),
-        priority: as_string(field(
-            &meta,
-            &txn,
-            "priority",
-            Kind::String,
-            "meta.priority",
-            i,
-        )),
-        author: as_string(field(&meta, &txn, "author", Kind::String, "meta.author", i)),
-        created: as_time_ms(field(
-            &meta,
-            &txn,
-            "created",
-            Kind::Number,
-            "meta.created",
-            i,
-        )),
-        updated: as_time_ms(field(
-            &meta,
-            &txn,
-            "updated",
-            Kind::Number,
-            "meta.updated",
-            i,
-        )),
-        assignees: strings(&assignees, &txn, "assignees", i),
-        labels: strings(&labels, &txn, "labels", i),
-        comments: thread::read(&comments, &txn, COMMENTS, i),
+        status: f.string("status"),
+        priority: f.string("priority"),
+        author: f.string("author"),
+        created: f.time_ms("created"),
+        updated: f.time_ms("updated"),
+        assignees: strings(&assignees, &txn, "assignees", f.issues),
+        labels: strings(&labels, &txn, "labels", f.issues),
+        comments: thread::read(&comments, &txn, COMMENTS, f.issues),
     };
     for (value, allowed, path, expected) in [
         (

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use yrs::types::xml::XmlIn;
 use yrs::{Doc, GetString, Map, Transact, XmlElementPrelim, XmlFragment, XmlTextPrelim};
 
-use crate::schema::{as_bool, as_string, as_time_ms, field, strings, Kind, SchemaIssue};
+use crate::schema::{strings, Fields, SchemaIssue};
 use crate::text::{replace_minimal, replace_strings};
 use crate::thread::{self, Entry};
 
@@ -59,37 +59,21 @@ pub fn read(doc: &Doc) -> (Note, Vec<SchemaIssue>) {
     let replies = doc.get_or_insert_array(REPLIES);
     let txn = doc.transact();
     let mut issues = Vec::new();
-    let i = &mut issues;
+    let mut f = Fields {
+        map: &meta,
+        txn: &txn,
+        path: "meta",
+        issues: &mut issues,
+    };
     let note = Note {
         title: title.get_string(&txn),
         body: body_text(&body, &txn),
-        author: as_string(field(&meta, &txn, "author", Kind::String, "meta.author", i)),
-        created: as_time_ms(field(
-            &meta,
-            &txn,
-            "created",
-            Kind::Number,
-            "meta.created",
-            i,
-        )),
-        updated: as_time_ms(field(
-            &meta,
-            &txn,
-            "updated",
-            Kind::Number,
-            "meta.updated",
-            i,
-        )),
-        private: as_bool(field(
-            &meta,
-            &txn,
-            "private",
-            Kind::Boolean,
-            "meta.private",
-            i,
-        )),
-        tags: strings(&tags, &txn, "tags", i),
-        replies: thread::read(&replies, &txn, REPLIES, i),
+        author: f.string("author"),
+        created: f.time_ms("created"),
+        updated: f.time_ms("updated"),
+        private: f.boolean("private"),
+        tags: strings(&tags, &txn, "tags", f.issues),
+        replies: thread::read(&replies, &txn, REPLIES, f.issues),
     };
     (note, issues)
 }

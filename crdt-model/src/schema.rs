@@ -34,7 +34,7 @@ pub fn describe(value: &Out, txn: &impl ReadTxn) -> String {
 
 /// The primitive kinds a layout expects in a map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+enum Kind {
     String,
     Number,
     Boolean,
@@ -59,30 +59,47 @@ impl Kind {
     }
 }
 
-/// `map[key]` if it holds a primitive of `kind`; anything else present is reported at `path`.
-pub fn field<T: ReadTxn>(
-    map: &MapRef,
-    txn: &T,
-    key: &str,
-    kind: Kind,
-    path: &str,
-    issues: &mut Vec<SchemaIssue>,
-) -> Option<Any> {
-    match map.get(txn, key) {
-        None => None,
-        Some(Out::Any(any)) if kind.accepts(&any) => Some(any),
-        Some(other) => {
-            issues.push(SchemaIssue {
-                path: path.to_string(),
-                expected: kind.name(),
-                found: describe(&other, txn),
-            });
-            None
+/// The primitive fields of one map, read against the layout; a deviation is reported at
+/// `path.key` and reads as the kind's default.
+pub struct Fields<'a, T: ReadTxn> {
+    pub map: &'a MapRef,
+    pub txn: &'a T,
+    /// Where the map sits (`meta`, `replies[2]`).
+    pub path: &'a str,
+    pub issues: &'a mut Vec<SchemaIssue>,
+}
+
+impl<T: ReadTxn> Fields<'_, T> {
+    /// `map[key]` if it holds a primitive of `kind`; anything else present is reported.
+    fn get(&mut self, key: &str, kind: Kind) -> Option<Any> {
+        match self.map.get(self.txn, key) {
+            None => None,
+            Some(Out::Any(any)) if kind.accepts(&any) => Some(any),
+            Some(other) => {
+                self.issues.push(SchemaIssue {
+                    path: format!("{}.{key}", self.path),
+                    expected: kind.name(),
+                    found: describe(&other, self.txn),
+                });
+                None
+            }
         }
+    }
+
+    pub fn string(&mut self, key: &str) -> String {
+        as_string(self.get(key, Kind::String))
+    }
+
+    pub fn time_ms(&mut self, key: &str) -> i64 {
+        as_time_ms(self.get(key, Kind::Number))
+    }
+
+    pub fn boolean(&mut self, key: &str) -> bool {
+        as_bool(self.get(key, Kind::Boolean))
     }
 }
 
-pub fn as_string(any: Option<Any>) -> String {
+fn as_string(any: Option<Any>) -> String {
     match any {
         Some(Any::String(s)) => s.to_string(),
         _ => String::new(),
@@ -93,7 +110,7 @@ pub fn as_string(any: Option<Any>) -> String {
 /// (`Date.now()`, an f64 on the wire), and any client may write a fraction there
 /// (`performance.timeOrigin + performance.now()`); readers get an integer, rounded, so a REST
 /// answer never says `1796153363581.4373` (or `1796153363581.0`). Not a finite number: 0.
-pub fn as_time_ms(any: Option<Any>) -> i64 {
+fn as_time_ms(any: Option<Any>) -> i64 {
     match any {
         // `as` saturates at i64's bounds and maps NaN to 0; a time is far inside them.
         #[allow(clippy::cast_possible_truncation)]
@@ -103,7 +120,7 @@ pub fn as_time_ms(any: Option<Any>) -> i64 {
     }
 }
 
-pub fn as_bool(any: Option<Any>) -> bool {
+fn as_bool(any: Option<Any>) -> bool {
     matches!(any, Some(Any::Bool(true)))
 }
 

@@ -6,7 +6,7 @@ use yrs::{
     Array, ArrayRef, Doc, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, TextPrelim, Transact,
 };
 
-use crate::schema::{as_bool, as_string, as_time_ms, describe, field, Kind, SchemaIssue};
+use crate::schema::{describe, Fields, SchemaIssue};
 use crate::text::replace_minimal;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -50,40 +50,18 @@ pub fn read<T: ReadTxn>(
             }
             None => String::new(),
         };
+        let mut f = Fields {
+            map: &map,
+            txn,
+            path: &path,
+            issues,
+        };
         out.push(Entry {
-            id: as_string(field(
-                &map,
-                txn,
-                "id",
-                Kind::String,
-                &format!("{path}.id"),
-                issues,
-            )),
-            author: as_string(field(
-                &map,
-                txn,
-                "author",
-                Kind::String,
-                &format!("{path}.author"),
-                issues,
-            )),
+            id: f.string("id"),
+            author: f.string("author"),
             text,
-            time: as_time_ms(field(
-                &map,
-                txn,
-                "time",
-                Kind::Number,
-                &format!("{path}.time"),
-                issues,
-            )),
-            edited: as_bool(field(
-                &map,
-                txn,
-                "edited",
-                Kind::Boolean,
-                &format!("{path}.edited"),
-                issues,
-            )),
+            time: f.time_ms("time"),
+            edited: f.boolean("edited"),
         });
     }
     out
