@@ -18,9 +18,17 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn new(rate_per_s: u32, burst: u32, now: Instant) -> Self {
+        Self::with_rate(f64::from(rate_per_s), burst, now)
+    }
+
+    pub fn per_minute(rate_per_min: u32, burst: u32, now: Instant) -> Self {
+        Self::with_rate(f64::from(rate_per_min) / 60.0, burst, now)
+    }
+
+    fn with_rate(rate_per_s: f64, burst: u32, now: Instant) -> Self {
         TokenBucket {
             burst: f64::from(burst.max(1)),
-            rate_per_s: f64::from(rate_per_s),
+            rate_per_s,
             tokens: f64::from(burst.max(1)),
             last: now,
         }

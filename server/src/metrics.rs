@@ -138,6 +138,8 @@ pub struct Metrics {
     pub compactions: AtomicU64,
     pub auth_failures: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Sync requests left unanswered past `sync_requests_per_min` (one socket, one document).
+    pub sync_requests_dropped: AtomicU64,
     /// Documents attached to sockets, by [`Dialect`]: one per y-websocket socket, one per
     /// document a Hocuspocus socket has open.
     attachments: [AtomicU64; 2],
@@ -281,6 +283,12 @@ impl Metrics {
             "tandem_rate_limited_total",
             "Sockets and requests refused by a rate limit.",
             &self.rate_limited,
+        );
+        counter(
+            &mut out,
+            "tandem_sync_requests_dropped_total",
+            "Sync requests (SyncStep1) left unanswered past --sync-requests-per-min.",
+            &self.sync_requests_dropped,
         );
         let name = "tandem_attachments";
         let _ = writeln!(out, "# HELP {name} Documents attached to sockets, by dialect (a Hocuspocus socket may hold several).\n# TYPE {name} gauge");

@@ -1,16 +1,20 @@
 //! The room's queues and batches at their edges: the smallest inbox, the smallest group-commit
 //! queue and the smallest batch still lose nothing, and the batch bound is what a commit holds;
-//! opening a document retries exactly `room_open_attempts_max` times.
+//! opening a document retries exactly `room_open_attempts_max` times; a socket's sync requests
+//! are answered up to their budget.
 
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use tandem::config::Config;
 use tandem::room::{RoomCmd, RoomError};
 use tandem::App;
+use tandem_crdt_model::protocol;
 use tandem_storage::memory::MemStore;
+use yrs::StateVector;
 
 /// `count` edits from distinct client IDs (so none depends on another), as frames, and the
 /// client IDs.
@@ -137,4 +141,40 @@ async fn opening_retries_room_open_attempts_max_times() {
         }
         deleted.await.expect("answered").expect("deleted");
     }
+}
+
+// A socket that asks for the document over and over (SyncStep1) gets `sync_requests_burst`
+// answers at once and then one per `60 / sync_requests_per_min` seconds; the rest are counted,
+// not encoded, and the socket itself stays open and in sync.
+#[tokio::test]
+async fn sync_requests_past_the_burst_are_not_answered() {
+    const BURST: u32 = 3;
+    let s = start(|c| {
+        c.limits.sync_requests_burst = BURST;
+        c.limits.sync_requests_per_min = 60;
+    })
+    .await;
+    let mut ws = connect_ok(s.addr(), "notes/asked-again").await;
+    still_syncs(&mut ws, 1).await;
+    let ask = protocol::encode_sync_step1(&StateVector::default());
+    for _ in 0..BURST + 4 {
+        send(&mut ws, ask.clone()).await;
+    }
+    let mut answers = 0;
+    let quiet = Duration::from_millis(300);
+    while let Ok(frame) = tokio::time::timeout(quiet, recv(&mut ws)).await {
+        answers += u32::from(frame.starts_with(&[0, 1]));
+    }
+    assert!(
+        (BURST..=BURST + 1).contains(&answers),
+        "{answers} answers to {} requests (one may have refilled)",
+        BURST + 4
+    );
+    assert!(metric(s.addr(), "tandem_sync_requests_dropped_total").await >= 3);
+    still_syncs(&mut ws, 2).await;
+    // A second later the budget has a request again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(&mut ws, ask).await;
+    let step2 = recv_with(&mut ws, &[0, 1]).await;
+    assert!(step2.windows(2).any(|w| w == b"ok"), "the whole document");
 }

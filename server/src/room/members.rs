@@ -12,6 +12,7 @@ use yrs::{ReadTxn, Transact};
 
 use super::outgoing::{Dest, Outbox};
 use super::{Attached, Detach, Member, MemberId, Outgoing, Room, READ_ONLY};
+use crate::abuse::TokenBucket;
 
 impl Room {
     pub(super) fn join(&mut self, member: Member, out: &mut Outbox) {
@@ -27,6 +28,11 @@ impl Room {
             Attached {
                 member,
                 resync_asked_at: None,
+                sync_requests: TokenBucket::per_minute(
+                    self.app.config.limits.sync_requests_per_min,
+                    self.app.config.limits.sync_requests_burst,
+                    std::time::Instant::now(),
+                ),
             },
         );
     }
@@ -59,7 +65,7 @@ impl Room {
         message: Inbound,
         out: &mut Outbox,
     ) -> Result<bool, String> {
-        let Some(attached) = self.members.get(&id) else {
+        let Some(attached) = self.members.get_mut(&id) else {
             return Ok(false); // sent before a detach the room already handled
         };
         let (author, can_write) = (
@@ -68,6 +74,15 @@ impl Room {
         );
         self.app.metrics.messages_in.fetch_add(1, Relaxed);
         match message {
+            Inbound::SyncStep1(_)
+                if !attached
+                    .sync_requests
+                    .try_take(1, std::time::Instant::now()) =>
+            {
+                self.app.metrics.sync_requests_dropped.fetch_add(1, Relaxed);
+                tracing::debug!(doc = %self.name, member = id, "sync request over budget, not answered");
+                Ok(false)
+            }
             Inbound::SyncStep1(sv) => {
                 match encode_diff(&self.doc, &sv) {
                     Some(diff) => out.to(id, Outgoing::SyncStep2(Bytes::from(diff))),

@@ -55,6 +55,7 @@ pub use commands::{
 pub use mailbox::{mailbox, Delivery, Full, Mailbox, MailboxReader};
 pub use outgoing::{Detach, Message, Outgoing, DIALECTS};
 
+use crate::abuse::TokenBucket;
 use crate::app::App;
 use crate::authorship::Authors;
 use crate::durability::Append;
@@ -69,6 +70,9 @@ struct Attached {
     /// Yjs, say from a second provider) answers every request with the same incomplete update;
     /// asking again only when the document has changed since keeps that from looping.
     resync_asked_at: Option<StateVector>,
+    /// The member's sync requests (`sync_requests_per_min`): each costs an encoding of up to
+    /// the whole document, held until the member's socket takes it.
+    sync_requests: TokenBucket,
 }
 
 /// The stored log's length since the last compaction, as far as this room knows.
