@@ -2,7 +2,8 @@
 //! that makes the change behind them durable), bounded per person (the oldest go first), read
 //! newest first in pages, and marked read.
 //!
-//! Ids come from one counter for the whole store and only grow, across restarts too, so an id
+//! Ids only grow within an inbox, in the order notifications land, across restarts too (sled
+//! takes them from one counter for the store, Redis from one per inbox), so an id
 //! doubles as the resume point of a notification stream (`Last-Event-ID`).
 
 use std::collections::{HashMap, VecDeque};
@@ -80,7 +81,8 @@ pub trait Inbox: Send + Sync {
     fn deliver(&self, notifications: &[NewNotification]) -> Result<Vec<u64>, StoreError>;
     /// A page of `recipient`'s inbox and its unread count.
     fn inbox(&self, recipient: &str, query: &InboxQuery) -> Result<InboxPage, StoreError>;
-    /// Marks notifications read (ids of others' notifications are ignored); returns the unread
+    /// Marks notifications of `recipient` read (an id names one of its own: ids are per inbox
+    /// in Redis); returns the unread
     /// count after.
     fn mark_read(&self, recipient: &str, which: &MarkRead) -> Result<u64, StoreError>;
 }

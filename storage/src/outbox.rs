@@ -4,8 +4,9 @@
 //! retry).
 //!
 //! The store keeps bytes: an event is its type, its time and its JSON body, which the server
-//! builds and this crate never reads. Ids come from one counter for the whole store and only grow,
-//! across restarts too, so an endpoint's outbox in id order is the order its events were made,
+//! builds and this crate never reads. Ids only grow within an outbox, in the order events land,
+//! across restarts too (sled takes them from one counter for the store, Redis from one per
+//! endpoint), so an endpoint's outbox in id order is the order its events were made,
 //! and a dead event re-queued goes back to its place.
 
 use std::collections::{BTreeMap, HashMap};

@@ -42,6 +42,7 @@ mod directory;
 mod feeds;
 
 pub use feeds::{Change, StreamEvent};
+mod ids;
 mod inbox;
 mod outbox;
 
@@ -88,7 +89,6 @@ pub struct RedisStore {
     append: redis::Script,
     release: redis::Script,
     bind: redis::Script,
-    deliver: redis::Script,
 }
 
 fn key(doc: &str, what: &str) -> String {
@@ -128,7 +128,6 @@ impl RedisStore {
             append: redis::Script::new(APPEND),
             release: redis::Script::new(RELEASE),
             bind: redis::Script::new(BIND),
-            deliver: redis::Script::new(inbox::DELIVER),
         })
     }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use tandem_storage::redis_store::RedisStore;
 use tandem_storage::redis_testing::{Deployment, TestRedis};
 use tandem_storage::{
-    Authorship, DocStore, InboxQuery, InboxRange, MarkRead, NewHookEvent, NewNotification, Outbox,
-    OutboxCounts, StoreConfig, StoreError,
+    Authorship, DocStore, Inbox, InboxQuery, InboxRange, MarkRead, NewHookEvent, NewNotification,
+    Outbox, OutboxCounts, StoreConfig, StoreError,
 };
 
 use yrs::updates::decoder::Decode;
@@ -220,6 +220,104 @@ fn outbox_contract_and_one_lease_across_nodes_on(r: &TestRedis) {
         "expired: b takes it"
     );
     assert!(!a.outbox_lease("shared", 300).expect("asks"));
+}
+
+// Two nodes adding to one person's inbox and to one webhook endpoint at once: a reader never
+// sees an id that a smaller one, landing later, would precede (a stream that has sent an id
+// must never owe an older one), and ids keep growing past those of the store-wide counter
+// earlier versions used.
+#[test]
+fn queue_ids_grow_in_the_order_entries_land() {
+    for deployment in Deployment::ALL {
+        queue_ids_grow_in_the_order_entries_land_on(&deployment.start());
+    }
+}
+
+fn queue_ids_grow_in_the_order_entries_land_on(r: &TestRedis) {
+    const EACH: usize = 150;
+    let config = StoreConfig {
+        inbox_len_max: 10_000,
+        outbox_len_max: 10_000,
+        ..StoreConfig::default()
+    };
+    let mut legacy = r.connect();
+    let _: () = legacy.set("tandem:inbox:next", 1_000).expect("sets");
+    let _: () = legacy.set("tandem:hook:next", 2_000).expect("sets");
+    let nodes: Vec<RedisStore> = ["node-a", "node-b"]
+        .iter()
+        .map(|n| RedisStore::open_target(r.target(), n, config.clone()).expect("opens"))
+        .collect();
+    let reader = RedisStore::open_target(r.target(), "node-c", config).expect("opens");
+    let notification = |i: usize| NewNotification {
+        recipient: "ada".into(),
+        kind: "mentioned".into(),
+        doc: "notes/1".into(),
+        item: None,
+        by: format!("n{i}"),
+        at_ms: 1,
+        title: String::new(),
+        status: None,
+    };
+    let event = |i: usize| NewHookEvent {
+        endpoint: "e1".into(),
+        event: format!("e{i}"),
+        time_ms: 1,
+        body: b"{}".to_vec(),
+    };
+    let all = InboxQuery {
+        range: InboxRange::Newer { after: 0 },
+        unread_only: false,
+        limit: 100_000,
+    };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let (seen_inbox, seen_hooks) = std::thread::scope(|scope| {
+        for node in &nodes {
+            let done = &done;
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    node.deliver(&[notification(i)]).expect("delivers");
+                    node.enqueue(&[event(i)]).expect("enqueues");
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        let (mut inbox_reads, mut hook_reads) = (Vec::new(), Vec::new());
+        while done.load(std::sync::atomic::Ordering::SeqCst) < nodes.len() {
+            let page = reader.inbox("ada", &all).expect("reads");
+            inbox_reads.push(page.notifications.iter().map(|n| n.id).collect::<Vec<_>>());
+            let pending = reader.pending("e1", 100_000).expect("reads");
+            hook_reads.push(pending.iter().map(|e| e.id).collect::<Vec<_>>());
+        }
+        (inbox_reads, hook_reads)
+    });
+    let inbox: Vec<u64> = reader
+        .inbox("ada", &all)
+        .expect("reads")
+        .notifications
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    let hooks: Vec<u64> = reader
+        .pending("e1", 100_000)
+        .expect("reads")
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    for (what, last, reads, floor) in [
+        ("inbox", &inbox, &seen_inbox, 1_000),
+        ("outbox", &hooks, &seen_hooks, 2_000),
+    ] {
+        assert_eq!(last.len(), 2 * EACH, "{what}: every entry");
+        assert!(last.windows(2).all(|w| w[0] < w[1]), "{what}: ids grow");
+        assert!(last[0] > floor, "{what}: above the old counter");
+        for read in reads {
+            assert_eq!(
+                read[..],
+                last[..read.len()],
+                "{what}: a read is a prefix of the end"
+            );
+        }
+    }
 }
 
 // One blocking read of the change stream names every append of every node, whatever shard

@@ -6,14 +6,16 @@
 //! | `tandem:inbox:{<hex>}:ids` | sorted set | notification ids, scored by id (oldest first) |
 //! | `tandem:inbox:{<hex>}:items` | hash | id → the notification (a checksummed [`crate::record`]) |
 //! | `tandem:inbox:{<hex>}:unread` | set | the ids not read yet |
-//! | `tandem:inbox:next` | string | the last id handed out (`INCRBY`; ids never repeat) |
+//! | `tandem:inbox:{<hex>}:next` | string | the inbox's last id (`ids.rs`: ids grow in the order they land) |
 //!
 //! A notification's `read` flag is membership of `unread`, so marking read is one `SREM`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use redis::Commands;
 
+use super::ids::{NEEDS_FLOOR, NEXT_ID_LUA};
 use super::RedisStore;
 use crate::inbox::{unread, Inbox, InboxPage, InboxQuery, MarkRead, NewNotification, Notification};
 use crate::StoreError;
@@ -21,22 +23,30 @@ use crate::StoreError;
 /// What one pipelined read of an inbox returns: its ids oldest first, its items, its unread ids.
 type Read = (Vec<u64>, HashMap<u64, Vec<u8>>, HashSet<u64>);
 
-const NEXT_ID: &str = "tandem:inbox:next";
+/// The store-wide counter of earlier versions: where each inbox's own counter starts.
+const LEGACY_NEXT_ID: &str = "tandem:inbox:next";
 
-/// Adds one notification (KEYS: ids, items, unread; ARGV: id, record, bound) and drops the
-/// oldest past the bound.
-pub(super) const DELIVER: &str = r"
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[1])
-local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+/// Adds one notification under the inbox's next id (KEYS: ids, items, unread, next; ARGV:
+/// record, bound, floor), drops the oldest past the bound, and answers the id (or
+/// `NEEDS_FLOOR`).
+static DELIVER: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{NEXT_ID_LUA}
+local id = next_id(KEYS[4], ARGV[3])
+if not id then return {NEEDS_FLOOR} end
+redis.call('ZADD', KEYS[1], id, id)
+redis.call('HSET', KEYS[2], id, ARGV[1])
+redis.call('SADD', KEYS[3], id)
+local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
 if extra > 0 then
   local old = redis.call('ZRANGE', KEYS[1], 0, extra - 1)
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
   redis.call('HDEL', KEYS[2], unpack(old))
   redis.call('SREM', KEYS[3], unpack(old))
 end
-return 0";
+return id"
+    ))
+});
 
 fn inbox_key(recipient: &str, what: &str) -> String {
     let hex: String = recipient.bytes().map(|b| format!("{b:02x}")).collect();
@@ -72,23 +82,26 @@ impl Inbox for RedisStore {
         if notifications.is_empty() {
             return Ok(Vec::new());
         }
-        let count = u64::try_from(notifications.len()).unwrap_or(u64::MAX);
-        let last: u64 = self.with(|c| c.incr(NEXT_ID, count))?;
-        let first = last.saturating_sub(count) + 1;
         let mut ids = Vec::with_capacity(notifications.len());
-        for (id, n) in (first..).zip(notifications) {
-            let record = Notification::new(id, n).encode();
-            self.with(|c| {
-                self.deliver
-                    .key(inbox_key(&n.recipient, "ids"))
-                    .key(inbox_key(&n.recipient, "items"))
-                    .key(inbox_key(&n.recipient, "unread"))
-                    .arg(id)
-                    .arg(record)
-                    .arg(self.config.inbox_len_max)
-                    .invoke::<i64>(c)
+        for n in notifications {
+            // The record does not hold its id (the key does), so the script can choose it.
+            let record = Notification::new(0, n).encode();
+            let id = self.with_floor(LEGACY_NEXT_ID, |floor| {
+                self.with(|c| {
+                    DELIVER
+                        .key(inbox_key(&n.recipient, "ids"))
+                        .key(inbox_key(&n.recipient, "items"))
+                        .key(inbox_key(&n.recipient, "unread"))
+                        .key(inbox_key(&n.recipient, "next"))
+                        .arg(&record)
+                        .arg(self.config.inbox_len_max)
+                        .arg(floor)
+                        .invoke::<i64>(c)
+                })
             })?;
-            ids.push(id);
+            ids.push(
+                u64::try_from(id).map_err(|_| StoreError::Io(format!("redis: inbox id {id}")))?,
+            );
         }
         Ok(ids)
     }

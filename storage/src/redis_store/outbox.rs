@@ -8,7 +8,7 @@
 //! | `tandem:hook:{<endpoint>}:items` | hash | id → the event (a checksummed [`crate::record`]) |
 //! | `tandem:hook:{<endpoint>}:errors` | hash | id → why a dead event was parked |
 //! | `tandem:hook:{<endpoint>}:lease` | string | the node delivering the endpoint's events (`SET NX PX`) |
-//! | `tandem:hook:next` | string | the last id handed out (`INCRBY`; ids never repeat) |
+//! | `tandem:hook:{<endpoint>}:next` | string | the endpoint's last id (`ids.rs`: ids grow in the order they land) |
 //!
 //! Each change of a queue is one script, so the bound holds whichever nodes enqueue at once;
 //! the lease makes one node at a time deliver an endpoint, which keeps its events in order.
@@ -17,11 +17,13 @@ use std::sync::LazyLock;
 
 use redis::Commands;
 
+use super::ids::{NEEDS_FLOOR, NEXT_ID_LUA};
 use super::RedisStore;
 use crate::outbox::{corrupt, HookEvent, NewHookEvent, Outbox, OutboxCounts, OUTBOX_FULL};
 use crate::StoreError;
 
-const NEXT_ID: &str = "tandem:hook:next";
+/// The store-wide counter of earlier versions: where each endpoint's own counter starts.
+const LEGACY_NEXT_ID: &str = "tandem:hook:next";
 
 /// Parks the oldest pending past the bound, then drops the oldest dead past it (KEYS pending,
 /// dead, items, errors; ARGV bound, reason). Shared by the scripts below.
@@ -44,11 +46,15 @@ if extra > 0 then
 end
 ";
 
-/// Adds one event (ARGV 3: id, 4: record) and keeps the bound; returns how many it parked.
+/// Adds one event under the endpoint's next id (KEYS 5: the counter; ARGV 3: floor, 4: record)
+/// and keeps the bound; returns how many it parked (or `NEEDS_FLOOR`).
 static ENQUEUE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
-        "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+        "{NEXT_ID_LUA}
+local id = next_id(KEYS[5], ARGV[3])
+if not id then return {NEEDS_FLOOR} end
+redis.call('ZADD', KEYS[1], id, id)
+redis.call('HSET', KEYS[3], id, ARGV[4])
 {BOUND}
 return parked"
     ))
@@ -143,20 +149,22 @@ impl Outbox for RedisStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let count = u64::try_from(events.len()).unwrap_or(u64::MAX);
-        let last: u64 = self.with(|c| c.incr(NEXT_ID, count))?;
         let mut parked = Vec::new();
-        for (id, e) in (last.saturating_sub(count) + 1..).zip(events) {
-            let record = HookEvent::new(id, e).encode();
-            let n: u64 = self.with(|c| {
-                queue_keys(&ENQUEUE, &e.endpoint)
-                    .arg(self.config.outbox_len_max)
-                    .arg(OUTBOX_FULL)
-                    .arg(id)
-                    .arg(record)
-                    .invoke(c)
+        for e in events {
+            // The record does not hold its id (the key does), so the script can choose it.
+            let record = HookEvent::new(0, e).encode();
+            let n = self.with_floor(LEGACY_NEXT_ID, |floor| {
+                self.with(|c| {
+                    queue_keys(&ENQUEUE, &e.endpoint)
+                        .key(hook_key(&e.endpoint, "next"))
+                        .arg(self.config.outbox_len_max)
+                        .arg(OUTBOX_FULL)
+                        .arg(floor)
+                        .arg(&record)
+                        .invoke::<i64>(c)
+                })
             })?;
-            parked.extend((0..n).map(|_| e.endpoint.clone()));
+            parked.extend((0..n.max(0)).map(|_| e.endpoint.clone()));
         }
         Ok(parked)
     }
