@@ -82,8 +82,7 @@ pub trait Inbox: Send + Sync {
     /// A page of `recipient`'s inbox and its unread count.
     fn inbox(&self, recipient: &str, query: &InboxQuery) -> Result<InboxPage, StoreError>;
     /// Marks notifications of `recipient` read (an id names one of its own: ids are per inbox
-    /// in Redis); returns the unread
-    /// count after.
+    /// in Redis); returns the unread count after.
     fn mark_read(&self, recipient: &str, which: &MarkRead) -> Result<u64, StoreError>;
 }
 
