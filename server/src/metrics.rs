@@ -140,6 +140,8 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Sync requests left unanswered past `sync_requests_per_min` (one socket, one document).
     pub sync_requests_dropped: AtomicU64,
+    /// Stateless messages over `stateless_max_bytes`, not relayed.
+    pub stateless_dropped: AtomicU64,
     /// Documents attached to sockets, by [`Dialect`]: one per y-websocket socket, one per
     /// document a Hocuspocus socket has open.
     attachments: [AtomicU64; 2],
@@ -287,8 +289,14 @@ impl Metrics {
         counter(
             &mut out,
             "tandem_sync_requests_dropped_total",
-            "Sync requests (SyncStep1) left unanswered past --sync-requests-per-min.",
+            "Sync requests (SyncStep1, presence queries) left unanswered past --sync-requests-per-min.",
             &self.sync_requests_dropped,
+        );
+        counter(
+            &mut out,
+            "tandem_stateless_dropped_total",
+            "Stateless messages over --stateless-max-bytes, not relayed.",
+            &self.stateless_dropped,
         );
         let name = "tandem_attachments";
         let _ = writeln!(out, "# HELP {name} Documents attached to sockets, by dialect (a Hocuspocus socket may hold several).\n# TYPE {name} gauge");

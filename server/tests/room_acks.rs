@@ -362,3 +362,45 @@ async fn acks_and_stateless_only_to_members_that_asked() {
         "{got:?}"
     );
 }
+
+// A stateless message of `stateless_max_bytes` is relayed; one byte more is dropped (and
+// counted), and the sender's later messages still go through.
+#[tokio::test]
+async fn stateless_messages_past_their_bound_are_not_relayed() {
+    const MAX: usize = 32;
+    let mut config = Config::new("127.0.0.1:0".parse().expect("addr"), "unused".into());
+    config.limits.stateless_max_bytes = MAX;
+    let (_shutdown, rx) = watch::channel(false);
+    let app = App::new(
+        config,
+        Arc::new(MemStore::new(Default::default())),
+        None,
+        rx,
+    );
+    let room = app
+        .rooms
+        .open(&app, "stateless-bound")
+        .await
+        .expect("opens");
+    let sender = join(&room, 1, "ada", true, HOCUSPOCUS).await;
+    let mut other = join(&room, 2, "bob", true, HOCUSPOCUS).await;
+    other.settle().await;
+    let (fits, over) = ("a".repeat(MAX), "b".repeat(MAX + 1));
+    for payload in [&fits, &over, &fits] {
+        send(&room, &sender, vec![Inbound::Stateless(payload.clone())]).await;
+    }
+    let relayed: Vec<_> = other
+        .settle()
+        .await
+        .into_iter()
+        .filter(|m| matches!(m, Outgoing::Stateless(_)))
+        .collect();
+    let expected = Outgoing::Stateless(fits.as_str().into());
+    assert_eq!(relayed, vec![expected.clone(), expected]);
+    assert_eq!(
+        app.metrics
+            .stateless_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}

@@ -87,19 +87,29 @@ pub struct Limits {
     /// Messages one socket may send in a burst (a reconnect, a paste split in many updates).
     #[arg(long, env = "TANDEM_MESSAGES_BURST_PER_CONN", default_value_t = Limits::default().messages_burst_per_conn)]
     pub messages_burst_per_conn: u32,
-    /// Sync requests (SyncStep1) one socket may make of one document per minute, on average.
+    /// Sync requests one socket may make of one document per minute, on average: SyncStep1, and
+    /// presence queries (y-protocols' query-awareness).
     ///
-    /// Each is answered with what the asker lacks, encoded for it alone: up to the whole
-    /// document (`doc_size_max_bytes`), queued until the socket takes it. A client that asks a
-    /// thousand times without reading would make the server encode and hold a thousand copies.
-    /// Stock clients ask once per (re)connection, or every `resyncInterval` if set; requests
-    /// beyond the budget are not answered (the asker already has an answer, and every update
-    /// since reaches it anyway), and counted in `tandem_sync_requests_dropped_total`.
+    /// Each is answered with a snapshot encoded for the asker alone: what it lacks of the
+    /// document (up to `doc_size_max_bytes`), or everyone's presence, queued until the socket
+    /// takes it. A client that asks a thousand times without reading would make the server
+    /// encode and hold a thousand copies. Stock clients ask once per (re)connection, or every
+    /// `resyncInterval` if set; requests beyond the budget are not answered (the asker already
+    /// has an answer, and every change since reaches it anyway), and counted in
+    /// `tandem_sync_requests_dropped_total`.
     #[arg(long, env = "TANDEM_SYNC_REQUESTS_PER_MIN", default_value_t = Limits::default().sync_requests_per_min)]
     pub sync_requests_per_min: u32,
     /// Sync requests one socket may make of one document in a burst.
     #[arg(long, env = "TANDEM_SYNC_REQUESTS_BURST", default_value_t = Limits::default().sync_requests_burst, value_parser = at_least_one::<u32>())]
     pub sync_requests_burst: u32,
+    /// Largest stateless message (Hocuspocus' `sendStateless`) a socket may send, in bytes; larger
+    /// ones are dropped, not relayed.
+    ///
+    /// Every other page of the document receives a copy: a bound on what one frame makes the
+    /// server write N times. Stateless messages are signals (a cursor jump, a "saved" notice);
+    /// 64 KiB, the bound of a presence state, leaves room for rich ones.
+    #[arg(long, env = "TANDEM_STATELESS_MAX_BYTES", default_value_t = Limits::default().stateless_max_bytes)]
+    pub stateless_max_bytes: usize,
     /// New websocket connections per client IP per minute (HTTP 429 beyond).
     ///
     /// Generous because offices share one address; it stops reconnect storms, not users.
@@ -234,6 +244,7 @@ impl Default for Limits {
             messages_burst_per_conn: 5000,
             sync_requests_per_min: 60,
             sync_requests_burst: 8,
+            stateless_max_bytes: 64 * 1024,
             connections_per_ip_per_min: 6000,
             auth_failures_per_ip_per_min: 30,
             sockets_per_user_max: 64,

@@ -74,7 +74,7 @@ impl Room {
         );
         self.app.metrics.messages_in.fetch_add(1, Relaxed);
         match message {
-            Inbound::SyncStep1(_)
+            Inbound::SyncStep1(_) | Inbound::QueryAwareness
                 if !attached
                     .sync_requests
                     .try_take(1, std::time::Instant::now()) =>
@@ -118,6 +118,13 @@ impl Room {
                 for states in self.presence.snapshot() {
                     out.to(id, Outgoing::Awareness(Bytes::from(states.encode_v1())));
                 }
+                Ok(false)
+            }
+            Inbound::Stateless(payload)
+                if payload.len() > self.app.config.limits.stateless_max_bytes =>
+            {
+                self.app.metrics.stateless_dropped.fetch_add(1, Relaxed);
+                tracing::debug!(doc = %self.name, member = id, bytes = payload.len(), "stateless message over --stateless-max-bytes, not relayed");
                 Ok(false)
             }
             Inbound::Stateless(payload) => {
