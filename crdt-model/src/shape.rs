@@ -94,8 +94,12 @@ fn covered<'a>(
     }
     let have = sorted(known);
     let mut next = have.iter().peekable();
+    // How far the ranges wanted so far are known to be covered. Ranges off the wire may
+    // overlap: the part of one below this was proven with an earlier one, whose known ranges
+    // may already be passed.
+    let mut reached = 0;
     for want in sorted(mine) {
-        let mut from = want.start;
+        let mut from = want.start.max(reached);
         while from < want.end {
             match next.peek() {
                 // Wholly before what is still wanted: never needed again (`want`s are sorted).
@@ -106,6 +110,7 @@ fn covered<'a>(
                 _ => return false,
             }
         }
+        reached = reached.max(from);
     }
     true
 }

@@ -12,6 +12,7 @@
 //! flush latency, whatever the number of rooms and keystrokes, and no update is acknowledged
 //! before it is on disk.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -144,7 +145,14 @@ fn commit_loop(store: &dyn DocStore, metrics: &Metrics, mut rx: mpsc::Receiver<J
             continue;
         }
         let started = Instant::now();
-        let results = commit(store, metrics, &requests);
+        // A panic in a store call fails this commit's requests, not the committer: a thread
+        // that unwound would leave every later commit failing ("committer stopped") while
+        // /health, whose probe reaches the store itself, reported it well.
+        let results =
+            std::panic::catch_unwind(AssertUnwindSafe(|| commit(store, metrics, &requests)))
+                .unwrap_or_else(|_| {
+                    vec![Err("the store panicked during a commit".to_string()); requests.len()]
+                });
         metrics.observe_persist(started.elapsed());
         metrics
             .flushes
@@ -194,4 +202,47 @@ fn commit(
         results.iter_mut().for_each(|r| *r = Err(e.clone()));
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use tandem_storage::fault::FaultyStore;
+    use tandem_storage::memory::MemStore;
+    use tandem_storage::DocStore;
+    use tokio::sync::watch;
+
+    use super::{Append, Durability};
+    use crate::metrics::Metrics;
+
+    // A store call that panics fails the commit it was part of; the committer goes on, and the
+    // next commit is stored and acknowledged (it used to find the committer gone for good).
+    #[tokio::test]
+    async fn a_panic_in_the_store_fails_one_commit_not_the_committer() {
+        let store = Arc::new(FaultyStore::new(MemStore::new(Default::default())));
+        store.panic_append_at(1);
+        let (release, released) = watch::channel(false);
+        let (durability, ended) =
+            Durability::start(store.clone(), Arc::new(Metrics::default()), 8, released);
+        let append = || Append {
+            doc: Arc::from("d"),
+            author: Arc::from("ada"),
+            time_ms: 1,
+            update: Bytes::from_static(&[0, 0]),
+        };
+        let failed = durability
+            .commit(vec![append()], Vec::new(), Vec::new())
+            .await;
+        assert!(failed.is_err_and(|e| e.contains("panicked")));
+        durability
+            .commit(vec![append()], Vec::new(), Vec::new())
+            .await
+            .expect("the committer carries on");
+        let stored = store.load("d").expect("loads").expect("stored");
+        assert_eq!(stored.tail.len(), 1, "the second append, once");
+        let _ = release.send(true);
+        ended.await.expect("the committer ends");
+    }
 }

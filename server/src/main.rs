@@ -427,6 +427,25 @@ mod tests {
         config(&["--room-idle-grace-s", "0", "--shutdown-drain-max-s", "0"]).expect("zero is fine");
     }
 
+    // A seconds flag takes up to a century; more is refused at start, where it used to be
+    // accepted and then panic a task adding it to a clock reading (every room, for
+    // `--room-idle-grace-s`).
+    #[test]
+    fn seconds_flags_take_at_most_a_century() {
+        let century = tandem::config::SECONDS_MAX.to_string();
+        let flags: Vec<String> = tunables()
+            .into_iter()
+            .map(|(flag, _, _)| flag)
+            .filter(|flag| flag.ends_with("-s"))
+            .collect();
+        assert!(flags.len() >= 10, "{flags:?}");
+        for flag in &flags {
+            let refused = config(&[&format!("--{flag}"), &u64::MAX.to_string()]).expect_err(flag);
+            assert!(refused.contains(flag.as_str()), "{flag}: {refused}");
+            config(&[&format!("--{flag}"), &century]).expect(flag);
+        }
+    }
+
     // `--redis-cluster` takes comma-separated seed nodes; with `--redis` it is refused, since
     // the two name different stores.
     #[test]

@@ -1,5 +1,5 @@
-//! Fault injection for tests: a [`DocStore`] wrapper whose k-th append or flush fails, or whose
-//! flushes hang until released.
+//! Fault injection for tests: a [`DocStore`] wrapper whose k-th append or flush fails, whose
+//! k-th append panics, or whose flushes hang until released.
 //!
 //! Compiled only for tests: this crate's own, and others' through the `fault-injection` feature
 //! (the server's integration tests enable it as a dev-dependency).
@@ -17,6 +17,7 @@ pub struct FaultyStore<S> {
     appends: AtomicU64,
     flushes: AtomicU64,
     fail_append_at: AtomicU64,
+    panic_append_at: AtomicU64,
     fail_flush_at: AtomicU64,
     flushes_held: AtomicBool,
 }
@@ -28,6 +29,7 @@ impl<S: DocStore> FaultyStore<S> {
             appends: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             fail_append_at: AtomicU64::new(0),
+            panic_append_at: AtomicU64::new(0),
             fail_flush_at: AtomicU64::new(0),
             flushes_held: AtomicBool::new(false),
         }
@@ -36,6 +38,12 @@ impl<S: DocStore> FaultyStore<S> {
     /// The k-th append from now on (counted from 1 since creation) fails; 0 disables.
     pub fn fail_append_at(&self, k: u64) {
         self.fail_append_at.store(k, Ordering::SeqCst);
+    }
+
+    /// The k-th append (counted like [`FaultyStore::fail_append_at`]) panics, as a bug in a
+    /// store would; 0 disables.
+    pub fn panic_append_at(&self, k: u64) {
+        self.panic_append_at.store(k, Ordering::SeqCst);
     }
 
     /// The k-th flush (counted from 1 since creation) fails; 0 disables.
@@ -123,7 +131,12 @@ impl<S: DocStore> DocStore for FaultyStore<S> {
         time_ms: u64,
         update: &[u8],
     ) -> Result<u64, StoreError> {
-        if hit(&self.appends, &self.fail_append_at) {
+        let n = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
+        assert!(
+            n != self.panic_append_at.load(Ordering::SeqCst),
+            "injected panic: append to {doc}"
+        );
+        if n == self.fail_append_at.load(Ordering::SeqCst) {
             return Err(StoreError::Injected(format!("append to {doc}")));
         }
         self.inner.append(doc, author, time_ms, update)

@@ -55,10 +55,11 @@ use crate::{
 /// that a node killed mid-compaction delays the next one only briefly.
 const COMPACTION_LEASE_MS: u64 = 30_000;
 
+/// The entry, and whether the document has its creator yet (set once it is registered).
 const APPEND: &str = r"
 local seq = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[1], seq .. '-0', 'a', ARGV[1], 't', ARGV[2], 'n', ARGV[3], 'u', ARGV[4], 'c', ARGV[5])
-return seq";
+return {seq, redis.call('HEXISTS', KEYS[3], 'c')}";
 
 /// Binds unless bound, and answers who holds the binding now.
 const BIND: &str = r"
@@ -288,10 +289,11 @@ impl DocStore for RedisStore {
         time_ms: u64,
         update: &[u8],
     ) -> Result<u64, StoreError> {
-        let seq: u64 = self.with(|c| {
+        let (seq, has_creator): (u64, bool) = self.with(|c| {
             self.append
                 .key(key(doc, "log"))
                 .key(key(doc, "seq"))
+                .key(key(doc, "authors"))
                 .arg(author)
                 .arg(time_ms)
                 .arg(&self.node)
@@ -299,10 +301,21 @@ impl DocStore for RedisStore {
                 .arg(u64::from(crc32fast::hash(update)))
                 .invoke(c)
         })?;
+        // The update is durable from here on. A failure below fails the append, and the room
+        // retries it: the update is appended again under a new seq (applying it twice changes
+        // nothing). So a new document is registered until it is, not only at seq 1: the
+        // creator is set last, once the document is in `tandem:docs` (another slot than the
+        // document's keys: its own command).
+        if !has_creator {
+            self.with(|c| c.sadd::<_, _, ()>(REGISTRY, doc))?;
+            self.with(|c| c.hset_nx::<_, _, _, ()>(key(doc, "authors"), "c", author))?;
+        }
         // The pointer other nodes follow. Its own command: `{changes}` is another slot than the
-        // document's keys. A failure here leaves the update durable; readers catch the gap up
-        // at the document's next change.
-        self.with(|c| {
+        // document's keys. A failure leaves the update durable and the append successful (a
+        // retry would only append it again); readers catch the gap up at the document's next
+        // change, or at once when their own read of `{changes}` failed too, as it does while
+        // its shard is away.
+        let pointed = self.with(|c| {
             redis::cmd("XADD")
                 .arg(feeds::CHANGES)
                 .arg("MAXLEN")
@@ -315,10 +328,9 @@ impl DocStore for RedisStore {
                 .arg("n")
                 .arg(&self.node)
                 .query::<()>(c)
-        })?;
-        if seq == 1 {
-            self.with(|c| c.sadd::<_, _, ()>(REGISTRY, doc))?;
-            self.with(|c| c.hset_nx::<_, _, _, ()>(key(doc, "authors"), "c", author))?;
+        });
+        if let Err(e) = pointed {
+            tracing::warn!(doc = %doc, seq, error = %e, "the change pointer was not written; other nodes catch the update up at the document's next change");
         }
         Ok(seq)
     }

@@ -414,3 +414,92 @@ fn cluster_streams_keep_their_bounds_on(r: &TestRedis) {
         "the newest three events"
     );
 }
+
+// What an append does after its entry is durable may fail on its own (on a Redis Cluster
+// `tandem:docs` and `tandem:{changes}` live on other shards than the document): a lost pointer
+// does not fail the append (a retry would only append the update again), and a registration
+// that failed is made by the next append, so a new document is never left out of listings or
+// without its creator. Each failure is made real by giving the key the wrong type.
+#[test]
+fn a_failure_after_the_entry_neither_fails_the_append_nor_skips_registration() {
+    for deployment in Deployment::ALL {
+        a_failure_after_the_entry_neither_fails_the_append_nor_skips_registration_on(
+            &deployment.start(),
+        );
+    }
+}
+
+fn a_failure_after_the_entry_neither_fails_the_append_nor_skips_registration_on(r: &TestRedis) {
+    let store =
+        RedisStore::open_target(r.target(), "node-a", StoreConfig::default()).expect("opens");
+    let mut conn = r.connect();
+    let listed = |store: &RedisStore| -> Vec<String> {
+        let mut names: Vec<String> = store
+            .list()
+            .expect("lists")
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        names.sort();
+        names
+    };
+
+    // The pointer cannot be written: the append stands, registered, with its creator.
+    let _: () = conn
+        .set("tandem:{changes}", "not a stream")
+        .expect("writes");
+    let seq = store
+        .append("notes/p", "ada", 1, &insert(1, "a"))
+        .expect("a lost pointer does not fail the append");
+    assert_eq!(seq, 1);
+    assert_eq!(listed(&store), ["notes/p"]);
+    assert_eq!(
+        store
+            .authorship("notes/p")
+            .expect("reads")
+            .creator
+            .as_deref(),
+        Some("ada")
+    );
+    let _: () = conn.del("tandem:{changes}").expect("writes");
+
+    // The registration cannot be made: that append fails, and the room's retry (seq 2)
+    // registers the document and names its creator.
+    let _: () = conn.set("tandem:docs", "not a set").expect("writes");
+    assert!(store.append("notes/r", "bob", 1, &insert(2, "b")).is_err());
+    let _: () = conn.del("tandem:docs").expect("writes");
+    let seq = store
+        .append("notes/r", "bob", 1, &insert(2, "b"))
+        .expect("appends");
+    assert_eq!(seq, 2, "the failed attempt's entry is durable");
+    assert_eq!(
+        listed(&store),
+        ["notes/r"],
+        "notes/p's entry was deleted with the set"
+    );
+    assert_eq!(
+        store
+            .authorship("notes/r")
+            .expect("reads")
+            .creator
+            .as_deref(),
+        Some("bob")
+    );
+    assert_eq!(
+        text_of(&store, "notes/r"),
+        "b",
+        "appended twice, applied once"
+    );
+    // A later append leaves the registration alone.
+    store
+        .append("notes/r", "cy", 3, &insert(3, "c"))
+        .expect("appends");
+    assert_eq!(
+        store
+            .authorship("notes/r")
+            .expect("reads")
+            .creator
+            .as_deref(),
+        Some("bob")
+    );
+}

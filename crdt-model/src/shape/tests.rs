@@ -458,3 +458,16 @@ fn covered_agrees_with_subset_of() {
     // Both outcomes were exercised, many times.
     assert!(agreed > 1_000 && covered_count > 50 && agreed - covered_count > 50);
 }
+
+/// Ranges off the wire may overlap (yjs sends its delete sets merged, a hostile or buggy
+/// client need not): a range inside one already covered is covered, even when the known ranges
+/// that cover it were passed while covering the first.
+#[test]
+fn covered_with_overlapping_wanted_ranges() {
+    let check = |mine: &[Range<u32>], known: &[Range<u32>]| covered(mine.iter(), known.iter());
+    assert!(check(&[0..10, 2..5], &[0..5, 5..10]));
+    assert!(check(&[2..5, 0..10], &[0..5, 5..10]), "given out of order");
+    assert!(check(&[0..10, 3..12], &[0..6, 6..12]));
+    assert!(!check(&[0..10, 3..13], &[0..6, 6..12]), "13 is not known");
+    assert!(!check(&[0..10, 2..5], &[0..4, 5..10]), "4 is not known");
+}

@@ -144,8 +144,19 @@ fn whole(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("{text:?} is not a whole number"))
 }
 
+/// The longest time a seconds flag takes: a century. No timer needs more, and a clock reading
+/// plus it (or twice it) cannot overflow, which would panic the task doing the sum (a room
+/// computing its idle deadline, for one) instead of refusing the flag.
+pub const SECONDS_MAX: u64 = 100 * 365 * 24 * 3600;
+
 fn seconds(text: &str) -> Result<Duration, String> {
-    whole(text).map(Duration::from_secs)
+    let s = whole(text)?;
+    if s > SECONDS_MAX {
+        return Err(format!(
+            "{s} s is more than a century ({SECONDS_MAX} s), longer than any timer needs"
+        ));
+    }
+    Ok(Duration::from_secs(s))
 }
 
 fn millis(text: &str) -> Result<Duration, String> {
