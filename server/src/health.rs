@@ -73,11 +73,11 @@ pub async fn probe_loop(
     loop {
         tokio::select! {
             _ = state.wait_for(|s| s.failure.is_some()) => {}
-            _ = stop.wait_for(|stop| *stop) => return,
+            _ = stop.wait_for(|stop| *stop) => break,
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            _ = stop.wait_for(|stop| *stop) => return,
+            _ = stop.wait_for(|stop| *stop) => break,
         }
         let (failures, mut probe) = unfinished.take().unwrap_or_else(|| {
             let store = Arc::clone(&store);
@@ -97,6 +97,11 @@ pub async fn probe_loop(
                 unfinished = Some((failures, probe));
             }
         }
+    }
+    // The probe holds the store: whoever awaits this task's end may reopen it. A store that
+    // still hangs gets one more interval.
+    if let Some((_, probe)) = unfinished {
+        let _ = tokio::time::timeout(interval, probe).await;
     }
 }
 

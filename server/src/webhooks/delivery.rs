@@ -23,6 +23,7 @@ use super::client::Client;
 use super::config::WebhookConfig;
 use super::{outbox, signing, EndpointState};
 use crate::clock::{now_ms, now_s};
+use crate::tracker::Tracker;
 
 /// Events read from the outbox at once; the next read follows their delivery.
 const READ_LEN: usize = 32;
@@ -36,6 +37,10 @@ pub struct Delivery {
     pub shutdown: watch::Receiver<bool>,
     /// When this node last took or renewed the endpoint's lease.
     pub renewed: std::sync::Mutex<Option<Instant>>,
+    /// Store calls running on blocking threads. A stop drops the step that waits for one, not
+    /// the call, which holds the store: the task ends once they have, so that whoever awaits
+    /// its end may reopen the store.
+    pub calls: Tracker,
 }
 
 /// How one event ended.
@@ -51,16 +56,17 @@ pub async fn run(mut d: Delivery) {
     loop {
         let busy = tokio::select! {
             busy = d.step() => busy,
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => break,
         };
         if !busy {
             tokio::select! {
                 () = d.endpoint.wake.notified() => {}
                 () = tokio::time::sleep(d.settings.poll_interval) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => break,
             }
         }
     }
+    d.calls.idle().await;
 }
 
 impl Delivery {
@@ -80,7 +86,14 @@ impl Delivery {
     ) -> Option<T> {
         let store = Arc::clone(&self.store);
         let id = self.id().to_string();
-        match tokio::task::spawn_blocking(move || f(&*store, &id)).await {
+        let call = self.calls.track();
+        let run = move || {
+            let result = f(&*store, &id);
+            drop(store);
+            drop(call);
+            result
+        };
+        match tokio::task::spawn_blocking(run).await {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
                 tracing::warn!(endpoint = %self.id(), cause = %e, "webhook outbox unavailable");

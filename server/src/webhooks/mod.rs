@@ -136,6 +136,7 @@ impl Webhooks {
                     store: Arc::clone(store),
                     shutdown: shutdown.clone(),
                     renewed: std::sync::Mutex::new(None),
+                    calls: crate::tracker::Tracker::default(),
                 }))
             })
             .collect()
