@@ -4,8 +4,11 @@
 //!
 //! An event is derived once, by the node whose room made its change durable (a room applying
 //! another node's update derives nothing from it, see `room::describe`), and written once. Ids
-//! are made from the stream ids (`<ms>-<n>` → `ms × 1,000,000 + n`): increasing, the same on
-//! every node, and larger than any id of a single node's own feed.
+//! are made from the stream ids (`<ms>-<n>` → `ms × 2,000 + n`): increasing, the same on every
+//! node, larger than any id of a single node's own feed (`ms × 1,000` and up), and exact in
+//! JavaScript (below 2^53 until the year 2112; `ms × 1,000,000` was not, so a browser reading
+//! the JSON merged events of one millisecond into one id). A stream holds far fewer than 2,000
+//! events per millisecond (one `XADD` each); more would share the last id of that millisecond.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc as std_mpsc, Arc, PoisonError};
@@ -19,7 +22,7 @@ use crate::feed::{Feed, FeedEvent};
 pub(crate) fn event_id(stream_id: &str) -> Option<u64> {
     let (ms, n) = stream_id.split_once('-')?;
     let (ms, n) = (ms.parse::<u64>().ok()?, n.parse::<u64>().ok()?);
-    ms.checked_mul(1_000_000)?.checked_add(n.min(999_999))
+    ms.checked_mul(2_000)?.checked_add(n.min(1_999))
 }
 
 impl Cluster {
@@ -131,9 +134,11 @@ mod tests {
 
     #[test]
     fn stream_ids_become_increasing_numbers() {
-        assert_eq!(event_id("1764720000000-0"), Some(1_764_720_000_000_000_000));
-        assert_eq!(event_id("1764720000000-7"), Some(1_764_720_000_000_000_007));
+        assert_eq!(event_id("1764720000000-0"), Some(3_529_440_000_000_000));
+        assert_eq!(event_id("1764720000000-7"), Some(3_529_440_000_000_007));
         assert!(event_id("1764720000000-999999") < event_id("1764720000001-0"));
+        // Exact as a JavaScript number (2^53) for the next century.
+        assert!(event_id("4354000000000-1999") < Some(1 << 53));
         assert_eq!(event_id("nonsense"), None);
         assert_eq!(event_id("1-x"), None);
     }
