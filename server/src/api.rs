@@ -264,14 +264,14 @@ async fn room_sync(
     parts: HttpSyncParts<'_>,
 ) -> Result<HttpSyncReply, ApiError> {
     ask_room(app, doc, |reply| {
-        RoomCmd::HttpSync(HttpSync {
+        RoomCmd::HttpSync(Box::new(HttpSync {
             state_vector: parts.state_vector,
             updates: parts.updates,
             read_only: parts.read_only,
             author: Arc::from(parts.author),
             if_none_match: parts.if_none_match,
             reply,
-        })
+        }))
     })
     .await?
     .map_err(ApiError::from)

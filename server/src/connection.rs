@@ -6,6 +6,7 @@
 //! well-formed messages and a hostile client spends its own task's time, not the room's.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,11 +38,9 @@ pub(crate) fn next_member_id() -> MemberId {
     NEXT_MEMBER_ID.fetch_add(1, Relaxed)
 }
 
-/// A socket split into its write and read halves.
-type Halves = (
-    futures_util::stream::SplitSink<WebSocket, Message>,
-    futures_util::stream::SplitStream<WebSocket>,
-);
+/// The write and read halves of a socket.
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+type Stream = futures_util::stream::SplitStream<WebSocket>;
 
 /// Who is on the other end, as established before the upgrade.
 #[derive(Debug, Clone)]
@@ -94,181 +93,262 @@ impl Drop for OpenConnection {
     }
 }
 
-/// Serves one socket until it closes. The socket is split here, before the future is made: an
-/// async fn keeps its arguments for its whole life, and a websocket held by value in the
-/// connection's future would cost every idle socket its size once more (the halves share one
-/// heap allocation).
+/// Serves one socket until it closes.
+///
+/// Every idle socket pays for the size of this future (its task), so it is laid out by hand:
+/// an `async` block that uses what it captured in place (an `async fn` keeps each argument and
+/// its own copy of it for its whole life), the rarely running awaits boxed (a future is as large
+/// as its largest await), and nothing held across `pump` that is not needed after it. The
+/// socket is split before the future is made: a websocket held by value would cost its size
+/// once more (the halves share one heap allocation).
 pub fn serve(
     ws: WebSocket,
     app: Arc<App>,
     room: RoomHandle,
     identity: Identity,
     guards: Guards,
-) -> impl std::future::Future<Output = ()> + Send {
-    let halves = ws.split();
-    serve_split(halves, app, room, identity, guards)
-}
-
-async fn serve_split(
-    halves: Halves,
-    app: Arc<App>,
-    room: RoomHandle,
-    identity: Identity,
-    guards: Guards,
-) {
-    let id: MemberId = next_member_id();
-    let open = OpenConnection::new(&app);
-    let (mailbox, reader) = room::mailbox(app.config.limits.outbound_queue_len_max);
-    let member = Member {
-        id,
-        author: Arc::clone(&identity.author),
-        can_write: identity.can_write,
-        mailbox,
-        receives: room::Receives::default(),
-    };
-    // The rarely running awaits of a connection's life are boxed: its future is as large as
-    // its largest await, and every idle socket pays for that size while it sits in `pump`.
-    let (end, halves) = match Box::pin(room.join(member)).await {
-        Ok(()) => {
+) -> impl Future<Output = ()> + Send {
+    let (mut sink, mut stream) = ws.split();
+    // Only what the connection still needs: the name went to the online list already.
+    let Identity {
+        author,
+        can_write,
+        expires_at,
+        ..
+    } = identity;
+    async move {
+        let id: MemberId = next_member_id();
+        let open = OpenConnection::new(&app);
+        let (mailbox, mut reader) = room::mailbox(app.config.limits.outbound_queue_len_max);
+        let member = Member {
+            id,
+            author,
+            can_write,
+            mailbox,
+            receives: room::Receives::default(),
+        };
+        let joined = Box::pin(room.join(member)).await.is_ok();
+        let end = if joined {
             let _attached = app.metrics.attach(Dialect::YWebsocket);
-            pump(halves, &app, &room, id, &identity, reader).await
+            let peer = Peer {
+                id,
+                can_write,
+                expires_at,
+            };
+            pump(&mut sink, &mut stream, &app, &room, peer, &mut reader).await
+        } else {
+            End::Close(CloseCode::InternalError)
+        };
+        drop(reader);
+        // The room and the slots are released before the close handshake: a peer that stopped
+        // reading may never let the close frame out, and must not keep its place meanwhile.
+        let _ = Box::pin(room.send(RoomCmd::Leave { member: id })).await;
+        drop(guards);
+        if let End::Close(code) = end {
+            let socket = sink
+                .reunite(stream)
+                .expect("the two halves of one socket always reunite");
+            Box::pin(close_socket(
+                Box::new(socket),
+                code,
+                app.config.timing.close_timeout,
+            ))
+            .await;
         }
-        Err(_) => (End::Close(CloseCode::InternalError), halves),
-    };
-    // The room and the slots are released before the close handshake: a peer that stopped
-    // reading may never let the close frame out, and must not keep its place meanwhile.
-    let _ = Box::pin(room.send(RoomCmd::Leave { member: id })).await;
-    drop(guards);
-    if let End::Close(code) = end {
-        let (sink, stream) = halves;
-        let socket = sink
-            .reunite(stream)
-            .expect("the two halves of one socket always reunite");
-        Box::pin(close_socket(
-            Box::new(socket),
-            code,
-            app.config.timing.close_timeout,
-        ))
-        .await;
+        // Counted open until the socket is gone: shutdown waits for that.
+        drop(open);
+        tracing::debug!(doc = %room.name, member = id, "connection closed");
     }
-    // Counted open until the socket is gone: shutdown waits for that.
-    drop(open);
-    tracing::debug!(doc = %room.name, member = id, "connection closed");
 }
 
-async fn pump(
-    (mut sink, mut stream): Halves,
-    app: &Arc<App>,
-    room: &RoomHandle,
+/// What the read loop needs to know about its member.
+#[derive(Clone, Copy)]
+struct Peer {
     id: MemberId,
-    identity: &Identity,
-    mut mailbox: MailboxReader,
-) -> (End, Halves) {
-    let limits = &app.config.limits;
-    let expiry = identity.expires_at.and_then(instant_of_epoch_s);
-    // A peer that may not write never has its updates decoded, only measured.
-    let decoding = protocol::Decoding {
-        frame_size_max_bytes: limits.frame_size_max_bytes,
-        nesting_max: limits.nesting_depth_max,
-        may_write: identity.can_write,
-    };
-    let timing = &app.config.timing;
-    let mut ping =
-        tokio::time::interval_at(Instant::now() + timing.ping_interval, timing.ping_interval);
-    let mut pong_pending = false;
-    // Once the peer publishes presence, a vanished network must take it out of the others'
-    // lists within seconds: it is pinged every `presence_ping` from then on.
-    let mut presence_pinged = false;
-    let mut bucket = TokenBucket::new(
-        limits.messages_per_sec_per_conn,
-        limits.messages_burst_per_conn,
-        Instant::now().into_std(),
-    );
-    let end = loop {
-        tokio::select! {
-            biased;
-            delivery = mailbox.recv() => {
-                let messages = match delivery {
-                    Delivery::Messages(messages) => messages,
-                    Delivery::Detached(why) => break End::Close(y_websocket::close_code(why)),
-                };
-                // Boxed, like the other rarely running futures below: the connection's future
-                // is as large as its largest await, and every idle socket pays for it.
-                let write = Box::pin(write_all(app, &mut sink, messages, timing.write_stall_max));
-                match write.await {
-                    Ok(()) => {}
-                    Err(WriteEnd::Gone) => break End::PeerGone,
-                    Err(WriteEnd::Stalled) => {
-                        app.metrics.slow_consumers_closed.fetch_add(1, Relaxed);
-                        tracing::warn!(doc = %room.name, member = id, "closing connection: writes stalled");
-                        break End::Close(CloseCode::SlowConsumer);
+    can_write: bool,
+    /// When the token expires (seconds since the epoch).
+    expires_at: Option<u64>,
+}
+
+/// Moves frames both ways until the socket or the room ends the connection. A plain function
+/// returning an `async` block, for the reason given at [`serve`]: as an `async fn`, the task
+/// would grow past its allocator size class (768 bytes) into the next.
+#[allow(clippy::manual_async_fn)]
+fn pump<'a>(
+    sink: &'a mut Sink,
+    stream: &'a mut Stream,
+    app: &'a Arc<App>,
+    room: &'a RoomHandle,
+    peer: Peer,
+    mailbox: &'a mut MailboxReader,
+) -> impl Future<Output = End> + Send + 'a {
+    async move {
+        let id = peer.id;
+        let limits = &app.config.limits;
+        // Boxed, and only for a token that expires: inline, a timer is a hundred bytes of every
+        // socket's future.
+        let mut expiry = peer
+            .expires_at
+            .and_then(instant_of_epoch_s)
+            .map(|at| Box::pin(tokio::time::sleep_until(at)));
+        let timing = &app.config.timing;
+        let mut reading = Reading {
+            // A peer that may not write never has its updates decoded, only measured.
+            decoding: protocol::Decoding {
+                frame_size_max_bytes: limits.frame_size_max_bytes,
+                nesting_max: limits.nesting_depth_max,
+                may_write: peer.can_write,
+            },
+            bucket: TokenBucket::new(
+                limits.messages_per_sec_per_conn,
+                limits.messages_burst_per_conn,
+                Instant::now().into_std(),
+            ),
+            ping: tokio::time::interval_at(
+                Instant::now() + timing.ping_interval,
+                timing.ping_interval,
+            ),
+            pong_pending: false,
+            presence_pinged: false,
+        };
+        loop {
+            tokio::select! {
+                biased;
+                delivery = mailbox.recv() => {
+                    let messages = match delivery {
+                        Delivery::Messages(messages) => messages,
+                        Delivery::Detached(why) => break End::Close(y_websocket::close_code(why)),
+                    };
+                    // Boxed, like the other rarely running futures below: the connection's
+                    // future is as large as its largest await, and every idle socket pays for it.
+                    let write = Box::pin(write_all(app, sink, messages, timing.write_stall_max));
+                    match write.await {
+                        Ok(()) => {}
+                        Err(WriteEnd::Gone) => break End::PeerGone,
+                        Err(WriteEnd::Stalled) => {
+                            app.metrics.slow_consumers_closed.fetch_add(1, Relaxed);
+                            tracing::warn!(doc = %room.name, member = id, "closing connection: writes stalled");
+                            break End::Close(CloseCode::SlowConsumer);
+                        }
                     }
                 }
-            }
-            incoming = stream.next() => {
-                let msg = match incoming {
-                    None => break End::PeerGone,
-                    Some(Ok(msg)) => msg,
-                    Some(Err(e)) => {
-                        if is_capacity_error(&e) {
-                            app.metrics.frames_rejected.fetch_add(1, Relaxed);
-                            tracing::warn!(doc = %room.name, member = id, "frame over the size limit");
-                            break End::Close(CloseCode::TooBig);
-                        }
-                        break End::PeerGone;
-                    }
-                };
-                pong_pending = false; // any traffic proves the peer alive
-                if let Message::Binary(bytes) = &msg {
-                    app.metrics.bytes_in.fetch_add(u64::try_from(bytes.len()).unwrap_or(0), Relaxed);
-                    match protocol::decode_frame(bytes, &decoding) {
-                        Ok(messages) if messages.is_empty() => {}
-                        Ok(messages) => {
-                            if !presence_pinged && messages.iter().any(|m| matches!(m, Inbound::Awareness(_))) {
-                                presence_pinged = true;
-                                let every = timing.presence_ping();
-                                ping = tokio::time::interval_at(Instant::now() + every, every);
-                            }
-                            let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);
-                            if !bucket.try_take(n, Instant::now().into_std()) {
-                                app.metrics.rate_limited.fetch_add(1, Relaxed);
-                                tracing::warn!(doc = %room.name, member = id, "closing connection: rate limit");
-                                break End::Close(CloseCode::RateLimited);
-                            }
+                incoming = stream.next() => {
+                    // The frame is read without an await, so the future keeps no frame.
+                    match from_peer(incoming, app, room, id, &mut reading) {
+                        FromPeer::Nothing => {}
+                        FromPeer::End(end) => break end,
+                        FromPeer::Forward(messages) => {
                             if Box::pin(room.send(RoomCmd::Inbound { member: id, messages })).await.is_err() {
                                 break End::Close(CloseCode::InternalError);
                             }
                         }
-                        Err(err) => {
-                            app.metrics.frames_rejected.fetch_add(1, Relaxed);
-                            tracing::warn!(doc = %room.name, member = id, cause = %err, "closing connection: bad frame");
-                            break End::Close(match err {
-                                DecodeError::TooLarge { .. } => CloseCode::TooBig,
-                                _ => CloseCode::InvalidPayload,
-                            });
-                        }
                     }
-                } else if msg.is_text() {
-                    app.metrics.frames_rejected.fetch_add(1, Relaxed);
-                    break End::Close(CloseCode::Unsupported);
-                } else if msg.is_close() {
-                    break End::PeerGone;
                 }
-                // Pings are answered by the websocket layer; pongs only refresh liveness.
-            }
-            _ = sleep_until_opt(expiry) => break End::Close(CloseCode::TokenExpired),
-            _ = ping.tick() => {
-                if pong_pending {
-                    break End::Close(CloseCode::PingTimeout);
-                }
-                pong_pending = true;
-                if Box::pin(send_timed(&mut sink, Message::Ping(Bytes::new()), timing.close_timeout)).await.is_err() {
-                    break End::PeerGone;
+                () = expired(&mut expiry) => break End::Close(CloseCode::TokenExpired),
+                _ = reading.ping.tick() => {
+                    if reading.pong_pending {
+                        break End::Close(CloseCode::PingTimeout);
+                    }
+                    reading.pong_pending = true;
+                    if Box::pin(send_timed(sink, Message::Ping(Bytes::new()), timing.close_timeout)).await.is_err() {
+                        break End::PeerGone;
+                    }
                 }
             }
         }
+    }
+}
+
+/// The read loop's own state.
+struct Reading {
+    decoding: protocol::Decoding,
+    bucket: TokenBucket,
+    /// Keep-alive pings; every `presence_ping` once the peer publishes presence: a vanished
+    /// network must then take it out of the others' lists within seconds.
+    ping: tokio::time::Interval,
+    /// A ping went out and nothing came back since.
+    pong_pending: bool,
+    presence_pinged: bool,
+}
+
+/// What one frame from the peer asks of the read loop.
+enum FromPeer {
+    Nothing,
+    Forward(Vec<Inbound>),
+    End(End),
+}
+
+/// Measures, decodes and rate-limits one frame from the peer.
+fn from_peer(
+    incoming: Option<Result<Message, WsError>>,
+    app: &App,
+    room: &RoomHandle,
+    id: MemberId,
+    reading: &mut Reading,
+) -> FromPeer {
+    let msg = match incoming {
+        None => return FromPeer::End(End::PeerGone),
+        Some(Ok(msg)) => msg,
+        Some(Err(e)) => {
+            if is_capacity_error(&e) {
+                app.metrics.frames_rejected.fetch_add(1, Relaxed);
+                tracing::warn!(doc = %room.name, member = id, "frame over the size limit");
+                return FromPeer::End(End::Close(CloseCode::TooBig));
+            }
+            return FromPeer::End(End::PeerGone);
+        }
     };
-    (end, (sink, stream))
+    reading.pong_pending = false; // any traffic proves the peer alive
+    if let Message::Binary(bytes) = &msg {
+        app.metrics
+            .bytes_in
+            .fetch_add(u64::try_from(bytes.len()).unwrap_or(0), Relaxed);
+        match protocol::decode_frame(bytes, &reading.decoding) {
+            Ok(messages) if messages.is_empty() => FromPeer::Nothing,
+            Ok(messages) => {
+                if !reading.presence_pinged
+                    && messages.iter().any(|m| matches!(m, Inbound::Awareness(_)))
+                {
+                    reading.presence_pinged = true;
+                    let every = app.config.timing.presence_ping();
+                    reading.ping = tokio::time::interval_at(Instant::now() + every, every);
+                }
+                let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+                if !reading.bucket.try_take(n, Instant::now().into_std()) {
+                    app.metrics.rate_limited.fetch_add(1, Relaxed);
+                    tracing::warn!(doc = %room.name, member = id, "closing connection: rate limit");
+                    return FromPeer::End(End::Close(CloseCode::RateLimited));
+                }
+                FromPeer::Forward(messages)
+            }
+            Err(err) => {
+                app.metrics.frames_rejected.fetch_add(1, Relaxed);
+                tracing::warn!(doc = %room.name, member = id, cause = %err, "closing connection: bad frame");
+                FromPeer::End(End::Close(match err {
+                    DecodeError::TooLarge { .. } => CloseCode::TooBig,
+                    _ => CloseCode::InvalidPayload,
+                }))
+            }
+        }
+    } else if msg.is_text() {
+        app.metrics.frames_rejected.fetch_add(1, Relaxed);
+        FromPeer::End(End::Close(CloseCode::Unsupported))
+    } else if msg.is_close() {
+        FromPeer::End(End::PeerGone)
+    } else {
+        // Pings are answered by the websocket layer; pongs only refresh liveness.
+        FromPeer::Nothing
+    }
+}
+
+/// Completes when `timer` (if any) fires; a socket without one never expires.
+fn expired(
+    timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| match timer {
+        Some(sleep) => sleep.as_mut().poll(cx),
+        None => std::task::Poll::Pending,
+    })
 }
 
 /// Counts a frame as sent (the room's metrics are counted where frames are made).
@@ -371,4 +451,24 @@ pub(crate) async fn sleep_until_opt(deadline: Option<Instant>) {
 pub(crate) fn instant_of_epoch_s(epoch_s: u64) -> Option<Instant> {
     let now_s = crate::auth::now_s();
     Instant::now().checked_add(Duration::from_secs(epoch_s.saturating_sub(now_s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `f` returns, without calling it.
+    fn returned_size<A, B, C, D, E, F>(_: fn(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle socket keeps its connection's future for its whole life (issue 16, idle
+    /// sockets): it was 1,256 bytes before it was laid out by hand, and is 632 now. tokio puts
+    /// it in a task cell with 104 bytes of its own, rounded up to 128: up to 664 bytes the cell
+    /// is 768 bytes, one more byte makes it 896.
+    #[test]
+    fn an_idle_connection_keeps_a_small_future() {
+        let size = returned_size(serve);
+        assert!(size <= 664, "the connection future grew to {size} bytes");
+    }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
@@ -93,10 +94,9 @@ impl Rooms {
             connections,
         );
         let tracked = app.tasks.track();
-        tokio::spawn(async move {
-            run.await;
-            drop(tracked);
-        });
+        // `map`, not an `async` block awaiting `run`: the block would hold the room's future
+        // twice (as what it captured and as what it awaits), 3 KiB more per open room.
+        tokio::spawn(run.map(move |()| drop(tracked)));
         RoomHandle { name, inbox: tx }
     }
 

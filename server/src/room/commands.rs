@@ -68,8 +68,9 @@ pub enum RoomCmd {
         member: MemberId,
     },
     Compacted(Result<CompactionReport, StoreError>),
-    /// Edits from HTTP: one-round-trip sync, restores.
-    HttpSync(HttpSync),
+    /// Edits from HTTP: one-round-trip sync, restores. Boxed: the largest command by far, and
+    /// every slot of every room's inbox and batch is the size of the largest.
+    HttpSync(Box<HttpSync>),
     /// A typed edit from the REST API, made by the room on its own document.
     Edit(Edit),
     /// Cluster mode: updates other nodes appended to this document's stream, in order.

@@ -115,11 +115,11 @@ impl Room {
                 // update's predecessors and the update itself.
                 let sv = self.doc.transact().state_vector();
                 if let Some(attached) = self.members.get_mut(&id) {
-                    if attached.resync_asked_at.as_ref() == Some(&sv) {
+                    if attached.resync_asked_at.as_deref() == Some(&sv) {
                         tracing::debug!(doc = %self.name, member = id, "update still ahead of its dependencies; not asking again");
                     } else {
                         tracing::debug!(doc = %self.name, member = id, "update ahead of its dependencies; asking for a resync");
-                        attached.resync_asked_at = Some(sv.clone());
+                        attached.resync_asked_at = Some(Box::new(sv.clone()));
                         out.to(id, Outgoing::SyncStep1(sv));
                     }
                 }

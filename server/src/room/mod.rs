@@ -62,6 +62,10 @@ use crate::durability::Append;
 use crate::presence::Presence;
 use outgoing::Outbox;
 
+/// The capacity, in commands, a room's batch buffer keeps between batches: a few, so a
+/// steady trickle does not allocate per batch, and an idle room holds next to nothing.
+const BATCH_KEPT: usize = 4;
+
 /// A member as the room keeps it.
 struct Attached {
     member: Member,
@@ -69,7 +73,9 @@ struct Attached {
     /// sent had a gap. A client whose own document holds content it cannot complete (pending in
     /// Yjs, say from a second provider) answers every request with the same incomplete update;
     /// asking again only when the document has changed since keeps that from looping.
-    resync_asked_at: Option<StateVector>,
+    /// Boxed: set only after such a gap, and every member's entry would otherwise carry a state
+    /// vector's size (issue 16, idle sockets).
+    resync_asked_at: Option<Box<StateVector>>,
     /// The member's sync requests (`sync_requests_per_min`): each costs an encoding of up to
     /// the whole document, held until the member's socket takes it.
     sync_requests: TokenBucket,
@@ -201,7 +207,10 @@ impl Room {
         let grace = self.app.config.timing.room_idle_grace;
         let batch_len_max = self.app.config.limits.room_batch_len_max;
         let mut idle_since: Option<Instant> = Some(Instant::now());
-        let mut batch = Vec::with_capacity(batch_len_max);
+        // Grows with the batches that arrive and shrinks after each: sized for the largest
+        // batch up front, it held `room_batch_len_max` commands' worth (32 KiB) in every open
+        // room for its whole life, busy or not (issue 16, idle sockets).
+        let mut batch = Vec::new();
         loop {
             let idle_deadline = idle_since.map(|t| t + grace);
             tokio::select! {
@@ -230,9 +239,12 @@ impl Room {
                     continue;
                 }
             }
-            if !self.handle_batch(&mut batch).await {
+            // Boxed: a batch's work is the largest await of the room's life, and an idle room
+            // (most of them, most of the time) would otherwise keep its size.
+            if !Box::pin(self.handle_batch(&mut batch)).await {
                 return;
             }
+            batch.shrink_to(BATCH_KEPT);
             idle_since = if self.members.is_empty() {
                 Some(idle_since.unwrap_or_else(Instant::now))
             } else {
@@ -291,7 +303,7 @@ impl Room {
                 for update in &request.updates {
                     self.prebind(&author, update).await?;
                 }
-                let (_, pending) = self.http_sync(request, &mut batch.out)?;
+                let (_, pending) = self.http_sync(*request, &mut batch.out)?;
                 batch.http.extend(pending);
                 self.reload_if_needed().await?;
             }
