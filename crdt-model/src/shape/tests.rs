@@ -450,7 +450,7 @@ fn covered_agrees_with_subset_of() {
             continue;
         };
         let expected = m.subset_of(k);
-        let got = covered(m.iter().map(|(r, ())| r), k.iter().map(|(r, ())| r));
+        let got = covered(m.iter().map(|(r, ())| r), k.iter().as_slice());
         assert_eq!(got, expected, "mine {mine:?} known {known:?}");
         agreed += 1;
         covered_count += usize::from(got);
@@ -464,7 +464,10 @@ fn covered_agrees_with_subset_of() {
 /// that cover it were passed while covering the first.
 #[test]
 fn covered_with_overlapping_wanted_ranges() {
-    let check = |mine: &[Range<u32>], known: &[Range<u32>]| covered(mine.iter(), known.iter());
+    let check = |mine: &[Range<u32>], known: &[Range<u32>]| {
+        let known: Vec<(Range<u32>, ())> = known.iter().map(|r| (r.clone(), ())).collect();
+        covered(mine.iter(), &known)
+    };
     assert!(check(&[0..10, 2..5], &[0..5, 5..10]));
     assert!(check(&[2..5, 0..10], &[0..5, 5..10]), "given out of order");
     assert!(check(&[0..10, 3..12], &[0..6, 6..12]));
