@@ -101,6 +101,20 @@ async fn send(room: &RoomHandle, peer: &Peer, messages: Vec<Inbound>) {
     .expect("room alive");
 }
 
+/// A reader's SyncStep2 that repeats all of `doc` (what a read-only client answers our
+/// SyncStep1 with when it holds everything).
+async fn send_whole_state(room: &RoomHandle, reader: &Peer, doc: &Doc) {
+    let state = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    send(
+        room,
+        reader,
+        decoded(&protocol::encode_sync_step2(&state), false),
+    )
+    .await;
+}
+
 /// The messages of a y-websocket frame, decoded for a writer or a reader.
 fn decoded(frame: &[u8], may_write: bool) -> Vec<Inbound> {
     let decoding = protocol::Decoding {
@@ -225,15 +239,7 @@ async fn a_readers_edits_are_refused_and_its_repeats_acknowledged() {
         decoded(&protocol::encode_update(&edit), false),
     )
     .await;
-    let state = doc
-        .transact()
-        .encode_state_as_update_v1(&StateVector::default());
-    send(
-        &room,
-        &reader,
-        decoded(&protocol::encode_sync_step2(&state), false),
-    )
-    .await;
+    send_whole_state(&room, &reader, &doc).await;
     let got = reader.settle().await;
     let acks: Vec<_> = got
         .iter()
@@ -299,15 +305,7 @@ async fn a_readers_deletion_is_known_once_a_writer_made_it() {
     send(&room, &writer, as_update(&rest, true)).await;
     assert_eq!(writer.acks().await, vec![true]);
     reader.settle().await;
-    let state = doc
-        .transact()
-        .encode_state_as_update_v1(&StateVector::default());
-    send(
-        &room,
-        &reader,
-        decoded(&protocol::encode_sync_step2(&state), false),
-    )
-    .await;
+    send_whole_state(&room, &reader, &doc).await;
     assert_eq!(reader.acks().await, vec![true], "the whole state is known");
 }
 

@@ -21,6 +21,10 @@ fn insert(client: u64, text: &str) -> Vec<u8> {
     txn.encode_update_v1()
 }
 
+fn creator(store: &RedisStore, name: &str) -> Option<String> {
+    store.authorship(name).expect("reads").creator
+}
+
 fn text_of(store: &RedisStore, name: &str) -> String {
     let stored = store.load(name).expect("loads").expect("exists");
     let doc = Doc::new();
@@ -477,14 +481,7 @@ fn a_failure_after_the_entry_neither_fails_the_append_nor_skips_registration_on(
         ["notes/r"],
         "notes/p's entry was deleted with the set"
     );
-    assert_eq!(
-        store
-            .authorship("notes/r")
-            .expect("reads")
-            .creator
-            .as_deref(),
-        Some("bob")
-    );
+    assert_eq!(creator(&store, "notes/r").as_deref(), Some("bob"));
     assert_eq!(
         text_of(&store, "notes/r"),
         "b",
@@ -494,12 +491,5 @@ fn a_failure_after_the_entry_neither_fails_the_append_nor_skips_registration_on(
     store
         .append("notes/r", "cy", 3, &insert(3, "c"))
         .expect("appends");
-    assert_eq!(
-        store
-            .authorship("notes/r")
-            .expect("reads")
-            .creator
-            .as_deref(),
-        Some("bob")
-    );
+    assert_eq!(creator(&store, "notes/r").as_deref(), Some("bob"));
 }
